@@ -1,0 +1,54 @@
+"""Batch encoding of item contents, shared by ingest and reindex."""
+from dataclasses import dataclass
+from typing import Hashable
+
+import numpy as np
+from PIL import Image
+
+from .. import store
+from ..models import Item
+
+# CLIP reads at most 77 tokens; the head of a long text is all it can see.
+ENCODER_TEXT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class EmbedInput:
+    key: Hashable
+    image: Image.Image | None = None
+    text: str = ""
+
+
+def inputs_encode(inputs: list[EmbedInput], *, encoder) -> tuple[dict[Hashable, np.ndarray], dict[Hashable, str]]:
+    """Vectors for ``inputs`` keyed by ``key``, plus the reason for each input that failed.
+
+    Images and texts are encoded in one batch each; if a batch breaks, its inputs are encoded
+    one by one so only the culprit fails.
+    """
+    vectors: dict[Hashable, np.ndarray] = {}
+    errors: dict[Hashable, str] = {}
+    images = [entry for entry in inputs if entry.image is not None]
+    texts = [entry for entry in inputs if entry.image is None]
+
+    def encode(batch: list[EmbedInput]) -> np.ndarray:
+        if batch[0].image is not None:
+            return encoder.encode_image([entry.image for entry in batch])
+        return encoder.encode_text([entry.text[:ENCODER_TEXT_CHARS] for entry in batch])
+
+    for batch in (images, texts):
+        if not batch:
+            continue
+        try:
+            vectors.update(zip((entry.key for entry in batch), encode(batch)))
+        except Exception:
+            for entry in batch:
+                try:
+                    vectors[entry.key] = encode([entry])[0]
+                except Exception as exc:  # the model's own errors vary; the reason is reported
+                    errors[entry.key] = f"could not be encoded ({exc})"
+    return vectors, errors
+
+
+def item_vector_record(item: Item, vector: np.ndarray) -> store.VectorRecord:
+    modality = "image" if item.kind == Item.Kind.IMAGE else "text"
+    return store.VectorRecord(item_id=item.pk, corpus_id=item.corpus_id, kind=item.kind, modality=modality, vector=vector)

@@ -1,0 +1,168 @@
+"""Settings for the multimodal search site.
+
+Everything comes from the environment, with defaults that run one machine on embedded pieces:
+SQLite, Milvus Lite in ``data/``, Celery tasks executed in-process when no broker is set.
+"""
+import json
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
+
+
+DATA_DIR = Path(os.environ.get("MULTIMODAL_DATA_DIR", BASE_DIR / "data"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The key from DJANGO_SECRET_KEY, else one generated once per data directory (never in code)."""
+    if os.environ.get("DJANGO_SECRET_KEY"):
+        return os.environ["DJANGO_SECRET_KEY"]
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "multimodal",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "searchsite.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "searchsite.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}", conn_max_age=60
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("MULTIMODAL_MEDIA_ROOT", DATA_DIR / "media"))
+# Media is served by Django itself unless a front server (nginx) takes it over.
+MULTIMODAL_SERVE_MEDIA = env_bool("MULTIMODAL_SERVE_MEDIA", True)
+# Search requests carry images; the upload limit below is checked with a clear error first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Celery: Redis when CELERY_BROKER_URL is set, otherwise tasks run in-process. ---
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "memory://"
+
+# --- Encoders ---
+MULTIMODAL_CLIP_MODEL = os.environ.get("MULTIMODAL_CLIP_MODEL", "ViT-B-32:laion2b_s34b_b79k")
+MULTIMODAL_DEVICE = os.environ.get("MULTIMODAL_DEVICE", "cpu")
+MULTIMODAL_ENCODE_BATCH_SIZE = env_int("MULTIMODAL_ENCODE_BATCH_SIZE", 32)
+
+# --- Vector store (Milvus). A path = Milvus Lite; http(s)://host:port = a Milvus server. ---
+MILVUS_URI = os.environ.get("MILVUS_URI", str(DATA_DIR / "milvus.db"))
+MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")
+MILVUS_COLLECTION_PREFIX = os.environ.get("MILVUS_COLLECTION_PREFIX", "mm")
+MILVUS_INDEX_TYPE = os.environ.get("MILVUS_INDEX_TYPE", "HNSW").upper()
+# JSON objects; empty means the defaults for the index type (see multimodal/store).
+MILVUS_INDEX_PARAMS = json.loads(os.environ.get("MILVUS_INDEX_PARAMS") or "{}")
+MILVUS_SEARCH_PARAMS = json.loads(os.environ.get("MILVUS_SEARCH_PARAMS") or "{}")
+
+# --- Ingest and query limits ---
+MULTIMODAL_MAX_FILE_MB = env_int("MULTIMODAL_MAX_FILE_MB", 50)
+MULTIMODAL_MAX_QUERY_IMAGE_MB = env_int("MULTIMODAL_MAX_QUERY_IMAGE_MB", 10)
+MULTIMODAL_MAX_IMAGE_PIXELS = env_int("MULTIMODAL_MAX_IMAGE_PIXELS", 100_000_000)
+MULTIMODAL_THUMBNAIL_PX = env_int("MULTIMODAL_THUMBNAIL_PX", 320)
+MULTIMODAL_MAX_TOP_K = env_int("MULTIMODAL_MAX_TOP_K", 100)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "multimodal": {"level": os.environ.get("LOG_LEVEL", "INFO")},
+        "django": {"level": os.environ.get("LOG_LEVEL", "INFO")},
+        # Milvus Lite 3.x answers an RPC it does not implement with a logged, harmless traceback.
+        "grpc._server": {"level": "CRITICAL"},
+    },
+}
