@@ -1,0 +1,63 @@
+"""Shared fixtures: every test gets its own media folder and Milvus Lite data directory."""
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from multimodal import encoders, store
+
+DETERMINISTIC = "test-deterministic"
+# Axis per word for the deterministic encoder; colours share axes with images' RGB means.
+WORD_AXES = {"red": 0, "green": 1, "blue": 2, "bicycle": 3, "wall": 4, "cat": 5, "chair": 6}
+DIM = 8
+
+
+class DeterministicEncoder:
+    """Known vectors in, known order out.
+
+    A text is its bag of known words (one axis each, unknown words on the last axis); an image is
+    its mean colour on the red/green/blue axes. Both are L2-normalised like a real encoder's.
+    """
+
+    name = DETERMINISTIC
+    dim = DIM
+
+    def encode_text(self, texts):
+        vectors = np.zeros((len(texts), DIM), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                vectors[row, WORD_AXES.get(word, DIM - 1)] += 1.0
+        return encoders.l2_normalise(vectors)
+
+    def encode_image(self, images):
+        vectors = np.zeros((len(images), DIM), dtype=np.float32)
+        for row, image in enumerate(images):
+            vectors[row, :3] = np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(axis=0)
+        return encoders.l2_normalise(vectors)
+
+
+@pytest.fixture(autouse=True)
+def isolated_storage(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MILVUS_URI = str(tmp_path / "milvus.db")
+    settings.MULTIMODAL_CLIP_MODEL = "tiny-random"
+    yield
+    store.close_all()
+
+
+@pytest.fixture
+def deterministic_encoder(settings):
+    encoders.register(DETERMINISTIC, DeterministicEncoder)
+    settings.MULTIMODAL_CLIP_MODEL = DETERMINISTIC
+    yield encoders.get(DETERMINISTIC)
+    encoders.unregister(DETERMINISTIC)
+
+
+def image_bytes(color=(255, 0, 0), size=(48, 40), fmt="PNG", **save_args) -> bytes:
+    """An image file's bytes: one solid colour (so the deterministic encoder's vector is exact)."""
+    image = Image.new("RGB", size, color)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_args)
+    return buffer.getvalue()

@@ -1,0 +1,74 @@
+"""The search and ingest commands as a user runs them."""
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from multimodal.models import Corpus
+from multimodal.services.ingest import Source, items_ingest
+
+from .conftest import image_bytes
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def corpus(deterministic_encoder):
+    corpus = Corpus.objects.create(name="cli")
+    files = {"red.png": image_bytes((255, 0, 0)), "blue.png": image_bytes((0, 0, 255)), "bike.txt": b"red bicycle"}
+    items_ingest(corpus=corpus, sources=[Source(n, lambda d=d: d, len(d)) for n, d in files.items()])
+    return corpus
+
+
+def _search(*args) -> str:
+    out = io.StringIO()
+    call_command("search", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_search_prints_a_ranked_table(corpus):
+    lines = _search("red", "--top-k", "2").splitlines()
+    assert len(lines) == 2
+    assert lines[0].split()[0] == "1" and lines[0].endswith("red") and "image" in lines[0] and "1.0000" in lines[0]
+    assert lines[1].split()[0] == "2"
+
+
+def test_search_json_matches_the_api(corpus, client, tmp_path):
+    query_image = tmp_path / "q.png"
+    query_image.write_bytes(image_bytes((0, 0, 250)))
+    printed = json.loads(_search("--image", str(query_image), "--top-k", "2", "--json"))
+    with query_image.open("rb") as handle:
+        api = client.post("/api/search", {"image": handle, "top_k": 2}).json()
+    assert printed["results"] == api["results"]
+    assert printed["results"][0]["title"] == "blue"
+    assert printed["query"]["image"]["name"] == "q.png"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [((), "nothing to search for"), (("red", "--top-k", "0"), "top_k:"),
+     (("red", "--corpus", "nope"), "no corpus named 'nope'"), (("--image", "/nonexistent.png"), "No such file")],
+)
+def test_search_bad_input_is_a_clear_command_error(corpus, args, message):
+    with pytest.raises(CommandError, match=message):
+        _search(*args)
+
+
+def test_ingest_rejects_a_bad_corpus_name(tmp_path):
+    with pytest.raises(CommandError, match="may hold only letters, digits"):
+        call_command("ingest", str(tmp_path), "--corpus", "bad name!", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("command", ["ingest", "search", "reindex"])
+def test_every_command_has_help(command):
+    result = subprocess.run(
+        [sys.executable, "manage.py", command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "usage: manage.py " + command in result.stdout
