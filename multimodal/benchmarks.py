@@ -10,6 +10,7 @@ from PIL import Image
 from . import encoders
 from .models import Corpus
 from .selectors import search_response
+from .services.embedding import inputs_encode, item_embed_input
 from .services.ingest import Source, items_ingest
 from .services.search import SearchQuery
 
@@ -78,14 +79,5 @@ def search_benchmark(*, items: int, queries: int, keep: bool = False, on_progres
 
 def _corpus_matrix(corpus: Corpus, encoder) -> np.ndarray:
     """The corpus's vectors, re-encoded from the database for the in-memory baseline."""
-    from .services.embedding import EmbedInput, inputs_encode
-
-    inputs = []
-    for item in corpus.items.all():
-        if item.kind == "image":
-            with item.file.open("rb") as handle:
-                inputs.append(EmbedInput(key=item.pk, image=Image.open(handle).convert("RGB")))
-        else:
-            inputs.append(EmbedInput(key=item.pk, text=item.text))
-    vectors, _ = inputs_encode(inputs, encoder=encoder)
+    vectors, _ = inputs_encode([item_embed_input(item) for item in corpus.items.all()], encoder=encoder)
     return np.vstack(list(vectors.values()))

@@ -61,3 +61,11 @@ def image_bytes(color=(255, 0, 0), size=(48, 40), fmt="PNG", **save_args) -> byt
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **save_args)
     return buffer.getvalue()
+
+
+def ingest_files(corpus, files: dict[str, bytes]):
+    """Ingest in-memory files {name: bytes} into ``corpus`` through the real ingest service."""
+    from multimodal.services.ingest import Source, items_ingest
+
+    sources = [Source(name=name, read=lambda data=data: data, size=len(data)) for name, data in files.items()]
+    return items_ingest(corpus=corpus, sources=sources)

@@ -6,9 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from multimodal.models import Corpus
-from multimodal.services.ingest import Source, items_ingest
 
-from .conftest import image_bytes
+from .conftest import image_bytes, ingest_files
 
 pytestmark = pytest.mark.django_db
 URL = "/api/search"
@@ -23,7 +22,7 @@ def corpus(deterministic_encoder):
         "bike.txt": b"red bicycle\nA red bicycle.",
         "chair.txt": b"green chair",
     }
-    report = items_ingest(corpus=corpus, sources=[Source(n, lambda d=d: d, len(d)) for n, d in files.items()])
+    report = ingest_files(corpus, files)
     assert report.landed == 4
     return corpus
 
@@ -78,8 +77,7 @@ def test_json_body_with_base64_image(client, corpus):
 
 def test_corpus_filter(client, corpus, deterministic_encoder):
     other = Corpus.objects.create(name="other")
-    data = image_bytes((250, 0, 0))
-    items_ingest(corpus=other, sources=[Source("crimson.png", lambda: data, len(data))])
+    ingest_files(other, {"crimson.png": image_bytes((250, 0, 0))})
     body = client.get(URL, {"q": "red", "corpus": "other"}).json()
     assert [r["title"] for r in body["results"]] == ["crimson"]
     assert body["query"]["corpus"] == "other"

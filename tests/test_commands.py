@@ -10,9 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from multimodal.models import Corpus
-from multimodal.services.ingest import Source, items_ingest
 
-from .conftest import image_bytes
+from .conftest import image_bytes, ingest_files
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def corpus(deterministic_encoder):
     corpus = Corpus.objects.create(name="cli")
     files = {"red.png": image_bytes((255, 0, 0)), "blue.png": image_bytes((0, 0, 255)), "bike.txt": b"red bicycle"}
-    items_ingest(corpus=corpus, sources=[Source(n, lambda d=d: d, len(d)) for n, d in files.items()])
+    ingest_files(corpus, files)
     return corpus
 
 
@@ -72,3 +71,14 @@ def test_every_command_has_help(command):
     )
     assert result.returncode == 0
     assert "usage: manage.py " + command in result.stdout
+
+
+def test_bench_search_prints_stage_timings_and_a_baseline_and_cleans_up():
+    out = io.StringIO()
+    call_command("bench_search", "--items", "12", "--queries", "3", stdout=out, stderr=io.StringIO())
+    printed = out.getvalue()
+    assert "12 items, 3 text queries" in printed
+    for stage in ("encode", "search", "total"):
+        assert f"{stage}: p50" in printed
+    assert "baseline exact numpy search" in printed
+    assert not Corpus.objects.filter(name__startswith="bench-").exists()

@@ -3,9 +3,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from multimodal.models import Corpus, Item
-from multimodal.services.ingest import Source, items_ingest
 
-from .conftest import image_bytes
+from .conftest import image_bytes, ingest_files
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +16,7 @@ def corpus(deterministic_encoder):
         "red.png": image_bytes((255, 0, 0)),
         "xss.txt": b"<script>alert('owned')</script> red bicycle\nSecond line with <b>tags</b>.",
     }
-    items_ingest(corpus=corpus, sources=[Source(n, lambda d=d: d, len(d)) for n, d in files.items()])
+    ingest_files(corpus, files)
     return corpus
 
 

@@ -6,23 +6,17 @@ import pytest
 from multimodal import encoders, store
 from multimodal.models import Corpus
 from multimodal.selectors import search_response
-from multimodal.services.ingest import Source, items_ingest
 from multimodal.services.search import SearchQuery
 
-from .conftest import image_bytes
+from .conftest import image_bytes, ingest_files
 
 pytestmark = pytest.mark.django_db
-
-
-def _ingest(corpus, files: dict[str, bytes]):
-    sources = [Source(name=name, read=lambda data=data: data, size=len(data)) for name, data in files.items()]
-    return items_ingest(corpus=corpus, sources=sources)
 
 
 @pytest.fixture
 def colour_corpus(deterministic_encoder):
     corpus = Corpus.objects.create(name="colours")
-    report = _ingest(corpus, {
+    report = ingest_files(corpus, {
         "red.png": image_bytes((255, 0, 0)),
         "yellow.png": image_bytes((255, 255, 0)),
         "blue.png": image_bytes((0, 0, 255)),
@@ -58,7 +52,7 @@ def test_text_and_image_query_ranks_the_item_matching_both_first(colour_corpus):
 
 def test_corpus_filter_never_lets_another_corpus_through(colour_corpus, deterministic_encoder):
     other = Corpus.objects.create(name="other")
-    _ingest(other, {"crimson.png": image_bytes((250, 0, 0))})
+    ingest_files(other, {"crimson.png": image_bytes((250, 0, 0))})
     query = SearchQuery(text="red", top_k=10, corpus=colour_corpus)
     results = search_response(query=query)["results"]
     assert results and all(result["corpus"] == "colours" for result in results)
@@ -72,7 +66,7 @@ def test_each_supported_index_type_returns_the_exact_neighbour(settings, index_t
     settings.MILVUS_INDEX_TYPE = index_type
     settings.MILVUS_COLLECTION_PREFIX = f"idx{index_type.lower()}"
     corpus = Corpus.objects.create(name="idx")
-    _ingest(corpus, {"blue.png": image_bytes((0, 0, 255)), "red.png": image_bytes((255, 0, 0))})
+    ingest_files(corpus, {"blue.png": image_bytes((0, 0, 255)), "red.png": image_bytes((255, 0, 0))})
     description = store.client().describe_index(store.collection_for(deterministic_encoder).name, "vector")
     assert description["index_type"] == index_type
     assert _titles_scores(SearchQuery(text="blue", top_k=1)) == [("blue", pytest.approx(1.0, abs=1e-5))]

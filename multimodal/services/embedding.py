@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from .. import store
+from ..imaging import image_open
 from ..models import Item
 
 # CLIP reads at most 77 tokens; the head of a long text is all it can see.
@@ -52,3 +53,11 @@ def inputs_encode(inputs: list[EmbedInput], *, encoder) -> tuple[dict[Hashable, 
 def item_vector_record(item: Item, vector: np.ndarray) -> store.VectorRecord:
     modality = "image" if item.kind == Item.Kind.IMAGE else "text"
     return store.VectorRecord(item_id=item.pk, corpus_id=item.corpus_id, kind=item.kind, modality=modality, vector=vector)
+
+
+def item_embed_input(item: Item) -> EmbedInput:
+    """What to encode for a stored item: its original image, or its text. Raises OSError/UserInputError."""
+    if item.kind == Item.Kind.IMAGE:
+        with item.file.open("rb") as handle:
+            return EmbedInput(key=item.pk, image=image_open(handle.read(), name=item.file.name))
+    return EmbedInput(key=item.pk, text=item.text or item.title)

@@ -4,9 +4,8 @@ from django.db.models import QuerySet
 
 from .. import encoders, store
 from ..errors import UserInputError
-from ..imaging import image_open
 from ..models import Item
-from .embedding import EmbedInput, inputs_encode, item_vector_record
+from .embedding import inputs_encode, item_embed_input, item_vector_record
 from .ingest import IngestFailure, IngestReport, ProgressCallback
 
 
@@ -34,7 +33,7 @@ def items_reindex(
         inputs = []
         for item in batch:
             try:
-                inputs.append(_embed_input(item))
+                inputs.append(item_embed_input(item))
             except (OSError, UserInputError) as exc:
                 report.failures.append(IngestFailure(_label(item), f"stored original unreadable ({exc})"))
         vectors, errors = inputs_encode(inputs, encoder=encoder)
@@ -47,13 +46,6 @@ def items_reindex(
             on_progress(start + len(batch), report)
     collection.flush()
     return report
-
-
-def _embed_input(item: Item) -> EmbedInput:
-    if item.kind == Item.Kind.IMAGE:
-        with item.file.open("rb") as handle:
-            return EmbedInput(key=item.pk, image=image_open(handle.read(), name=item.file.name))
-    return EmbedInput(key=item.pk, text=item.text or item.title)
 
 
 def _label(item: Item) -> str:
