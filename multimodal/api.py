@@ -6,12 +6,16 @@ import json
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
+from .auth import staff_api
 from .encoders import EncoderLoadError
 from .errors import UserInputError
-from .forms import SearchForm
-from .selectors import search_response
+from .forms import SearchForm, UploadForm, form_error_message
+from .models import IngestJob
+from .selectors import job_summary, search_response
+from .services.jobs import job_create_from_uploads, job_retry_failed
 
 
 def _error(message: str, status: int) -> JsonResponse:
@@ -69,3 +73,34 @@ def search(request):
         return _error(str(exc), 400)
     except EncoderLoadError as exc:
         return _error(str(exc), 503)
+
+
+@staff_api
+@require_http_methods(["POST"])
+def uploads(request):
+    """Multipart ``corpus`` + one or more ``files`` (optional ``<role>_column``): 202 with the job to poll."""
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _error(form_error_message(form), 400)
+    try:
+        job = job_create_from_uploads(
+            corpus_name=form.cleaned_data["corpus"], files=form.cleaned_data["files"],
+            user=request.user, column_mapping=form.column_mapping(),
+        )
+    except UserInputError as exc:
+        return _error(str(exc), 400)
+    summary = job_summary(job)
+    return JsonResponse({"job_id": job.pk, "status_url": summary["status_url"], "page_url": summary["page_url"]}, status=202)
+
+
+@staff_api
+@require_http_methods(["GET"])
+def job(request, pk: int):
+    return JsonResponse(job_summary(get_object_or_404(IngestJob.objects.select_related("corpus"), pk=pk)))
+
+
+@staff_api
+@require_http_methods(["POST"])
+def job_retry(request, pk: int):
+    job = get_object_or_404(IngestJob, pk=pk)
+    return JsonResponse({"retried": job_retry_failed(job=job), **job_summary(job)}, status=202)

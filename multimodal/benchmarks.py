@@ -10,7 +10,7 @@ from PIL import Image
 from . import encoders
 from .models import Corpus
 from .selectors import search_response
-from .services.embedding import inputs_encode, item_embed_input
+from .services.embedding import inputs_encode, item_embed_inputs
 from .services.ingest import Source, items_ingest
 from .services.search import SearchQuery
 
@@ -79,5 +79,6 @@ def search_benchmark(*, items: int, queries: int, keep: bool = False, on_progres
 
 def _corpus_matrix(corpus: Corpus, encoder) -> np.ndarray:
     """The corpus's vectors, re-encoded from the database for the in-memory baseline."""
-    vectors, _ = inputs_encode([item_embed_input(item) for item in corpus.items.all()], encoder=encoder)
+    inputs = [entry for item in corpus.items.all() for entry in item_embed_inputs(item)]
+    vectors, _ = inputs_encode(inputs, encoder=encoder)
     return np.vstack(list(vectors.values()))

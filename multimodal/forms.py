@@ -10,6 +10,15 @@ from .services.search import SearchQuery
 MAX_QUERY_TEXT_CHARS = 1000
 
 
+def form_error_message(form: forms.Form) -> str:
+    """All errors in one line, each naming its field: 'top_k: Ensure this value is ...'."""
+    return "; ".join(
+        error if field_name == "__all__" else f"{field_name}: {error}"
+        for field_name, errors in form.errors.items()
+        for error in errors
+    )
+
+
 class SearchForm(forms.Form):
     q = forms.CharField(required=False, max_length=MAX_QUERY_TEXT_CHARS, strip=True, label="Search")
     image = forms.FileField(required=False, label="Image")
@@ -53,12 +62,7 @@ class SearchForm(forms.Form):
         return cleaned
 
     def error_message(self) -> str:
-        """All errors in one line, each naming its field: 'top_k: Ensure this value is ...'."""
-        parts = []
-        for field_name, errors in self.errors.items():
-            for error in errors:
-                parts.append(error if field_name == "__all__" else f"{field_name}: {error}")
-        return "; ".join(parts)
+        return form_error_message(self)
 
     def to_query(self) -> SearchQuery:
         data = self.cleaned_data
@@ -70,3 +74,40 @@ class SearchForm(forms.Form):
             top_k=data.get("top_k") or 10,
             corpus=data.get("corpus"),
         )
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one input; cleans to a list."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single_clean = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single_clean(item, initial) for item in data]
+        return [single_clean(data, initial)] if data else []
+
+
+class UploadForm(forms.Form):
+    corpus = forms.SlugField(max_length=100, label="Corpus", help_text="An existing corpus, or a new name.")
+    # An empty file is not a form error: it becomes that file's own failure in the job.
+    files = MultipleFileField(
+        allow_empty_file=True, label="Files", help_text="Images, .txt/.md files, zip archives of those, CSV/XLSX knowledge bases."
+    )
+    title_column = forms.CharField(required=False, max_length=200, label="Title column")
+    description_column = forms.CharField(required=False, max_length=200, label="Description column")
+    specs_column = forms.CharField(required=False, max_length=200, label="Specs column")
+    image_column = forms.CharField(required=False, max_length=200, label="Image column")
+    id_column = forms.CharField(required=False, max_length=200, label="Id column")
+
+    def column_mapping(self) -> dict[str, str]:
+        return {
+            role: self.cleaned_data.get(f"{role}_column", "")
+            for role in ("title", "description", "specs", "image", "id")
+        }

@@ -1,6 +1,11 @@
 """The database is the source of truth; Milvus only holds vectors keyed by item id."""
+import hashlib
+import secrets
+
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Corpus(models.Model):
@@ -21,6 +26,7 @@ class Item(models.Model):
     class Kind(models.TextChoices):
         IMAGE = "image", "Image"
         TEXT = "text", "Text"
+        PRODUCT = "product", "Product"
 
     corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="items")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -30,6 +36,9 @@ class Item(models.Model):
     thumbnail = models.FileField(upload_to="thumbnails/", blank=True)
     source_name = models.CharField(max_length=1000, blank=True, help_text="Where the item came from.")
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the source bytes.")
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="The row's own id (products): re-uploads update this item."
+    )
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -37,7 +46,14 @@ class Item(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["corpus", "content_hash"], name="item_unique_content_per_corpus")
+            models.UniqueConstraint(
+                fields=["corpus", "content_hash"], condition=models.Q(external_id=""),
+                name="item_unique_content_per_corpus",
+            ),
+            models.UniqueConstraint(
+                fields=["corpus", "external_id"], condition=~models.Q(external_id=""),
+                name="item_unique_external_id_per_corpus",
+            ),
         ]
         indexes = [models.Index(fields=["corpus", "kind"])]
 
@@ -46,3 +62,109 @@ class Item(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("multimodal:item-detail", args=[self.pk])
+
+
+class IngestJob(models.Model):
+    """One upload (or one ``ingest`` run): its inputs expand into units, each accounted for once."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    inputs = models.JSONField(default=list, help_text="[{name, path}] files to expand, as uploaded or given.")
+    column_mapping = models.JSONField(default=dict, blank=True, help_text="Table role -> column header.")
+    tables = models.JSONField(default=list, blank=True, help_text="[{name, headers, mapping, rows}] as read.")
+    expanded = models.BooleanField(default=False)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the whole job failed, if it did.")
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} into {self.corpus}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("multimodal:job-detail", args=[self.pk])
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def items_per_s(self) -> float | None:
+        if not self.started_at or not self.processed:
+            return None
+        elapsed_s = ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+        return self.processed / elapsed_s if elapsed_s > 0 else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        rate = self.items_per_s
+        if self.status == self.Status.DONE:
+            return 0.0
+        if not rate or not self.expanded:
+            return None
+        return max(self.total - self.processed, 0) / rate
+
+
+class IngestUnit(models.Model):
+    """One thing that becomes one item: a file, an archive entry or a table row."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(IngestJob, on_delete=models.CASCADE, related_name="units")
+    name = models.CharField(max_length=1000, help_text="As shown to people: file, archive/entry or table line.")
+    path = models.CharField(max_length=1000, blank=True, help_text="The file to read; empty for rejected inputs.")
+    row = models.JSONField(null=True, blank=True, help_text="A table row: title, description, specs, image.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True)
+    retryable = models.BooleanField(default=True, help_text="False for inputs rejected before reading.")
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_item = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["job", "status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A key that authenticates a program as its user (``Authorization: Bearer <key>``); only a hash is kept."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name or 'token'} for {self.user}"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, *, user, name: str = "") -> tuple["ApiToken", str]:
+        """A new token and its key; the key is shown once and never stored."""
+        key = secrets.token_urlsafe(32)
+        return cls.objects.create(user=user, name=name, key_hash=cls.hash_key(key)), key

@@ -1,7 +1,9 @@
 """Reads that shape data for the page, the API and the commands (one shape for all three)."""
 import time
 
-from .models import Item
+from django.urls import reverse
+
+from .models import IngestJob, IngestUnit, Item
 from .services.search import SearchOutcome, SearchQuery, search_run
 
 SNIPPET_CHARS = 280
@@ -33,9 +35,22 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 "snippet": text_snippet(item.text) if item.text else None,
                 "detail_url": item.get_absolute_url(),
                 "corpus": item.corpus.name,
+                **_product_fields(item),
             }
         )
     return results
+
+
+def _product_fields(item: Item) -> dict:
+    """Products (knowledge-base rows) also carry their specs, as the brief's query_product returns."""
+    if item.kind != Item.Kind.PRODUCT:
+        return {}
+    return {
+        "description": item.text,
+        "specs": item.metadata.get("specs") or {},
+        "specs_text": item.metadata.get("specs_text", ""),
+        "external_id": item.external_id or None,
+    }
 
 
 def search_response(*, query: SearchQuery) -> dict:
@@ -46,3 +61,36 @@ def search_response(*, query: SearchQuery) -> dict:
     timings = {name: round(value, 2) for name, value in outcome.timings_ms.items()}
     timings["total"] = round((time.perf_counter() - started) * 1000, 2)
     return {"query": query.summary(), "results": results, "timings_ms": timings}
+
+
+FAILURES_SHOWN = 1000
+
+
+def job_summary(job: IngestJob) -> dict:
+    """A job's progress and failures, as the job page polls it and GET /api/jobs/<id> returns it."""
+    failures = list(
+        job.units.filter(status=IngestUnit.Status.FAILED).order_by("pk").values("name", "reason")[:FAILURES_SHOWN]
+    )
+    rate, left = job.items_per_s, job.seconds_left
+    return {
+        "id": job.pk,
+        "corpus": job.corpus.name,
+        "status": job.status,
+        "total": job.total,
+        "done": job.done,
+        "failed": job.failed,
+        "created": job.units.filter(status=IngestUnit.Status.DONE, created_item=True).count(),
+        "expanded": job.expanded,
+        "items_per_s": round(rate, 2) if rate is not None else None,
+        "seconds_left": round(left, 1) if left is not None else None,
+        "error": job.error or None,
+        "tables": job.tables,
+        "failures": failures,
+        "failures_truncated": job.failed > len(failures),
+        "retryable": job.units.filter(status=IngestUnit.Status.FAILED, retryable=True).exists(),
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "status_url": reverse("multimodal:api-job", args=[job.pk]),
+        "page_url": job.get_absolute_url(),
+    }

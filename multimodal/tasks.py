@@ -1,15 +1,39 @@
 """Celery tasks: thin wrappers that load ids and call a service (eager when no broker is set)."""
+import logging
+
+import redis.exceptions
 from celery import shared_task
+from celery.signals import worker_ready
+from django.db import OperationalError
+from pymilvus.exceptions import MilvusException
 
-from .models import Corpus
-from .services.ingest import items_ingest, sources_from_paths
+from .services.jobs import JobBusy, job_fail, job_run, jobs_resume
+
+logger = logging.getLogger(__name__)
+# Errors that say a service is briefly unreachable, not that the job is wrong: retry with backoff.
+TRANSIENT_ERRORS = (MilvusException, redis.exceptions.ConnectionError, OperationalError, ConnectionError, TimeoutError)
+MAX_RETRIES = 8
 
 
-@shared_task
-def ingest_paths(corpus_id: int, paths: list[str]) -> dict:
-    """Ingest files found under ``paths`` (on the worker's filesystem) into the corpus."""
-    corpus = Corpus.objects.get(pk=corpus_id)
-    sources, missing = sources_from_paths(paths)
-    report = items_ingest(corpus=corpus, sources=sources)
-    report.failures[:0] = missing
-    return report.as_dict()
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+def ingest_job_run(self, job_id: int) -> None:
+    try:
+        job_run(job_id=job_id, runner=self.request.id)
+    except JobBusy as busy:
+        raise self.retry(countdown=busy.retry_in_s, max_retries=None) from None
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= MAX_RETRIES:
+            job_fail(job_id=job_id, reason=f"gave up after {MAX_RETRIES} retries: {exc}")
+            return
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 300)) from None
+    except Exception as exc:
+        job_fail(job_id=job_id, reason=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@worker_ready.connect
+def resume_unfinished_jobs(**kwargs) -> None:
+    """A worker that starts picks up jobs a stopped or killed worker left unfinished."""
+    resumed = jobs_resume()
+    if resumed:
+        logger.info("resuming ingest jobs %s", resumed)

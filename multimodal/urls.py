@@ -7,5 +7,11 @@ app_name = "multimodal"
 urlpatterns = [
     path("", views.search_page, name="search"),
     path("items/<int:pk>", views.item_detail, name="item-detail"),
+    path("upload", views.upload_page, name="upload"),
+    path("jobs/<int:pk>", views.job_detail, name="job-detail"),
+    path("jobs/<int:pk>/retry", views.job_retry, name="job-retry"),
     path("api/search", api.search, name="api-search"),
+    path("api/uploads", api.uploads, name="api-uploads"),
+    path("api/jobs/<int:pk>", api.job, name="api-job"),
+    path("api/jobs/<int:pk>/retry", api.job_retry, name="api-job-retry"),
 ]

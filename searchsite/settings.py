@@ -94,6 +94,15 @@ DATABASES = {
         default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}", conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker processes share the file: WAL lets readers go on while a writer commits, and
+    # IMMEDIATE transactions wait for the write lock up front instead of failing half-way.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_DB", str(DATA_DIR / "test-db.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -120,6 +129,8 @@ MEDIA_ROOT = Path(os.environ.get("MULTIMODAL_MEDIA_ROOT", DATA_DIR / "media"))
 MULTIMODAL_SERVE_MEDIA = env_bool("MULTIMODAL_SERVE_MEDIA", True)
 # Search requests carry images; the upload limit below is checked with a clear error first.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A corpus upload may hold thousands of files in one request.
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("MULTIMODAL_MAX_UPLOAD_FILES", 10_000)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -132,7 +143,9 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_UR
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"
 
@@ -156,6 +169,19 @@ MULTIMODAL_MAX_QUERY_IMAGE_MB = env_int("MULTIMODAL_MAX_QUERY_IMAGE_MB", 10)
 MULTIMODAL_MAX_IMAGE_PIXELS = env_int("MULTIMODAL_MAX_IMAGE_PIXELS", 100_000_000)
 MULTIMODAL_THUMBNAIL_PX = env_int("MULTIMODAL_THUMBNAIL_PX", 320)
 MULTIMODAL_MAX_TOP_K = env_int("MULTIMODAL_MAX_TOP_K", 100)
+
+# --- Uploads and ingest jobs ---
+# Uploaded files wait here for the workers; it is outside MEDIA_ROOT so it is never served.
+MULTIMODAL_UPLOAD_ROOT = Path(os.environ.get("MULTIMODAL_UPLOAD_ROOT", DATA_DIR / "uploads"))
+MULTIMODAL_MAX_UPLOAD_MB = env_int("MULTIMODAL_MAX_UPLOAD_MB", 2048)
+MULTIMODAL_MAX_ARCHIVE_ENTRIES = env_int("MULTIMODAL_MAX_ARCHIVE_ENTRIES", 20_000)
+MULTIMODAL_MAX_ARCHIVE_MB = env_int("MULTIMODAL_MAX_ARCHIVE_MB", 4096)
+MULTIMODAL_MAX_ARCHIVE_RATIO = env_int("MULTIMODAL_MAX_ARCHIVE_RATIO", 200)
+MULTIMODAL_MAX_TABLE_ROWS = env_int("MULTIMODAL_MAX_TABLE_ROWS", 200_000)
+# A worker holds a job for this long between batches; if it dies, another takes over after it.
+MULTIMODAL_JOB_LEASE_S = env_int("MULTIMODAL_JOB_LEASE_S", 60)
+# With no broker, run jobs in a thread of the web process so uploads still return at once.
+MULTIMODAL_JOBS_IN_THREAD = env_bool("MULTIMODAL_JOBS_IN_THREAD", True)
 
 LOGGING = {
     "version": 1,

@@ -42,7 +42,10 @@ class DeterministicEncoder:
 def isolated_storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MILVUS_URI = str(tmp_path / "milvus.db")
+    settings.MULTIMODAL_UPLOAD_ROOT = tmp_path / "uploads"
     settings.MULTIMODAL_CLIP_MODEL = "tiny-random"
+    # Jobs run inside on_commit callbacks here, not in a thread, so tests see them finish.
+    settings.MULTIMODAL_JOBS_IN_THREAD = False
     yield
     store.close_all()
 
@@ -69,3 +72,22 @@ def ingest_files(corpus, files: dict[str, bytes]):
 
     sources = [Source(name=name, read=lambda data=data: data, size=len(data)) for name, data in files.items()]
     return items_ingest(corpus=corpus, sources=sources)
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A zip archive holding ``entries`` {name inside the archive: bytes}, names taken as given."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(zipfile.ZipInfo(name), data)
+    return buffer.getvalue()
+
+
+def noise_png(seed: int, size: int = 40) -> bytes:
+    """A PNG of random pixels: each seed gives an image whose tiny-random vector is its own."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -11,7 +11,8 @@ from multimodal import encoders, store
 from multimodal.models import Corpus, Item
 from multimodal.selectors import search_response
 from multimodal.services.search import SearchQuery
-from multimodal.tasks import ingest_paths
+from multimodal.services.jobs import job_create_from_paths
+from multimodal.tasks import ingest_job_run
 
 from .conftest import image_bytes
 
@@ -139,9 +140,12 @@ def test_animated_gif_is_indexed_by_its_first_frame(library):
 def test_celery_task_runs_eagerly_without_a_broker(library, settings):
     assert settings.CELERY_TASK_ALWAYS_EAGER
     corpus = Corpus.objects.create(name="eager")
-    result = ingest_paths.delay(corpus.pk, [str(library / "notes"), str(library / "nope")]).get()
-    assert result["created"] == 2
-    assert result["failures"] == [{"name": str(library / "nope"), "reason": "no such file or directory"}]
+    job = job_create_from_paths(corpus=corpus, paths=[str(library / "notes"), str(library / "nope")])
+    ingest_job_run.delay(job.pk).get()
+    job.refresh_from_db()
+    assert (job.status, job.total, job.done, job.failed) == ("done", 3, 2, 1)
+    assert list(job.units.filter(status="failed").values_list("name", "reason")) == [
+        (str(library / "nope"), "no such file or directory")]
 
 
 def test_reindex_rebuilds_the_vector_store_from_the_database(library):

@@ -1,23 +1,25 @@
 """A progress bar for commands, fed by the services' progress callbacks."""
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from tqdm import tqdm
 
-from ..services.ingest import IngestReport, ProgressCallback
-
 
 @contextmanager
-def progress_bar(*, total: int, description: str, stream) -> Iterator[ProgressCallback]:
-    """Yield a callback that moves a bar to (processed of total, failures so far).
+def progress_bar(*, description: str, stream, total: int = 0) -> Iterator[Callable[..., None]]:
+    """Yield ``update(processed, *, total=None, landed=None, failed=None)`` that redraws a bar.
 
     ``stream`` may be a command's OutputWrapper; the bar writes to the stream inside it, because
     the wrapper would end every redraw with a newline.
     """
     stream = getattr(stream, "_out", stream)
-    with tqdm(total=total, desc=description, unit="file", file=stream, dynamic_ncols=True) as bar:
-        def update(processed: int, report: IngestReport) -> None:
+    with tqdm(total=total, desc=description, unit="item", file=stream, dynamic_ncols=True) as bar:
+        def update(processed: int, *, total: int | None = None, landed: int | None = None, failed: int | None = None):
+            if total is not None and total != bar.total:
+                bar.total = total
             bar.update(processed - bar.n)
-            bar.set_postfix(landed=report.landed, failed=len(report.failures), refresh=False)
+            if landed is not None:
+                bar.set_postfix(landed=landed, failed=failed or 0, refresh=False)
+            bar.refresh()
 
         yield update

@@ -50,14 +50,30 @@ def inputs_encode(inputs: list[EmbedInput], *, encoder) -> tuple[dict[Hashable, 
     return vectors, errors
 
 
-def item_vector_record(item: Item, vector: np.ndarray) -> store.VectorRecord:
-    modality = "image" if item.kind == Item.Kind.IMAGE else "text"
+def product_text(title: str, description: str, specs: dict[str, str], specs_text: str = "") -> str:
+    """The text a product's vector is made from: title, description, then specs as 'key: value'."""
+    specs_part = "; ".join(f"{key}: {value}" for key, value in specs.items()) or specs_text
+    return ". ".join(part for part in (title, description, specs_part) if part)
+
+
+def item_vector_record(item: Item, modality: str, vector: np.ndarray) -> store.VectorRecord:
     return store.VectorRecord(item_id=item.pk, corpus_id=item.corpus_id, kind=item.kind, modality=modality, vector=vector)
 
 
-def item_embed_input(item: Item) -> EmbedInput:
-    """What to encode for a stored item: its original image, or its text. Raises OSError/UserInputError."""
-    if item.kind == Item.Kind.IMAGE:
+def item_embed_inputs(item: Item) -> list[EmbedInput]:
+    """What to encode for a stored item, keyed (item id, modality). Raises OSError/UserInputError.
+
+    Images: the original file. Texts: the text. Products: title + description + specs, and the
+    image when the row had one.
+    """
+    inputs = []
+    if item.file:
         with item.file.open("rb") as handle:
-            return EmbedInput(key=item.pk, image=image_open(handle.read(), name=item.file.name))
-    return EmbedInput(key=item.pk, text=item.text or item.title)
+            inputs.append(EmbedInput(key=(item.pk, "image"), image=image_open(handle.read(), name=item.file.name)))
+    if item.kind == Item.Kind.PRODUCT:
+        specs = item.metadata.get("specs") or {}
+        text = product_text(item.title, item.text, specs, item.metadata.get("specs_text", ""))
+        inputs.append(EmbedInput(key=(item.pk, "text"), text=text))
+    elif item.kind == Item.Kind.TEXT:
+        inputs.append(EmbedInput(key=(item.pk, "text"), text=item.text or item.title))
+    return inputs

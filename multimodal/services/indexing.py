@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from .. import encoders, store
 from ..errors import UserInputError
 from ..models import Item
-from .embedding import inputs_encode, item_embed_input, item_vector_record
+from .embedding import inputs_encode, item_embed_inputs, item_vector_record
 from .ingest import IngestFailure, IngestReport, ProgressCallback
 
 
@@ -33,15 +33,20 @@ def items_reindex(
         inputs = []
         for item in batch:
             try:
-                inputs.append(item_embed_input(item))
+                inputs.extend(item_embed_inputs(item))
             except (OSError, UserInputError) as exc:
                 report.failures.append(IngestFailure(_label(item), f"stored original unreadable ({exc})"))
         vectors, errors = inputs_encode(inputs, encoder=encoder)
-        for item in batch:
-            if item.pk in errors:
-                report.failures.append(IngestFailure(_label(item), errors[item.pk]))
-        collection.upsert(item_vector_record(item, vectors[item.pk]) for item in batch if item.pk in vectors)
-        report.updated += sum(item.pk in vectors for item in batch)
+        items_by_pk = {item.pk: item for item in batch}
+        failed = {pk for pk, _ in errors}
+        for pk in sorted(failed):
+            report.failures.append(IngestFailure(_label(items_by_pk[pk]), next(iter(
+                reason for (error_pk, _), reason in errors.items() if error_pk == pk))))
+        collection.upsert(
+            item_vector_record(items_by_pk[pk], modality, vector)
+            for (pk, modality), vector in vectors.items() if pk not in failed
+        )
+        report.updated += len({pk for pk, _ in vectors} - failed)
         if on_progress:
             on_progress(start + len(batch), report)
     collection.flush()

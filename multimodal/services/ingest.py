@@ -1,16 +1,17 @@
-"""Turning files into items and vectors.
+"""Turning sources (files, archive entries, table rows) into items and vectors.
 
-A run reads sources in batches: each source is checked and decoded on its own (a bad one fails
-alone, with its reason), the good ones are encoded together, saved, and their vectors upserted in
-bulk; the collection is flushed once at the end. Items are keyed by (corpus, content hash), so
-ingesting the same bytes again updates the item and overwrites its vector instead of adding one.
+A batch of sources is checked and decoded one by one (a bad source fails alone, with its reason),
+the good ones are encoded together, saved, and their vectors upserted in bulk. Items are keyed by
+(corpus, content hash), or by (corpus, external id) for table rows that carry one, so ingesting the
+same source again updates its item and overwrites its vectors instead of adding new ones.
 """
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Hashable, Iterable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -20,24 +21,41 @@ from PIL import Image
 
 from .. import encoders, store
 from ..errors import IngestError, UserInputError
-from ..imaging import IMAGE_EXTENSIONS, image_open, thumbnail_jpeg
+from ..imaging import image_open, thumbnail_jpeg
 from ..models import Corpus, Item
-from .embedding import EmbedInput, inputs_encode, item_vector_record
+from ..sniffing import HEAD_BYTES, content_kind, is_image
+from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
 
 logger = logging.getLogger(__name__)
 
-TEXT_EXTENSIONS = {".txt", ".md", ".markdown"}
-SUPPORTED_EXTENSIONS = IMAGE_EXTENSIONS | TEXT_EXTENSIONS
 TITLE_MAX_CHARS = 200
 
 
 @dataclass(frozen=True)
+class ProductRow:
+    """A knowledge-base row: its text fields and, optionally, a way to read its image."""
+
+    title: str
+    description: str
+    specs: dict[str, str] = field(default_factory=dict)
+    specs_text: str = ""
+    external_id: str = ""
+    image_name: str = ""
+    read_image: Callable[[], bytes] | None = None
+
+
+@dataclass(frozen=True)
 class Source:
-    """One file to ingest: the name shown to people and a way to read its bytes."""
+    """One thing to ingest: the name shown to people, and a file reader or a table row.
+
+    ``key`` lets a caller match outcomes back to its own records (a job's units).
+    """
 
     name: str
-    read: Callable[[], bytes]
+    read: Callable[[], bytes] | None = None
     size: int | None = None
+    key: Hashable = None
+    row: ProductRow | None = None
 
     @property
     def extension(self) -> str:
@@ -48,6 +66,7 @@ class Source:
 class IngestFailure:
     name: str
     reason: str
+    key: Hashable = None
 
 
 @dataclass
@@ -55,10 +74,14 @@ class IngestReport:
     created: int = 0
     updated: int = 0
     failures: list[IngestFailure] = field(default_factory=list)
+    items: dict[Hashable, tuple[int, bool]] = field(default_factory=dict)  # key -> (item id, created)
 
     @property
     def landed(self) -> int:
         return self.created + self.updated
+
+    def fail(self, source: Source, reason: str) -> None:
+        self.failures.append(IngestFailure(source.name, reason.removeprefix(f"{source.name}: "), source.key))
 
     def as_dict(self) -> dict:
         return {
@@ -76,38 +99,40 @@ ProgressCallback = Callable[[int, IngestReport], None]  # (sources processed so 
 class _Decoded:
     source: Source
     kind: str
-    data: bytes
     content_hash: str
     title: str
-    text: str = ""
+    text: str = ""  # stored and shown: a text file's content, a product's description
+    encoder_text: str = ""  # what the text vector is made from, when it differs from ``text``
+    data: bytes = b""  # the original file, kept for images
     image: Image.Image | None = None
+    external_id: str = ""
     metadata: dict = field(default_factory=dict)
 
 
-def sources_from_paths(paths: Iterable[str | Path]) -> tuple[list[Source], list[IngestFailure]]:
+def files_discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[IngestFailure]]:
     """Every file under ``paths`` (directories recursively, hidden files skipped), sorted.
 
     Paths that do not exist come back as failures rather than stopping the run.
     """
-    sources, failures = [], []
+    found, failures = [], []
     for raw_path in paths:
         path = Path(raw_path)
         if path.is_dir():
-            files = sorted(
+            found.extend(sorted(
                 candidate
                 for candidate in path.rglob("*")
                 if candidate.is_file()
                 and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
-            )
+            ))
         elif path.is_file():
-            files = [path]
+            found.append(path)
         else:
             failures.append(IngestFailure(str(path), "no such file or directory"))
-            continue
-        sources.extend(
-            Source(name=str(file), read=file.read_bytes, size=file.stat().st_size) for file in files
-        )
-    return sources, failures
+    return found, failures
+
+
+def file_source(path: Path, *, name: str | None = None, key: Hashable = None) -> Source:
+    return Source(name=name or str(path), read=path.read_bytes, size=path.stat().st_size, key=key)
 
 
 def items_ingest(
@@ -117,60 +142,126 @@ def items_ingest(
     batch_size: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> IngestReport:
-    """Ingest ``sources`` into ``corpus``; every source either lands as an item or is a failure."""
+    """Ingest ``sources`` into ``corpus`` in batches and flush; each lands as an item or is a failure."""
     encoder = encoders.get()
     collection = store.collection_for(encoder)
     batch_size = batch_size or settings.MULTIMODAL_ENCODE_BATCH_SIZE
     report = IngestReport()
-    processed = 0
-    for batch in _batches(sources, batch_size):
-        decoded = []
-        for source in batch:
-            try:
-                decoded.append(_decode(source))
-            except UserInputError as exc:
-                report.failures.append(IngestFailure(source.name, str(exc).removeprefix(f"{source.name}: ")))
-        _encode_save_index(corpus=corpus, decoded=decoded, encoder=encoder, collection=collection, report=report)
-        processed += len(batch)
+    for start in range(0, len(sources), batch_size):
+        sources_ingest_batch(corpus=corpus, sources=sources[start:start + batch_size], report=report)
         if on_progress:
-            on_progress(processed, report)
+            on_progress(min(start + batch_size, len(sources)), report)
     collection.flush()
     return report
 
 
-def _batches(sources: list[Source], size: int) -> Iterator[list[Source]]:
-    for start in range(0, len(sources), size):
-        yield sources[start:start + size]
+def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: IngestReport) -> None:
+    """Decode, encode together, save and upsert one batch, adding its outcomes to ``report``.
+
+    The collection is not flushed: callers flush once after their last batch.
+    """
+    encoder = encoders.get()
+    decoded = []
+    for source in sources:
+        try:
+            decoded.append(_decode(source))
+        except UserInputError as exc:
+            report.fail(source, str(exc))
+    inputs = []
+    for index, entry in enumerate(decoded):
+        if entry.image is not None:
+            inputs.append(EmbedInput(key=(index, "image"), image=entry.image))
+        if entry.kind != Item.Kind.IMAGE:
+            inputs.append(EmbedInput(key=(index, "text"), text=entry.encoder_text or entry.text))
+    vectors, errors = inputs_encode(inputs, encoder=encoder)
+    records = []
+    for index, entry in enumerate(decoded):
+        error = errors.get((index, "image")) or errors.get((index, "text"))
+        if error:
+            report.fail(entry.source, error)
+            continue
+        try:
+            item, created = _item_save(corpus=corpus, entry=entry)
+        except Exception as exc:  # a storage or database problem with one item must not sink the batch
+            logger.exception("saving %s failed", entry.source.name)
+            report.fail(entry.source, f"could not be saved ({exc})")
+            continue
+        report.created += created
+        report.updated += not created
+        report.items[entry.source.key] = (item.pk, created)
+        records += [
+            item_vector_record(item, modality, vectors[(index, modality)])
+            for modality in ("image", "text")
+            if (index, modality) in vectors
+        ]
+    store.collection_for(encoder).upsert(records)
 
 
 def _decode(source: Source) -> _Decoded:
-    extension = source.extension
-    if extension not in SUPPORTED_EXTENSIONS:
-        raise IngestError(f"unsupported file type '{extension or '(none)'}'")
+    if source.row is not None:
+        return _decode_row(source)
     max_bytes = settings.MULTIMODAL_MAX_FILE_MB * 1024 * 1024
     if source.size is not None and source.size > max_bytes:
-        raise IngestError(f"too large: {source.size:,} bytes, the limit is {settings.MULTIMODAL_MAX_FILE_MB} MB")
+        raise IngestError(_too_large(source.size))
     try:
         data = source.read()
     except OSError as exc:
         raise IngestError(f"could not be read ({exc.strerror or exc})") from None
     if len(data) > max_bytes:
-        raise IngestError(f"too large: {len(data):,} bytes, the limit is {settings.MULTIMODAL_MAX_FILE_MB} MB")
+        raise IngestError(_too_large(len(data)))
+    if not data:
+        raise IngestError("the file is empty")
+    kind = content_kind(source.name, data[:HEAD_BYTES])
     content_hash = hashlib.sha256(data).hexdigest()
     stem = Path(source.name).stem
-    if extension in IMAGE_EXTENSIONS:
+    if kind == "image":
+        if not is_image(data[:HEAD_BYTES]):
+            raise IngestError(f"not an image: the content does not match the '{source.extension}' extension")
         image = image_open(data, name=source.name)
         return _Decoded(
-            source=source, kind=Item.Kind.IMAGE, data=data, content_hash=content_hash, title=stem, image=image,
+            source=source, kind=Item.Kind.IMAGE, content_hash=content_hash, title=stem, data=data, image=image,
             metadata={"source": source.name, "width": image.width, "height": image.height, "bytes": len(data)},
         )
+    if kind != "text":
+        raise IngestError(f"unsupported file type '{source.extension or '(none)'}'")
     text = _text_decode(data).strip()
     if not text:
         raise IngestError("the text file is empty")
     return _Decoded(
-        source=source, kind=Item.Kind.TEXT, data=data, content_hash=content_hash, title=_text_title(text, stem),
+        source=source, kind=Item.Kind.TEXT, content_hash=content_hash, title=_text_title(text, stem),
         text=text, metadata={"source": source.name, "bytes": len(data), "characters": len(text)},
     )
+
+
+def _decode_row(source: Source) -> _Decoded:
+    row = source.row
+    if not (row.title or row.description):
+        raise IngestError("row without text (title and description are empty)")
+    image, data = None, b""
+    if row.image_name:
+        if row.read_image is None:
+            raise IngestError(f"image '{row.image_name}' is not in the upload")
+        try:
+            data = row.read_image()
+        except OSError as exc:
+            raise IngestError(f"image '{row.image_name}' could not be read ({exc.strerror or exc})") from None
+        if not is_image(data[:HEAD_BYTES]):
+            raise IngestError(f"image '{row.image_name}' is not an image")
+        image = image_open(data, name=f"image '{row.image_name}'")
+    fields = {"title": row.title, "description": row.description, "specs": row.specs, "specs_text": row.specs_text}
+    content_hash = hashlib.sha256(json.dumps(fields, sort_keys=True).encode() + data).hexdigest()
+    metadata = {"source": source.name, "specs": row.specs, "specs_text": row.specs_text}
+    if row.image_name:
+        metadata["image"] = row.image_name
+    return _Decoded(
+        source=source, kind=Item.Kind.PRODUCT, content_hash=content_hash, external_id=row.external_id,
+        title=(row.title or row.description)[:TITLE_MAX_CHARS], data=data, image=image, text=row.description,
+        encoder_text=product_text(row.title, row.description, row.specs, row.specs_text), metadata=metadata,
+    )
+
+
+def _too_large(size: int) -> str:
+    return f"too large: {size:,} bytes, the limit is {settings.MULTIMODAL_MAX_FILE_MB} MB"
 
 
 def _text_decode(data: bytes) -> str:
@@ -188,46 +279,38 @@ def _text_title(text: str, fallback: str) -> str:
     return first_line if 0 < len(first_line) <= TITLE_MAX_CHARS else fallback
 
 
-def _encode_save_index(*, corpus, decoded, encoder, collection, report) -> None:
-    vectors, errors = inputs_encode(
-        [EmbedInput(key=index, image=entry.image, text=entry.text) for index, entry in enumerate(decoded)],
-        encoder=encoder,
-    )
-    records = []
-    for index, entry in enumerate(decoded):
-        if index in errors:
-            report.failures.append(IngestFailure(entry.source.name, errors[index]))
-            continue
-        try:
-            item, created = _item_save(corpus=corpus, entry=entry)
-        except Exception as exc:  # a storage or database problem with one item must not sink the batch
-            logger.exception("saving %s failed", entry.source.name)
-            report.failures.append(IngestFailure(entry.source.name, f"could not be saved ({exc})"))
-            continue
-        if created:
-            report.created += 1
-        else:
-            report.updated += 1
-        records.append(item_vector_record(item, vectors[index]))
-    collection.upsert(records)
-
-
 def _item_save(*, corpus: Corpus, entry: _Decoded) -> tuple[Item, bool]:
+    if entry.external_id:
+        identity = {"external_id": entry.external_id}
+    else:
+        identity = {"content_hash": entry.content_hash, "external_id": ""}
     with transaction.atomic():
         item, created = Item.objects.select_for_update().get_or_create(
-            corpus=corpus, content_hash=entry.content_hash,
-            defaults={"kind": entry.kind, "title": entry.title},
+            corpus=corpus, **identity,
+            defaults={"kind": entry.kind, "title": entry.title, "content_hash": entry.content_hash},
         )
         item.kind = entry.kind
         item.title = entry.title
         item.text = entry.text
+        item.content_hash = entry.content_hash
         item.source_name = entry.source.name
         item.metadata = {**item.metadata, **entry.metadata}
         if entry.image is not None:
-            base = f"{corpus.pk}/{entry.content_hash[:2]}/{entry.content_hash}"
-            if not item.file or not default_storage.exists(item.file.name):
-                item.file.save(f"{base}{entry.source.extension}", ContentFile(entry.data), save=False)
-            if not item.thumbnail or not default_storage.exists(item.thumbnail.name):
-                item.thumbnail.save(f"{base}.jpg", ContentFile(thumbnail_jpeg(entry.image)), save=False)
+            _files_save(item=item, entry=entry)
         item.save()
     return item, created
+
+
+def _files_save(*, item: Item, entry: _Decoded) -> None:
+    """Keep the original and a thumbnail, named by content so unchanged files are not rewritten."""
+    extension = Path(entry.metadata.get("image", entry.source.name)).suffix.lower() or ".img"
+    base = f"{item.corpus_id}/{entry.content_hash[:2]}/{entry.content_hash}"
+    for field_file, name, content in (
+        (item.file, f"{base}{extension}", lambda: entry.data),
+        (item.thumbnail, f"{base}.jpg", lambda: thumbnail_jpeg(entry.image)),
+    ):
+        if field_file and field_file.name.endswith(name) and default_storage.exists(field_file.name):
+            continue
+        if field_file:  # a product whose image changed: drop the old file
+            default_storage.delete(field_file.name)
+        field_file.save(name, ContentFile(content()), save=False)

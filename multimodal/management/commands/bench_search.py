@@ -21,7 +21,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, items, queries, keep, as_json, **options):
         with progress_bar(total=items, description="generate + ingest", stream=self.stderr) as update:
-            figures = search_benchmark(items=items, queries=queries, keep=keep, on_progress=update)
+            figures = search_benchmark(
+                items=items, queries=queries, keep=keep,
+                on_progress=lambda processed, so_far: update(processed, landed=so_far.landed, failed=len(so_far.failures)),
+            )
         if as_json:
             self.stdout.write(json.dumps(figures, indent=2))
             return

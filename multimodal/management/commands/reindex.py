@@ -25,7 +25,10 @@ class Command(BaseCommand):
         if drop and corpus:
             raise CommandError("--drop recreates the whole collection; use it without --corpus")
         with progress_bar(total=items.count(), description="reindex", stream=self.stderr) as update:
-            report = items_reindex(items=items, drop=drop, batch_size=batch_size, on_progress=update)
+            report = items_reindex(
+                items=items, drop=drop, batch_size=batch_size,
+                on_progress=lambda processed, so_far: update(processed, landed=so_far.landed, failed=len(so_far.failures)),
+            )
         self.stdout.write(f"{report.updated} items reindexed, {len(report.failures)} failed")
         for failure in report.failures:
             self.stdout.write(f"  FAILED {failure.name}: {failure.reason}")

@@ -1,0 +1,50 @@
+// Live job progress: poll the job's JSON and redraw the bar, counts and failures until it ends.
+(function () {
+  const section = document.getElementById("job");
+  if (!section) return;
+  const url = section.dataset.statusUrl;
+  const field = (name) => section.querySelector(`[data-field="${name}"]`);
+  const bar = document.getElementById("job-progress");
+
+  function renderFailures(failures) {
+    const body = field("failures");
+    body.replaceChildren();
+    if (!failures.length) {
+      const row = body.insertRow();
+      const cell = row.insertCell();
+      cell.colSpan = 2;
+      cell.textContent = "None";
+      return;
+    }
+    for (const failure of failures) {
+      const row = body.insertRow();
+      row.insertCell().textContent = failure.name;   // textContent: names and reasons are never HTML
+      row.insertCell().textContent = failure.reason;
+    }
+  }
+
+  async function poll() {
+    let job;
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      job = await response.json();
+    } catch (error) {
+      field("error").hidden = false;
+      field("error").textContent = `Could not refresh progress (${error.message}); retrying…`;
+      setTimeout(poll, 3000);
+      return;
+    }
+    for (const name of ["status", "done", "failed", "total"]) field(name).textContent = job[name];
+    field("items_per_s").textContent = job.items_per_s ?? "–";
+    field("seconds_left").textContent = job.seconds_left ?? "–";
+    field("error").hidden = !job.error;
+    field("error").textContent = job.error || "";
+    bar.max = Math.max(job.total, 1);
+    bar.value = job.done + job.failed;
+    renderFailures(job.failures);
+    field("retry").hidden = !job.retryable;
+    if (job.status === "queued" || job.status === "running") setTimeout(poll, 1000);
+  }
+  poll();
+})();

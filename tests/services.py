@@ -1,0 +1,114 @@
+"""Real Redis, milvus-lite server and Celery worker processes on loopback, for end-to-end tests."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(check, *, timeout_s: float, what: str, interval_s: float = 0.2):
+    """Call ``check`` until it returns a truthy value; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # the service is not up yet
+            last_error = exc
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} did not happen within {timeout_s} s (last error: {last_error})")
+
+
+def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout_s: float = 20) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def redis_server():
+    """A throw-away redis-server on a free loopback port; yields its URL."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (apt-get install -y redis-server; .ci/run does this)"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    import redis
+
+    try:
+        wait_until(lambda: redis.Redis(port=port).ping(), timeout_s=20, what="redis-server answering PING")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def milvus_lite_server(data_dir: Path):
+    """``milvus-lite server`` on a free loopback port, so several processes can share one store."""
+    port = free_port()
+    log = open(data_dir.parent / "milvus-server.log", "wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data_dir),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    from pymilvus import MilvusClient
+
+    try:
+        wait_until(lambda: MilvusClient(uri=uri).list_collections() is not None, timeout_s=60,
+                   what="milvus-lite server answering")
+        yield uri
+    finally:
+        _stop(process)
+        log.close()
+
+
+class CeleryWorker:
+    """A real ``celery worker`` process (prefork, one child) with the given environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "CeleryWorker":
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "searchsite", "worker", "--pool=prefork", "--concurrency=1",
+             "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children at once: no clean shutdown, no acknowledgements."""
+        _stop(self.process, signal.SIGKILL)
+        self.log.close()
+
+    def stop(self) -> None:
+        _stop(self.process, signal.SIGTERM)
+        self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")

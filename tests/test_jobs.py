@@ -1,0 +1,239 @@
+"""Uploads become jobs whose every file, archive entry and table row is accounted for once.
+
+These run the job in-process (no broker); tests/test_workers.py runs the same through Redis and a
+real Celery worker.
+"""
+import io
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from PIL import Image
+
+from multimodal import encoders, store
+from multimodal.models import ApiToken, IngestJob, Item
+from multimodal.selectors import search_response
+from multimodal.services.search import SearchQuery
+
+from .conftest import image_bytes, noise_png, zip_bytes
+
+pytestmark = pytest.mark.django_db
+
+CATALOGUE = (
+    "sku,name,description,specs,photo,colour\n"
+    "A-100,Trail bike,A sturdy mountain bike for rough trails,weight: 12 kg; frame: aluminium,photos/bike.png,red\n"
+    "A-200,Desk lamp,An adjustable LED lamp,power=5 W,lamp.png,white\n"
+    "A-300,,,,,\n"
+    "A-400,Mystery box,Contents unknown,,missing.png,\n"
+)
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+def _file(name: str, data: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data)
+
+
+def _upload(client, django_capture_on_commit_callbacks, files, **fields):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/upload", {"corpus": "shop", "files": files, **fields})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return IngestJob.objects.get(pk=int(response["Location"].rstrip("/").split("/")[-1]))
+
+
+def _failures(job: IngestJob) -> dict[str, str]:
+    return dict(job.units.filter(status="failed").values_list("name", "reason"))
+
+
+def test_good_and_bad_files_each_get_an_outcome_and_the_good_ones_land(staff_client, django_capture_on_commit_callbacks):
+    archive = zip_bytes({"photos/a.png": noise_png(1), "photos/b.png": noise_png(2), "../evil.png": noise_png(3),
+                         "notes/readme.txt": b"A note about bikes", "/abs.png": noise_png(4)})
+    files = [
+        _file("good.png", noise_png(5)),
+        _file("corrupt.png", noise_png(6)[:100]),
+        _file("empty.jpg", b""),
+        _file("letter.jpg", b"Dear customer, this is text"),
+        _file("album.zip", archive),
+        _file("program.exe", b"MZ\x90\x00"),
+    ]
+    job = _upload(staff_client, django_capture_on_commit_callbacks, files)
+    job.refresh_from_db()
+    assert job.status == "done"
+    failures = _failures(job)
+    assert set(failures) == {"corrupt.png", "empty.jpg", "letter.jpg", "album.zip/../evil.png", "album.zip//abs.png",
+                             "program.exe"}
+    assert "corrupt or truncated" in failures["corrupt.png"]
+    assert failures["empty.jpg"] == "the file is empty"
+    assert failures["letter.jpg"] == "not an image: the content does not match the '.jpg' extension"
+    assert "escapes" in failures["album.zip/../evil.png"] or ".." in failures["album.zip/../evil.png"]
+    assert failures["program.exe"] == "unsupported file type '.exe'"
+    assert (job.total, job.done, job.failed) == (10, 4, 6)
+    assert Item.objects.count() == 4
+    assert store.collection_for(encoders.get()).count() == 4
+    found = search_response(query=SearchQuery(image=Image.open(io.BytesIO(noise_png(2))), top_k=1))["results"]
+    assert found[0]["title"] == "b"
+
+
+def test_csv_knowledge_base_rows_become_products_with_text_and_image_vectors(staff_client, django_capture_on_commit_callbacks):
+    files = [
+        _file("catalogue.csv", CATALOGUE.encode()),
+        _file("images.zip", zip_bytes({"photos/bike.png": image_bytes((200, 30, 30))})),
+        _file("lamp.png", image_bytes((250, 250, 240))),
+    ]
+    job = _upload(staff_client, django_capture_on_commit_callbacks, files)
+    job.refresh_from_db()
+    assert job.status == "done"
+    assert _failures(job) == {
+        "catalogue.csv line 4": "row without text (title and description are empty)",
+        "catalogue.csv line 5": "image 'missing.png' is not in the upload",
+    }
+    bike = Item.objects.get(external_id="A-100")
+    assert bike.kind == "product" and bike.title == "Trail bike"
+    assert bike.text == "A sturdy mountain bike for rough trails"
+    assert bike.metadata["specs"] == {"weight": "12 kg", "frame": "aluminium", "colour": "red"}
+    assert bike.thumbnail and bike.file
+    # The images a row uses belong to the row: no separate image items.
+    assert Item.objects.count() == 2 and not Item.objects.filter(kind="image").exists()
+    assert store.collection_for(encoders.get()).count() == 4  # text + image vector per product
+    assert job.tables[0]["mapping"] == {"id": "sku", "title": "name", "description": "description",
+                                        "specs": "specs", "image": "photo"}
+    result = staff_client.get("/api/search", {"q": "sturdy mountain bike for rough trails", "top_k": 1}).json()["results"][0]
+    assert result["title"] == "Trail bike" and result["kind"] == "product"
+    assert result["description"] == "A sturdy mountain bike for rough trails"
+    assert result["specs"]["frame"] == "aluminium" and result["thumbnail_url"]
+    by_image = search_response(query=SearchQuery(image=Image.new("RGB", (20, 20), (200, 30, 30)), top_k=1))
+    assert by_image["results"][0]["external_id"] == "A-100"
+    page = staff_client.get("/", {"q": "lamp"}).content.decode()
+    assert "<th scope=\"row\">power</th><td>5 W</td>" in page
+
+
+def test_reuploading_a_catalogue_updates_products_by_their_id(staff_client, django_capture_on_commit_callbacks):
+    first = "id,title,description\n7,Chair,A wooden chair\n"
+    second = "id,title,description\n7,Chair,A wooden chair with a cushion\n"
+    _upload(staff_client, django_capture_on_commit_callbacks, [_file("c.csv", first.encode())])
+    job = _upload(staff_client, django_capture_on_commit_callbacks, [_file("c.csv", second.encode())])
+    assert Item.objects.get().text == "A wooden chair with a cushion"
+    assert job.units.get().created_item is False
+    assert store.collection_for(encoders.get()).count() == 1
+
+
+def test_admin_chooses_columns_explicitly(staff_client, django_capture_on_commit_callbacks):
+    table = "Label,Blurb,Extra\nBlue vase,Hand-made glass vase,tall\n"
+    job = _upload(staff_client, django_capture_on_commit_callbacks, [_file("t.csv", table.encode())],
+                  title_column="Label", description_column="Blurb")
+    product = Item.objects.get()
+    assert (product.title, product.text, product.metadata["specs"]) == ("Blue vase", "Hand-made glass vase", {"Extra": "tall"})
+    bad = _upload(staff_client, django_capture_on_commit_callbacks, [_file("t.csv", table.encode())],
+                  title_column="Nope")
+    assert "column 'Nope'" in _failures(bad)["t.csv"]
+    assert job.status != "failed"
+
+
+def test_failed_files_can_be_retried_once_the_cause_is_fixed(staff_client, django_capture_on_commit_callbacks, settings):
+    settings.MULTIMODAL_MAX_FILE_MB = 0
+    job = _upload(staff_client, django_capture_on_commit_callbacks, [_file("a.png", noise_png(1))])
+    assert "too large" in _failures(job)["a.png"]
+    settings.MULTIMODAL_MAX_FILE_MB = 50
+    page = staff_client.get(job.get_absolute_url()).content.decode()
+    assert "Retry failed files" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(f"/jobs/{job.pk}/retry")
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == ("done", 1, 0)
+
+
+def test_job_page_and_api_show_progress_and_escaped_failures(staff_client, django_capture_on_commit_callbacks):
+    job = _upload(staff_client, django_capture_on_commit_callbacks, [_file("<img src=x onerror=alert(1)>.png", b"x")])
+    body = staff_client.get(f"/api/jobs/{job.pk}").json()
+    assert {key: body[key] for key in ("id", "status", "total", "done", "failed")} == {
+        "id": job.pk, "status": "done", "total": 1, "done": 0, "failed": 1}
+    assert body["failures"][0]["name"].startswith("<img") and body["failures"][0]["reason"]
+    page = staff_client.get(job.get_absolute_url()).content.decode()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;.png" in page
+    assert '<progress id="job-progress"' in page
+
+
+def test_uploads_api_answers_202_and_works_with_a_token(client, staff, django_capture_on_commit_callbacks):
+    _, key = ApiToken.issue(user=staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/uploads", {"corpus": "api", "files": [_file("x.png", noise_png(9))]},
+                               HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status_url"] == f"/api/jobs/{body['job_id']}"
+    status = client.get(body["status_url"], HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    assert (status["status"], status["done"], status["failures"]) == ("done", 1, [])
+
+
+def test_upload_without_files_or_with_a_bad_corpus_name_is_a_400(staff_client):
+    response = staff_client.post("/api/uploads", {"corpus": "ok"})
+    assert response.status_code == 400 and response.json()["error"].startswith("no files")
+    response = staff_client.post("/api/uploads", {"corpus": "not ok!", "files": [_file("a.png", noise_png(1))]})
+    assert response.status_code == 400 and response.json()["error"].startswith("corpus:")
+
+
+def test_whole_upload_over_the_size_limit_is_refused(staff_client, settings):
+    settings.MULTIMODAL_MAX_UPLOAD_MB = 0
+    response = staff_client.post("/upload", {"corpus": "c", "files": [_file("a.png", noise_png(1))]})
+    assert response.status_code == 400
+    assert "the limit is 0 MB" in response.content.decode()
+    assert not IngestJob.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["/upload", "/jobs/1", "/admin/multimodal/ingestjob/"])
+def test_pages_for_staff_only_send_others_to_login(client, django_user_model, url):
+    assert client.get(url).status_code == 302
+    client.force_login(django_user_model.objects.create_user("user", password="pw-user-12345"))
+    assert client.get(url).status_code == 302
+
+
+def test_api_refuses_anonymous_non_staff_bad_tokens_and_missing_csrf(client, django_user_model, staff):
+    upload = {"corpus": "c", "files": [_file("a.png", noise_png(1))]}
+    assert client.post("/api/uploads", upload).status_code == 401
+    assert client.get("/api/jobs/1").status_code == 401
+    assert client.post("/api/uploads", upload, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    user = django_user_model.objects.create_user("user", password="pw-user-12345")
+    _, user_key = ApiToken.issue(user=user)
+    assert client.post("/api/uploads", upload, HTTP_AUTHORIZATION=f"Bearer {user_key}").status_code == 403
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(staff)
+    response = csrf_client.post("/api/uploads", {"corpus": "c", "files": [_file("a.png", noise_png(1))]})
+    assert response.status_code == 403 and "CSRF" in response.json()["error"]
+    assert not IngestJob.objects.exists()
+
+
+def test_ingest_command_reads_zips_and_tables_from_disk(tmp_path):
+    (tmp_path / "album.zip").write_bytes(zip_bytes({"x.png": noise_png(1), "y.png": noise_png(2)}))
+    (tmp_path / "kb.csv").write_text("title,description,image\nBike,A bike,pics/bike.png\n")
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "bike.png").write_bytes(noise_png(3))
+    out = io.StringIO()
+    call_command("ingest", str(tmp_path), "--corpus", "disk", stdout=out, stderr=io.StringIO())
+    assert "3 items landed in corpus 'disk' (3 new, 0 updated), 0 failed" in out.getvalue()
+    assert Item.objects.get(kind="product").file
+
+
+def test_ingest_async_without_a_broker_says_what_is_missing(tmp_path):
+    with pytest.raises(CommandError, match="--async needs a broker: set CELERY_BROKER_URL"):
+        call_command("ingest", str(tmp_path), "--async", stdout=io.StringIO())
+
+
+def test_api_token_command_prints_a_working_key(staff, client):
+    out = io.StringIO()
+    call_command("create_api_token", "staff", stdout=out)
+    key = out.getvalue().strip()
+    assert client.get("/api/jobs/999", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 404
+    assert json.loads(client.get("/api/jobs/999").content)["error"].startswith("authentication required")
