@@ -1,17 +1,20 @@
 """Benchmarks that print figures: the product's path measured against a baseline in the same run."""
 import io
 import statistics
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from . import encoders
-from .models import Corpus
+from .models import Corpus, IngestJob
 from .selectors import search_response
 from .services.embedding import inputs_encode, item_embed_inputs
 from .services.ingest import Source, items_ingest
+from .services.jobs import job_create_from_paths, job_enqueue, job_run
 from .services.search import SearchQuery
 
 WORDS = "red green blue bicycle chair wall cat dog tree river house lamp table car boat mountain city night".split()
@@ -82,3 +85,85 @@ def _corpus_matrix(corpus: Corpus, encoder) -> np.ndarray:
     inputs = [entry for item in corpus.items.all() for entry in item_embed_inputs(item)]
     vectors, _ = inputs_encode(inputs, encoder=encoder)
     return np.vstack(list(vectors.values()))
+
+
+def ingest_benchmark(*, images: int, size: int, batch_size: int, via_worker: bool, keep: bool = False,
+                     on_progress=None, poll_s: float = 0.2) -> dict:
+    """Ingest ``images`` generated JPEGs as a job and compare with the bare encoder on the same files.
+
+    Baselines, measured in this process on the same images with the same batch size: the encoder
+    alone on images already decoded, and decode + encode. The job's rate is units over its own
+    started→finished time (expansion, hashing, decoding, encoding, database, vector upsert, flush).
+    With ``via_worker`` the job goes to the Celery workers (a broker and a running worker sharing
+    this database and MILVUS_URI); otherwise it runs here through the same code the task runs.
+    """
+    encoder = encoders.get()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as directory:
+        paths = _jpegs_write(Path(directory), images, size, rng)
+        encoder.encode_image([Image.open(paths[0]).convert("RGB")])  # warm-up, not timed
+        decoded = [Image.open(path).convert("RGB") for path in paths]
+        tick = time.perf_counter()
+        for start in range(0, len(decoded), batch_size):
+            encoder.encode_image(decoded[start:start + batch_size])
+        encoder_s = time.perf_counter() - tick
+        del decoded
+        tick = time.perf_counter()
+        for start in range(0, len(paths), batch_size):
+            encoder.encode_image([Image.open(path).convert("RGB") for path in paths[start:start + batch_size]])
+        decode_encode_s = time.perf_counter() - tick
+
+        corpus = Corpus.objects.create(name=f"bench-{uuid.uuid4().hex[:8]}")
+        try:
+            # A one-image job first, so a worker's model load and collection open are not timed.
+            _job_complete(corpus, [paths[0]], batch_size, via_worker, poll_s, on_progress=None)
+            job = _job_complete(corpus, paths[1:], batch_size, via_worker, poll_s, on_progress=on_progress)
+            job_s = (job.finished_at - job.started_at).total_seconds()
+            failures = list(job.units.filter(status="failed").values_list("name", "reason")[:5])
+        finally:
+            if not keep:
+                corpus.delete()
+    encoder_rate = len(paths) / encoder_s
+    job_rate = job.done / job_s if job_s > 0 else float("nan")
+    return {
+        "encoder": encoder.name,
+        "images": len(paths) - 1,
+        "size": size,
+        "batch_size": batch_size,
+        "runner": "celery worker" if via_worker else "in-process (the task's code)",
+        "job": {"done": job.done, "failed": job.failed, "seconds": job_s, "items_per_s": job_rate,
+                "failures": failures},
+        "bare_encoder_items_per_s": encoder_rate,
+        "decode_and_encode_items_per_s": len(paths) / decode_encode_s,
+        "ratio_vs_bare_encoder": job_rate / encoder_rate,
+        "ratio_vs_decode_and_encode": job_rate / (len(paths) / decode_encode_s),
+    }
+
+
+def _jpegs_write(directory: Path, count: int, size: int, rng: np.random.Generator) -> list[Path]:
+    """Photo-like JPEGs: smooth colour fields with noise, each different (distinct content hashes)."""
+    paths = []
+    axis = np.linspace(0, 1, size, dtype=np.float32)
+    for index in range(count):
+        base = rng.uniform(0, 255, 3).astype(np.float32)
+        slope = rng.uniform(-120, 120, (2, 3)).astype(np.float32)
+        field = base + axis[:, None, None] * slope[0] + axis[None, :, None] * slope[1]
+        pixels = np.clip(field + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+        path = directory / f"photo-{index:05d}.jpg"
+        Image.fromarray(pixels).save(path, format="JPEG", quality=88)
+        paths.append(path)
+    return paths
+
+
+def _job_complete(corpus, paths, batch_size, via_worker, poll_s, *, on_progress) -> IngestJob:
+    job = job_create_from_paths(corpus=corpus, paths=[str(path) for path in paths])
+    if not via_worker:
+        return job_run(job_id=job.pk, batch_size=batch_size, on_progress=on_progress)
+    job_enqueue(job)  # outside a transaction: dispatched at once
+    while True:
+        job.refresh_from_db()
+        if on_progress:
+            on_progress(job)
+        if job.status in (IngestJob.Status.DONE, IngestJob.Status.FAILED):
+            return job
+        time.sleep(poll_s)

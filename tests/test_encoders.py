@@ -51,6 +51,12 @@ def test_open_clip_checkpoint_file_loads_through_the_pretrained_path(tmp_path):
         encoders.clear_cache()
 
 
+def test_any_architecture_with_random_weights_builds_offline_for_benchmarks():
+    seeded = encoders.get("tiny-random:random")
+    assert seeded.name == "open_clip:tiny-random:random"
+    np.testing.assert_allclose(seeded.encode_text(TEXTS), encoders.get("tiny-random").encode_text(TEXTS), atol=1e-6)
+
+
 def test_open_clip_local_directory_loads_like_an_hf_hub_repo(tmp_path):
     source = encoders.get("tiny-random")
     config = json.loads((encoders.open_clip_backend.CONFIG_DIR / "tiny-random.json").read_text())

@@ -19,7 +19,9 @@ def _parse_spec(spec: str) -> tuple[str, str | None]:
     """Split a spec into open_clip's (model_name, pretrained).
 
     ``hf-hub:org/repo`` and ``local-dir:/path`` pass through whole; a bare directory becomes
-    ``local-dir:``; otherwise ``MODEL:PRETRAINED`` where PRETRAINED is a tag or a checkpoint path.
+    ``local-dir:``; otherwise ``MODEL:PRETRAINED`` where PRETRAINED is a tag or a checkpoint path,
+    or ``random``: the architecture with seeded random weights, for offline speed and memory
+    benchmarks at real model size (its rankings are meaningless).
     """
     if spec.startswith(("hf-hub:", "local-dir:")):
         return spec, None
@@ -32,6 +34,8 @@ def _parse_spec(spec: str) -> tuple[str, str | None]:
                 f"CLIP model '{spec}' names no weights: use MODEL:PRETRAINED "
                 f"(e.g. ViT-B-32:laion2b_s34b_b79k), a checkpoint path, hf-hub:ORG/REPO or local-dir:PATH"
             )
+        return model_name, None
+    if pretrained == "random":
         return model_name, None
     return model_name, pretrained
 

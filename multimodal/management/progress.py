@@ -14,7 +14,13 @@ def progress_bar(*, description: str, stream, total: int = 0) -> Iterator[Callab
     """
     stream = getattr(stream, "_out", stream)
     with tqdm(total=total, desc=description, unit="item", file=stream, dynamic_ncols=True) as bar:
+        last = {}
+
         def update(processed: int, *, total: int | None = None, landed: int | None = None, failed: int | None = None):
+            state = {"processed": processed, "total": total, "landed": landed, "failed": failed}
+            if state == last:  # pollers call this with unchanged figures; redraw only on change
+                return
+            last.update(state)
             if total is not None and total != bar.total:
                 bar.total = total
             bar.update(processed - bar.n)

@@ -41,7 +41,9 @@ class Command(BaseCommand):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         self.processes: list[tuple[str, subprocess.Popen]] = []
         stopping = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        # Set explicitly: a stack started in the background inherits SIGINT ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
         try:
             self._start("redis", [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                                   "--appendonly", "no"], env)
@@ -52,13 +54,13 @@ class Command(BaseCommand):
                                    f"--concurrency={concurrency}"], env)
             self._start("web", [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env)
             self.stdout.write(f"stack up: http://127.0.0.1:{port}/  (Ctrl-C stops everything)")
+            self.stdout.write(f"other commands on this stack: export CELERY_BROKER_URL={env['CELERY_BROKER_URL']} "
+                              f"MILVUS_URI={env['MILVUS_URI']}")
             while not stopping.is_set():
                 for name, process in self.processes:
                     if process.poll() is not None:
                         raise CommandError(f"{name} exited with code {process.returncode}; stopping the stack")
                 stopping.wait(0.5)
-        except KeyboardInterrupt:
-            pass
         finally:
             self._stop_all()
 
