@@ -1,13 +1,23 @@
 """Parsing search input, the same rules for the page, the API and the command."""
+import base64
+import binascii
+import json
+import re
+
 from django import forms
 from django.conf import settings
 
 from .errors import UserInputError
+from .fusion import MODES
 from .imaging import image_open
-from .models import Corpus
-from .services.search import SearchQuery
+from .models import Corpus, Item
+from .selectors import RESULT_FIELDS
+from .services.search import PART_TYPES, QueryPart, SearchFilters, SearchQuery
 
 MAX_QUERY_TEXT_CHARS = 1000
+MAX_WEIGHT = 10.0
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+SPEC_NAME_RE = re.compile(r"[\w-]{1,100}")
 
 
 def form_error_message(form: forms.Form) -> str:
@@ -20,45 +30,179 @@ def form_error_message(form: forms.Form) -> str:
 
 
 class SearchForm(forms.Form):
+    """A search from the page, the API or the command.
+
+    Short forms: ``q`` (text), ``image``, ``voice`` (uploaded files), ``item`` (more like this),
+    each with an optional ``<type>_weight``. Or ``parts``: a JSON list of
+    ``{"type": "text"|"image"|"voice"|"item", "value": ..., "file": FIELD, "weight": W}`` where an
+    image or voice is an uploaded file named by ``file`` (multipart) or base64 in ``value``.
+    Filters: ``corpus`` and ``kind`` (comma-separated or repeated), ``created_from``/``created_to``
+    (YYYY-MM-DD), ``specs`` (JSON object, or ``spec.NAME=VALUE`` fields).
+    """
+
     q = forms.CharField(required=False, max_length=MAX_QUERY_TEXT_CHARS, strip=True, label="Search")
     image = forms.FileField(required=False, label="Image")
-    corpus = forms.CharField(required=False, max_length=100, label="Corpus")
+    voice = forms.FileField(required=False, label="Voice")
+    item = forms.IntegerField(required=False, min_value=1, label="More like item")
+    text_weight = forms.FloatField(required=False, min_value=-MAX_WEIGHT, max_value=MAX_WEIGHT)
+    image_weight = forms.FloatField(required=False, min_value=-MAX_WEIGHT, max_value=MAX_WEIGHT)
+    voice_weight = forms.FloatField(required=False, min_value=-MAX_WEIGHT, max_value=MAX_WEIGHT)
+    item_weight = forms.FloatField(required=False, min_value=-MAX_WEIGHT, max_value=MAX_WEIGHT)
+    parts = forms.CharField(required=False, label="Parts (JSON)")
+    corpus = forms.CharField(required=False, max_length=1000, label="Corpus")
+    kind = forms.CharField(required=False, max_length=200, label="Kind")
+    created_from = forms.DateField(required=False, label="Created from")
+    created_to = forms.DateField(required=False, label="Created to")
+    specs = forms.CharField(required=False, max_length=4000, label="Specs (JSON)")
+    fusion = forms.ChoiceField(required=False, choices=[(mode, mode) for mode in MODES], label="Fusion")
+    hybrid = forms.CharField(required=False, max_length=5, label="Keyword channel")
+    keyword_weight = forms.FloatField(required=False, min_value=0, max_value=MAX_WEIGHT)
+    rrf_k = forms.IntegerField(required=False, min_value=1, max_value=1000)
+    min_score = forms.FloatField(required=False, label="Minimum score")
+    fields = forms.CharField(required=False, max_length=500, label="Result fields")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Built here so the limit follows the settings in force, not those at import time.
+        # Built here so the limits follow the settings in force, not those at import time.
         self.fields["top_k"] = forms.IntegerField(
             required=False, min_value=1, max_value=settings.MULTIMODAL_MAX_TOP_K, label="Results"
         )
-        self.order_fields(["q", "image", "top_k", "corpus"])
+        self.fields["page"] = forms.IntegerField(required=False, min_value=1, max_value=settings.MULTIMODAL_MAX_PAGE)
+        self.order_fields(["q", "image", "voice", "top_k", "corpus"])
 
     def clean_image(self):
         upload = self.cleaned_data.get("image")
-        if not upload:
+        return _image_decode(upload.read(), upload.name, upload.size) if upload else None
+
+    def clean_voice(self):
+        upload = self.cleaned_data.get("voice")
+        return _voice_read(upload.read(), upload.name) if upload else None
+
+    def clean_item(self):
+        return _item_get(self.cleaned_data.get("item"))
+
+    def clean_corpus(self):
+        names = _list(self.cleaned_data.get("corpus"))
+        corpora = list(Corpus.objects.filter(name__in=names))
+        missing = sorted(set(names) - {corpus.name for corpus in corpora})
+        if missing:
+            raise forms.ValidationError(f"no corpus named {', '.join(repr(name) for name in missing)}")
+        return corpora
+
+    def clean_kind(self):
+        kinds = _list(self.cleaned_data.get("kind"))
+        unknown = [kind for kind in kinds if kind not in Item.Kind.values]
+        if unknown:
+            raise forms.ValidationError(f"unknown kind {', '.join(unknown)}: use {', '.join(Item.Kind.values)}")
+        return kinds
+
+    def clean_specs(self):
+        specs = {}
+        raw = self.cleaned_data.get("specs")
+        if raw:
+            try:
+                specs = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise forms.ValidationError(f"not valid JSON ({exc})") from None
+            if not isinstance(specs, dict):
+                raise forms.ValidationError('must be a JSON object such as {"colour": "red"}')
+        for key in self.data:
+            if key.startswith("spec."):
+                specs[key.removeprefix("spec.")] = self.data[key]
+        for name, value in specs.items():
+            if not SPEC_NAME_RE.fullmatch(str(name)):
+                raise forms.ValidationError(f"'{name}' is not a spec name (letters, digits, _ and -)")
+            if not isinstance(value, (str, int, float)):
+                raise forms.ValidationError(f"the value of '{name}' must be a string or a number")
+        return {str(name): str(value) for name, value in specs.items()}
+
+    def clean_hybrid(self):
+        value = str(self.cleaned_data.get("hybrid") or "").strip().lower()
+        if not value:
             return None
-        max_bytes = settings.MULTIMODAL_MAX_QUERY_IMAGE_MB * 1024 * 1024
-        if upload.size > max_bytes:
-            raise forms.ValidationError(
-                f"the image is {upload.size:,} bytes; the limit is {settings.MULTIMODAL_MAX_QUERY_IMAGE_MB} MB"
-            )
+        if value not in TRUE_WORDS | FALSE_WORDS:
+            raise forms.ValidationError("use true or false")
+        return value in TRUE_WORDS
+
+    def clean_fields(self):
+        names = _list(self.cleaned_data.get("fields"))
+        unknown = [name for name in names if name not in RESULT_FIELDS]
+        if unknown:
+            raise forms.ValidationError(f"unknown field {', '.join(unknown)}: use {', '.join(RESULT_FIELDS)}")
+        return names
+
+    def clean_parts(self):
+        raw = self.cleaned_data.get("parts")
+        if not raw:
+            return []
         try:
-            return image_open(upload.read(), name=upload.name)
+            specs = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not valid JSON ({exc})") from None
+        if not isinstance(specs, list):
+            raise forms.ValidationError("must be a JSON list of parts")
+        if len(specs) > settings.MULTIMODAL_MAX_QUERY_PARTS:
+            raise forms.ValidationError(f"{len(specs)} parts; the limit is {settings.MULTIMODAL_MAX_QUERY_PARTS}")
+        try:
+            return [self._part_build(index, spec) for index, spec in enumerate(specs)]
         except UserInputError as exc:
             raise forms.ValidationError(str(exc)) from None
 
-    def clean_corpus(self):
-        name = self.cleaned_data.get("corpus")
-        if not name:
-            return None
-        corpus = Corpus.objects.filter(name=name).first()
-        if corpus is None:
-            raise forms.ValidationError(f"no corpus named '{name}'")
-        return corpus
+    def _part_build(self, index: int, spec) -> QueryPart:
+        where = f"part {index}"
+        if not isinstance(spec, dict):
+            raise UserInputError(f"{where}: must be an object with a type")
+        part_type = spec.get("type")
+        if part_type not in PART_TYPES:
+            raise UserInputError(f"{where}: type must be one of {', '.join(PART_TYPES)}")
+        weight = spec.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or abs(weight) > MAX_WEIGHT:
+            raise UserInputError(f"{where}: weight must be a number between -{MAX_WEIGHT} and {MAX_WEIGHT}")
+        value = spec.get("value")
+        if part_type == "text":
+            if not isinstance(value, str) or not value.strip():
+                raise UserInputError(f"{where}: a text part needs a non-empty string value")
+            if len(value) > MAX_QUERY_TEXT_CHARS:
+                raise UserInputError(f"{where}: the text is over {MAX_QUERY_TEXT_CHARS} characters")
+            return QueryPart(type="text", weight=float(weight), text=value.strip())
+        if part_type == "item":
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+                raise UserInputError(f"{where}: an item part's value is an item id")
+            return QueryPart(type="item", weight=float(weight), item=_item_get(int(value), where=where))
+        data, name = self._part_payload(where, spec)
+        if part_type == "image":
+            try:
+                image = _image_decode(data, name, len(data))
+            except forms.ValidationError as exc:
+                raise UserInputError(f"{where}: {exc.messages[0]}") from None
+            return QueryPart(type="image", weight=float(weight), image=image, name=name)
+        try:
+            audio = _voice_read(data, name)
+        except forms.ValidationError as exc:
+            raise UserInputError(f"{where}: {exc.messages[0]}") from None
+        return QueryPart(type="voice", weight=float(weight), audio=audio, name=name)
+
+    def _part_payload(self, where: str, spec: dict) -> tuple[bytes, str]:
+        """An image or voice part's bytes: an uploaded file named by ``file``, or base64 ``value``."""
+        if spec.get("file"):
+            upload = self.files.get(spec["file"])
+            if upload is None:
+                raise UserInputError(f"{where}: no uploaded file field named '{spec['file']}'")
+            return upload.read(), upload.name
+        value = spec.get("value")
+        if not isinstance(value, str) or not value:
+            raise UserInputError(f"{where}: give the file as an upload ('file': field name) or base64 'value'")
+        return base64_decode(value, where=where), spec.get("name") or spec["type"]
 
     def clean(self):
         cleaned = super().clean()
-        if not self.errors and not cleaned.get("q") and cleaned.get("image") is None:
-            raise forms.ValidationError("nothing to search for: give a text (q or text) or an image")
+        if self.errors:
+            return cleaned
+        if not cleaned.get("parts") and not (cleaned.get("q") or cleaned.get("image") is not None
+                                             or cleaned.get("voice") is not None or cleaned.get("item")):
+            raise forms.ValidationError(
+                "nothing to search for: give a text (q or text), an image, a voice recording, an item or parts"
+            )
         return cleaned
 
     def error_message(self) -> str:
@@ -66,14 +210,79 @@ class SearchForm(forms.Form):
 
     def to_query(self) -> SearchQuery:
         data = self.cleaned_data
-        upload = self.files.get("image")
+        parts = list(data["parts"])
+        if data.get("q"):
+            parts.append(QueryPart(type="text", text=data["q"], weight=_weight(data, "text")))
+        if data.get("image") is not None:
+            parts.append(QueryPart(type="image", image=data["image"], name=self.files["image"].name,
+                                   weight=_weight(data, "image")))
+        if data.get("voice") is not None:
+            parts.append(QueryPart(type="voice", audio=data["voice"], name=self.files["voice"].name,
+                                   weight=_weight(data, "voice")))
+        if data.get("item"):
+            parts.append(QueryPart(type="item", item=data["item"], weight=_weight(data, "item")))
         return SearchQuery(
-            text=data.get("q") or "",
-            image=data.get("image"),
-            image_name=upload.name if upload else "",
+            parts=parts,
+            fusion=data.get("fusion") or "",
+            hybrid=data.get("hybrid"),
+            keyword_weight=data.get("keyword_weight"),
+            rrf_k=data.get("rrf_k"),
+            filters=SearchFilters(corpora=data["corpus"], kinds=data["kind"], created_from=data.get("created_from"),
+                                  created_to=data.get("created_to"), specs=data["specs"]),
+            min_score=data.get("min_score"),
             top_k=data.get("top_k") or 10,
-            corpus=data.get("corpus"),
+            page=data.get("page") or 1,
         )
+
+
+def _weight(data: dict, part_type: str) -> float:
+    weight = data.get(f"{part_type}_weight")
+    return 1.0 if weight is None else weight
+
+
+def _list(value) -> list[str]:
+    """'a, b' or ['a', 'b'] -> ['a', 'b']."""
+    if not value:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _image_decode(data: bytes, name: str, size: int):
+    max_bytes = settings.MULTIMODAL_MAX_QUERY_IMAGE_MB * 1024 * 1024
+    if size > max_bytes:
+        raise forms.ValidationError(f"the image is {size:,} bytes; the limit is {settings.MULTIMODAL_MAX_QUERY_IMAGE_MB} MB")
+    try:
+        return image_open(data, name=name)
+    except UserInputError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
+def _voice_read(data: bytes, name: str) -> bytes:
+    max_bytes = settings.MULTIMODAL_MAX_QUERY_AUDIO_MB * 1024 * 1024
+    if not data:
+        raise forms.ValidationError(f"{name}: the file is empty")
+    if len(data) > max_bytes:
+        raise forms.ValidationError(
+            f"the recording is {len(data):,} bytes; the limit is {settings.MULTIMODAL_MAX_QUERY_AUDIO_MB} MB")
+    return data
+
+
+def _item_get(item_id: int | None, *, where: str = "item"):
+    if not item_id:
+        return None
+    item = Item.objects.filter(pk=item_id).first()
+    if item is None:
+        raise (UserInputError if where != "item" else forms.ValidationError)(f"{where}: no item with id {item_id}")
+    return item
+
+
+def base64_decode(value: str, *, where: str) -> bytes:
+    """Base64 (a data: URL is fine) to bytes, or a UserInputError naming ``where``."""
+    try:
+        return base64.b64decode(value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True)
+    except (binascii.Error, ValueError):
+        raise UserInputError(f"{where}: not valid base64") from None
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -100,6 +309,8 @@ class UploadForm(forms.Form):
     files = MultipleFileField(
         allow_empty_file=True, label="Files", help_text="Images, .txt/.md files, zip archives of those, CSV/XLSX knowledge bases."
     )
+    ROLE_FIELDS = ("title", "description", "specs", "image", "id")
+
     title_column = forms.CharField(required=False, max_length=200, label="Title column")
     description_column = forms.CharField(required=False, max_length=200, label="Description column")
     specs_column = forms.CharField(required=False, max_length=200, label="Specs column")

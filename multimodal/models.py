@@ -27,6 +27,8 @@ class Item(models.Model):
         IMAGE = "image", "Image"
         TEXT = "text", "Text"
         PRODUCT = "product", "Product"
+        AUDIO = "audio", "Audio recording"
+        SEGMENT = "segment", "Audio segment"
 
     corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="items")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -40,7 +42,11 @@ class Item(models.Model):
         max_length=200, blank=True, help_text="The row's own id (products): re-uploads update this item."
     )
     metadata = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Audio segments belong to their recording and cover [start_s, end_s) of it.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="segments")
+    start_s = models.FloatField(null=True, blank=True)
+    end_s = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -4,6 +4,7 @@ import time
 from django.urls import reverse
 
 from .models import IngestJob, IngestUnit, Item
+from .fusion import Fused
 from .services.search import SearchOutcome, SearchQuery, search_run
 
 SNIPPET_CHARS = 280
@@ -18,8 +19,8 @@ def text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 
 def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
-    """One dict per hit whose item still exists, in rank order."""
-    items = Item.objects.select_related("corpus").in_bulk([hit.item_id for hit in outcome.hits])
+    """One dict per hit whose item still exists, in rank order, each with its explanation."""
+    items = Item.objects.select_related("corpus", "parent").in_bulk([hit.item_id for hit in outcome.hits])
     results = []
     for hit in outcome.hits:
         item = items.get(hit.item_id)
@@ -35,10 +36,31 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 "snippet": text_snippet(item.text) if item.text else None,
                 "detail_url": item.get_absolute_url(),
                 "corpus": item.corpus.name,
+                "created_at": item.created_at.isoformat(),
                 **_product_fields(item),
+                "explanation": _explanation(hit, outcome.query),
             }
         )
     return results
+
+
+def _explanation(hit: Fused, query: SearchQuery) -> dict:
+    """Which parts and channels contributed to a result's score, and how much."""
+    contributions = []
+    for contribution in hit.contributions:
+        entry = {"channel": "keyword" if contribution.source == "keyword" else "vector"}
+        if contribution.source.startswith("part "):
+            part = query.parts[int(contribution.source.split()[1])]
+            entry.update(part=int(contribution.source.split()[1]), type=part.type, label=part.label, weight=part.weight)
+        else:
+            entry.update(weight=query.keyword_weight)
+        entry.update(
+            score=None if contribution.raw is None else round(contribution.raw, 6),
+            rank=contribution.rank,
+            contribution=round(contribution.value, 6),
+        )
+        contributions.append(entry)
+    return {"fusion": query.fusion, "contributions": contributions}
 
 
 def _product_fields(item: Item) -> dict:
@@ -53,14 +75,30 @@ def _product_fields(item: Item) -> dict:
     }
 
 
-def search_response(*, query: SearchQuery) -> dict:
-    """Run ``query`` and return the response every client gets: query, results, timings_ms."""
+def search_response(*, query: SearchQuery, fields: list[str] | None = None) -> dict:
+    """Run ``query`` and return the response every client gets: query, results, page, timings_ms.
+
+    ``fields`` keeps only those keys of each result (e.g. id, description, specs, score).
+    """
     started = time.perf_counter()
     outcome = search_run(query=query)
+    hydrate_started = time.perf_counter()
     results = search_results_hydrate(outcome)
+    if fields:
+        results = [{key: result.get(key) for key in fields} for result in results]
     timings = {name: round(value, 2) for name, value in outcome.timings_ms.items()}
+    timings["hydrate"] = round((time.perf_counter() - hydrate_started) * 1000, 2)
     timings["total"] = round((time.perf_counter() - started) * 1000, 2)
-    return {"query": query.summary(), "results": results, "timings_ms": timings}
+    return {
+        "query": query.summary(),
+        "results": results,
+        "page": {"number": query.page, "size": query.top_k, "has_more": outcome.has_more},
+        "timings_ms": timings,
+    }
+
+
+RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "detail_url", "corpus", "created_at",
+                 "description", "specs", "specs_text", "external_id", "explanation")
 
 
 FAILURES_SHOWN = 1000
@@ -91,6 +129,6 @@ def job_summary(job: IngestJob) -> dict:
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "status_url": reverse("multimodal:api-job", args=[job.pk]),
+        "status_url": reverse("multimodal:api:job", args=[job.pk]),
         "page_url": job.get_absolute_url(),
     }

@@ -10,8 +10,5 @@ urlpatterns = [
     path("upload", views.upload_page, name="upload"),
     path("jobs/<int:pk>", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/retry", views.job_retry, name="job-retry"),
-    path("api/search", api.search, name="api-search"),
-    path("api/uploads", api.uploads, name="api-uploads"),
-    path("api/jobs/<int:pk>", api.job, name="api-job"),
-    path("api/jobs/<int:pk>/retry", api.job_retry, name="api-job-retry"),
+    path("api/", api.api.urls),
 ]

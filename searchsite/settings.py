@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # the interactive API docs' static files
     "multimodal",
 ]
 
@@ -154,6 +155,17 @@ MULTIMODAL_CLIP_MODEL = os.environ.get("MULTIMODAL_CLIP_MODEL", "ViT-B-32:laion2
 MULTIMODAL_DEVICE = os.environ.get("MULTIMODAL_DEVICE", "cpu")
 MULTIMODAL_ENCODE_BATCH_SIZE = env_int("MULTIMODAL_ENCODE_BATCH_SIZE", 32)
 
+# --- Speech (voice queries and searchable audio) ---
+# A faster-whisper size name (tiny.en, base, small, ...), a model repo id or a local CTranslate2
+# directory; "hf:ID_OR_DIR" for transformers Whisper; "wav2vec2:ID_OR_DIR" for a CTC model.
+MULTIMODAL_SPEECH_MODEL = os.environ.get("MULTIMODAL_SPEECH_MODEL", "tiny.en")
+MULTIMODAL_SPEECH_COMPUTE_TYPE = os.environ.get("MULTIMODAL_SPEECH_COMPUTE_TYPE", "int8")
+MULTIMODAL_MAX_VOICE_SECONDS = env_int("MULTIMODAL_MAX_VOICE_SECONDS", 60)
+MULTIMODAL_MAX_RECORDING_SECONDS = env_int("MULTIMODAL_MAX_RECORDING_SECONDS", 3 * 3600)
+# Audio items are split into segments of about this length (at sentence ends where possible).
+MULTIMODAL_SEGMENT_MIN_SECONDS = env_int("MULTIMODAL_SEGMENT_MIN_SECONDS", 10)
+MULTIMODAL_SEGMENT_MAX_SECONDS = env_int("MULTIMODAL_SEGMENT_MAX_SECONDS", 30)
+
 # --- Vector store (Milvus). A path = Milvus Lite; http(s)://host:port = a Milvus server. ---
 MILVUS_URI = os.environ.get("MILVUS_URI", str(DATA_DIR / "milvus.db"))
 MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")
@@ -166,9 +178,25 @@ MILVUS_SEARCH_PARAMS = json.loads(os.environ.get("MILVUS_SEARCH_PARAMS") or "{}"
 # --- Ingest and query limits ---
 MULTIMODAL_MAX_FILE_MB = env_int("MULTIMODAL_MAX_FILE_MB", 50)
 MULTIMODAL_MAX_QUERY_IMAGE_MB = env_int("MULTIMODAL_MAX_QUERY_IMAGE_MB", 10)
+MULTIMODAL_MAX_QUERY_AUDIO_MB = env_int("MULTIMODAL_MAX_QUERY_AUDIO_MB", 20)
 MULTIMODAL_MAX_IMAGE_PIXELS = env_int("MULTIMODAL_MAX_IMAGE_PIXELS", 100_000_000)
 MULTIMODAL_THUMBNAIL_PX = env_int("MULTIMODAL_THUMBNAIL_PX", 320)
 MULTIMODAL_MAX_TOP_K = env_int("MULTIMODAL_MAX_TOP_K", 100)
+MULTIMODAL_MAX_PAGE = env_int("MULTIMODAL_MAX_PAGE", 100)
+# API searches per client (user, else IP): e.g. "60/min"; empty = no limit. Login can be required.
+MULTIMODAL_SEARCH_RATE = os.environ.get("MULTIMODAL_SEARCH_RATE", "")
+MULTIMODAL_SEARCH_REQUIRES_LOGIN = env_bool("MULTIMODAL_SEARCH_REQUIRES_LOGIN", False)
+MULTIMODAL_MAX_QUERY_PARTS = env_int("MULTIMODAL_MAX_QUERY_PARTS", 8)
+
+# --- Fusion (see multimodal/fusion.py) ---
+MULTIMODAL_DEFAULT_FUSION = os.environ.get("MULTIMODAL_DEFAULT_FUSION", "vector")
+MULTIMODAL_RRF_K = env_int("MULTIMODAL_RRF_K", 60)
+# How much the keyword channel weighs against the vector channel when a query has text.
+MULTIMODAL_KEYWORD_WEIGHT = float(os.environ.get("MULTIMODAL_KEYWORD_WEIGHT", "0.5"))
+# Every list is read this deep before fusing, whatever the page, so pages never overlap or skip.
+MULTIMODAL_FUSION_CANDIDATES = env_int("MULTIMODAL_FUSION_CANDIDATES", 200)
+# A spec filter (specs.colour=red) is resolved in the database into at most this many item ids.
+MULTIMODAL_MAX_FILTER_ITEMS = env_int("MULTIMODAL_MAX_FILTER_ITEMS", 50_000)
 
 # --- Uploads and ingest jobs ---
 # Uploaded files wait here for the workers; it is outside MEDIA_ROOT so it is never served.

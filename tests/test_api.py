@@ -42,7 +42,7 @@ def test_get_text_query_returns_ranked_results_with_every_field(client, corpus):
     assert first["snippet"] == "red bicycle A red bicycle."
     assert first["detail_url"] == f"/items/{first['id']}"
     assert len(body["results"]) == 2
-    assert set(body["timings_ms"]) == {"encode", "search", "total"}
+    assert set(body["timings_ms"]) >= {"encode", "search", "keyword", "fusion", "hydrate", "total"}
     assert body["timings_ms"]["total"] >= body["timings_ms"]["search"]
 
 
@@ -90,7 +90,7 @@ def test_corpus_filter(client, corpus, deterministic_encoder):
         ({"data": {"q": "   "}}, "nothing to search for"),
         ({"data": {"q": "red", "top_k": 0}}, "top_k: Ensure this value is greater than or equal to 1."),
         ({"data": {"q": "red", "top_k": 1000}}, "top_k: Ensure this value is less than or equal to 100."),
-        ({"data": {"q": "red", "top_k": "ten"}}, "top_k: Enter a whole number."),
+        ({"data": {"q": "red", "top_k": "ten"}}, "top_k: Input should be a valid integer"),
         ({"data": {"q": "red", "corpus": "nope"}}, "corpus: no corpus named 'nope'"),
         ({"data": {"q": "x" * 1001}}, "q: Ensure this value has at most 1000 characters"),
     ],

@@ -32,7 +32,7 @@ def _search(*args) -> str:
 
 
 def test_search_prints_a_ranked_table(corpus):
-    lines = _search("red", "--top-k", "2").splitlines()
+    lines = _search("red", "--top-k", "2", "--no-keyword").splitlines()
     assert len(lines) == 2
     assert lines[0].split()[0] == "1" and lines[0].endswith("red") and "image" in lines[0] and "1.0000" in lines[0]
     assert lines[1].split()[0] == "2"

@@ -27,7 +27,7 @@ def test_empty_page_shows_the_search_form(client, corpus):
 
 
 def test_text_query_renders_thumbnails_snippets_scores_and_links(client, corpus):
-    response = client.get("/", {"q": "red"})
+    response = client.get("/", {"q": "red", "hybrid": "false"})
     page = response.content.decode()
     assert response.status_code == 200
     red = Item.objects.get(title="red")

@@ -33,7 +33,7 @@ def _titles_scores(query: SearchQuery):
 
 
 def test_text_query_ranks_by_cosine_with_exact_scores(colour_corpus):
-    ranked = _titles_scores(SearchQuery(text="red", top_k=3))
+    ranked = _titles_scores(SearchQuery(hybrid=False, text="red", top_k=3))
     # "red" = e0. red.png = e0 (1.0); "red bicycle" = (e0+e3)/√2 (0.7071); yellow = (e0+e1)/√2 (0.7071).
     assert ranked[0] == ("red", pytest.approx(1.0, abs=1e-5))
     assert {title for title, _ in ranked[1:]} == {"red bicycle", "yellow"}
@@ -43,7 +43,7 @@ def test_text_query_ranks_by_cosine_with_exact_scores(colour_corpus):
 def test_text_and_image_query_ranks_the_item_matching_both_first(colour_corpus):
     from PIL import Image
 
-    ranked = _titles_scores(SearchQuery(text="bicycle", image=Image.new("RGB", (8, 8), (255, 0, 0)), top_k=5))
+    ranked = _titles_scores(SearchQuery(hybrid=False, text="bicycle", image=Image.new("RGB", (8, 8), (255, 0, 0)), top_k=5))
     # Query = normalise(e3 + e0): "red bicycle" matches both parts and scores 1.0; red.png only one.
     assert ranked[0] == ("red bicycle", pytest.approx(1.0, abs=1e-5))
     assert ranked[1] == ("red", pytest.approx(1 / math.sqrt(2), abs=1e-5))
@@ -53,11 +53,11 @@ def test_text_and_image_query_ranks_the_item_matching_both_first(colour_corpus):
 def test_corpus_filter_never_lets_another_corpus_through(colour_corpus, deterministic_encoder):
     other = Corpus.objects.create(name="other")
     ingest_files(other, {"crimson.png": image_bytes((250, 0, 0))})
-    query = SearchQuery(text="red", top_k=10, corpus=colour_corpus)
+    query = SearchQuery(hybrid=False, text="red", top_k=10, corpus=colour_corpus)
     results = search_response(query=query)["results"]
     assert results and all(result["corpus"] == "colours" for result in results)
     assert len(results) == 5  # every item of the corpus, none of the other
-    unfiltered = search_response(query=SearchQuery(text="red", top_k=10))["results"]
+    unfiltered = search_response(query=SearchQuery(hybrid=False, text="red", top_k=10))["results"]
     assert "crimson" in [result["title"] for result in unfiltered]
 
 
@@ -69,7 +69,7 @@ def test_each_supported_index_type_returns_the_exact_neighbour(settings, index_t
     ingest_files(corpus, {"blue.png": image_bytes((0, 0, 255)), "red.png": image_bytes((255, 0, 0))})
     description = store.client().describe_index(store.collection_for(deterministic_encoder).name, "vector")
     assert description["index_type"] == index_type
-    assert _titles_scores(SearchQuery(text="blue", top_k=1)) == [("blue", pytest.approx(1.0, abs=1e-5))]
+    assert _titles_scores(SearchQuery(hybrid=False, text="blue", top_k=1)) == [("blue", pytest.approx(1.0, abs=1e-5))]
 
 
 def test_collections_are_per_encoder_and_refuse_vectors_of_another_dimension(deterministic_encoder):

@@ -57,7 +57,8 @@ def product_text(title: str, description: str, specs: dict[str, str], specs_text
 
 
 def item_vector_record(item: Item, modality: str, vector: np.ndarray) -> store.VectorRecord:
-    return store.VectorRecord(item_id=item.pk, corpus_id=item.corpus_id, kind=item.kind, modality=modality, vector=vector)
+    return store.VectorRecord(item_id=item.pk, corpus_id=item.corpus_id, kind=item.kind, modality=modality,
+                              vector=vector, created_at=int(item.created_at.timestamp()))
 
 
 def item_embed_inputs(item: Item) -> list[EmbedInput]:

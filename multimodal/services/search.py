@@ -1,64 +1,330 @@
-"""Running a search: encode the query parts, fuse them, ask the vector store."""
+"""Running a search: encode the query's parts, search each channel, fuse, cut and page.
+
+A query is a list of weighted parts (text, image, voice, an existing item) plus filters. Voice
+parts are transcribed first and then count as text. The vector channel searches Milvus (one
+search with the combined vector in ``vector`` mode, one per part otherwise); the keyword channel
+searches the database's full-text index with the query's positive text. `multimodal.fusion` does
+the arithmetic; this module only gathers its inputs.
+"""
+from __future__ import annotations
+
 import time
 from dataclasses import dataclass, field
+from datetime import date, datetime, time as day_time, timedelta, timezone as dt_timezone
 
 import numpy as np
+from django.conf import settings
 from PIL import Image
 
-from .. import encoders, store
+from .. import encoders, fusion, store
 from ..errors import QueryError
-from ..models import Corpus
+from ..keyword import keyword_search
+from ..models import Corpus, Item
+
+PART_TYPES = ("text", "image", "voice", "item")
+
+
+@dataclass
+class QueryPart:
+    """One weighted piece of a query. A voice part gets its ``text`` from the transcript."""
+
+    type: str
+    weight: float = 1.0
+    text: str = ""
+    image: Image.Image | None = None
+    name: str = ""  # the uploaded file's name (image, voice)
+    item: Item | None = None
+    audio: bytes | None = None  # a voice part's recording, until transcribed
+    transcript: dict | None = None  # text, language, duration_s, transcribe_ms
+
+    def summary(self) -> dict:
+        out = {"type": self.type, "weight": self.weight}
+        if self.type == "text":
+            out["value"] = self.text
+        elif self.type == "image":
+            out["value"] = out["name"] = self.name or "image"
+            if self.image is not None:
+                out["width"], out["height"] = self.image.width, self.image.height
+        elif self.type == "voice":
+            out["value"] = self.name or "voice"
+            out["transcript"] = self.transcript
+        elif self.type == "item" and self.item is not None:
+            out["value"] = self.item.pk
+            out["title"] = self.item.title
+        return out
+
+    @property
+    def label(self) -> str:
+        """How the part is named in explanations."""
+        if self.type in ("text", "voice"):
+            return f'{self.type} "{self.text}"'
+        if self.type == "item" and self.item is not None:
+            return f"item {self.item.pk}"
+        return f"image {self.name}".strip()
+
+
+@dataclass
+class SearchFilters:
+    corpora: list[Corpus] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    created_from: date | None = None
+    created_to: date | None = None  # inclusive: the whole day counts
+    specs: dict[str, str] = field(default_factory=dict)  # spec name -> value (case-insensitive)
+
+    def summary(self) -> dict:
+        return {
+            "corpus": [corpus.name for corpus in self.corpora] or None,
+            "kind": self.kinds or None,
+            "created_from": self.created_from.isoformat() if self.created_from else None,
+            "created_to": self.created_to.isoformat() if self.created_to else None,
+            "specs": self.specs or None,
+        }
 
 
 @dataclass
 class SearchQuery:
-    """What to search for. Text and image vectors are summed (equal weights) when both are given."""
+    """What to search for. The short forms (``text``, ``image``, ``corpus``) become parts/filters."""
 
+    parts: list[QueryPart] = field(default_factory=list)
+    fusion: str = ""
+    hybrid: bool | None = None  # None: on when the query has positive text
+    keyword_weight: float | None = None
+    rrf_k: int | None = None
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    min_score: float | None = None
+    top_k: int = 10
+    page: int = 1
     text: str = ""
     image: Image.Image | None = None
     image_name: str = ""
-    top_k: int = 10
     corpus: Corpus | None = None
+
+    def __post_init__(self):
+        if self.text:
+            self.parts.insert(0, QueryPart(type="text", text=self.text))
+        if self.image is not None:
+            self.parts.append(QueryPart(type="image", image=self.image, name=self.image_name))
+        if self.corpus is not None and self.corpus not in self.filters.corpora:
+            self.filters.corpora.append(self.corpus)
+        self.text, self.image, self.corpus = "", None, None
+        self.fusion = self.fusion or settings.MULTIMODAL_DEFAULT_FUSION
+        if self.fusion not in fusion.MODES:
+            raise QueryError(f"fusion: '{self.fusion}' is not one of {', '.join(fusion.MODES)}")
+        if self.keyword_weight is None:
+            self.keyword_weight = settings.MULTIMODAL_KEYWORD_WEIGHT
+        self.rrf_k = self.rrf_k or settings.MULTIMODAL_RRF_K
+
+    @property
+    def keyword_text(self) -> str:
+        """The words the keyword channel looks for: every positive text or voice part."""
+        return " ".join(part.text for part in self.parts if part.type in ("text", "voice") and part.weight > 0)
+
+    @property
+    def keyword_on(self) -> bool:
+        wanted = self.hybrid if self.hybrid is not None else True
+        return bool(wanted and self.keyword_weight and self.keyword_text.strip())
 
     def summary(self) -> dict:
         """What was understood, as returned to the user."""
+        texts = [part.text for part in self.parts if part.type in ("text", "voice") and part.text]
+        images = [part for part in self.parts if part.type == "image"]
         return {
-            "text": self.text or None,
-            "image": {"name": self.image_name, "width": self.image.width, "height": self.image.height}
-            if self.image is not None else None,
+            "text": " ".join(texts) or None,
+            "image": images[0].summary() if images else None,
+            "parts": [part.summary() for part in self.parts],
+            "fusion": self.fusion,
+            "hybrid": self.keyword_on,
+            "keyword_weight": self.keyword_weight,
+            "rrf_k": self.rrf_k if self.fusion == "rrf" else None,
+            "filters": self.filters.summary(),
+            "corpus": self.filters.corpora[0].name if len(self.filters.corpora) == 1 else None,
+            "min_score": self.min_score,
             "top_k": self.top_k,
-            "corpus": self.corpus.name if self.corpus else None,
-            "fusion": "vector",
+            "page": self.page,
         }
 
 
 @dataclass
 class SearchOutcome:
     query: SearchQuery
-    hits: list[store.VectorHit]
+    hits: list[fusion.Fused]  # this page, best first
+    has_more: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+class _Clock:
+    def __init__(self):
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str, *, ran: bool = True) -> None:
+        """Time since the last lap goes to ``name``; stages that did not run are not reported."""
+        now = time.perf_counter()
+        if ran:
+            self.timings[name] = self.timings.get(name, 0.0) + (now - self._last) * 1000
+        self._last = now
+
+
 def search_run(*, query: SearchQuery) -> SearchOutcome:
-    """Nearest items to the query, best first, at most ``query.top_k``."""
-    if not query.text and query.image is None:
-        raise QueryError("nothing to search for: give a text or an image")
-    started = time.perf_counter()
+    """The query's page of results, fused and explained; raises QueryError for unusable queries."""
+    clock = _Clock()
+    if not query.parts:
+        raise QueryError("nothing to search for: give a text, an image, a voice recording or an item")
+    for part in query.parts:
+        if part.type == "voice" and part.transcript is None:
+            part_transcribe(part)
+    clock.lap("transcribe", ran=any(part.type == "voice" for part in query.parts))
+    active = [part for part in query.parts if part.weight != 0]
+    if not active:
+        raise QueryError("nothing to search for: every part has weight 0")
     encoder = encoders.get()
-    part_vectors = []
-    if query.text:
-        part_vectors.append(encoder.encode_text([query.text])[0])
-    if query.image is not None:
-        part_vectors.append(encoder.encode_image([query.image])[0])
-    # Embedding-level fusion: the sum of unit vectors, renormalised, points between the parts.
-    query_vector = encoders.l2_normalise(np.sum(part_vectors, axis=0))[0]
-    encoded = time.perf_counter()
-    hits = store.collection_for(encoder).search(
-        query_vector, limit=query.top_k, corpus_ids=[query.corpus.pk] if query.corpus else None
+    collection = store.collection_for(encoder)
+    vectors = _parts_encode(active, encoder, collection)
+    clock.lap("encode")
+    where = _vector_filter(query)
+    depth = max(settings.MULTIMODAL_FUSION_CANDIDATES, query.page * query.top_k)
+    keyword = None
+    if query.keyword_on:
+        keyword = fusion.Ranking("keyword", query.keyword_weight,
+                                 keyword_search(query.keyword_text, items=_filtered_items(query, where), limit=depth))
+    clock.lap("keyword", ran=keyword is not None)
+    sources = [f"part {query.parts.index(part)}" for part in active]
+    weights = [part.weight for part in active]
+    if query.fusion == "vector":
+        combined = fusion.vector_combine(vectors, weights)
+        if combined is None:
+            raise QueryError("the parts cancel each other out: nothing is left to search for")
+        hits = collection.search(combined, limit=depth, where=where)
+        clock.lap("search")
+        fused = [fusion.Fused(hit.item_id, hit.score) for hit in hits]
+        if keyword is not None:
+            fused = fusion.keyword_add(_cosines_backfill(fused, keyword, combined, collection), keyword)
+    else:
+        rankings = []
+        for source, part, vector in zip(sources, active, vectors):
+            hits = collection.search(vector, limit=depth, where=where)
+            rankings.append(fusion.Ranking(source, part.weight, [(hit.item_id, hit.score) for hit in hits]))
+        clock.lap("search")
+        if keyword is not None:
+            rankings.append(keyword)
+        fused = fusion.rrf(rankings, k=query.rrf_k) if query.fusion == "rrf" else fusion.weighted(rankings)
+    fused = fusion.min_score_cut(fused, query.min_score)
+    start = (query.page - 1) * query.top_k
+    page = fused[start:start + query.top_k]
+    clock.lap("fusion")
+    if query.fusion == "vector":
+        _vector_explain(page, vectors, weights, sources, collection)
+    clock.lap("explain", ran=query.fusion == "vector")
+    return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings)
+
+
+def part_transcribe(part: QueryPart) -> None:
+    """Turn a voice part into text with the configured speech model (kept warm per process)."""
+    from .voice import voice_transcribe
+
+    part.transcript = voice_transcribe(part.audio, name=part.name or "voice")
+    part.text = part.transcript["text"]
+    if not part.text.strip():
+        raise QueryError(f"{part.name or 'voice'}: no speech was recognised in the recording")
+
+
+def _parts_encode(parts: list[QueryPart], encoder, collection) -> list[np.ndarray]:
+    """One unit vector per part, in order; texts and images are each encoded in one batch."""
+    vectors: dict[int, np.ndarray] = {}
+    texts = [(index, part.text) for index, part in enumerate(parts) if part.type in ("text", "voice")]
+    images = [(index, part.image) for index, part in enumerate(parts) if part.type == "image"]
+    if texts:
+        for (index, _), vector in zip(texts, encoder.encode_text([text for _, text in texts])):
+            vectors[index] = vector
+    if images:
+        for (index, _), vector in zip(images, encoder.encode_image([image for _, image in images])):
+            vectors[index] = vector
+    items = [(index, part.item) for index, part in enumerate(parts) if part.type == "item"]
+    if items:
+        stored = collection.vectors([item.pk for _, item in items])
+        for index, item in items:
+            own = list(stored.get(item.pk, {}).values())
+            if not own:
+                raise QueryError(f"item {item.pk} has no vectors yet (still being indexed?)")
+            # An item with an image and a text is like both: the direction between them.
+            vectors[index] = encoders.l2_normalise(np.sum(own, axis=0))[0]
+    return [vectors[index] for index in range(len(parts))]
+
+
+def _vector_filter(query: SearchQuery) -> store.VectorFilter:
+    filters = query.filters
+    item_ids = None
+    if filters.specs:
+        matching = Item.objects.all()
+        for name, value in filters.specs.items():
+            matching = matching.filter(**{f"metadata__specs__{name}__iexact": value})
+        item_ids = list(matching.values_list("pk", flat=True)[:settings.MULTIMODAL_MAX_FILTER_ITEMS + 1])
+        if len(item_ids) > settings.MULTIMODAL_MAX_FILTER_ITEMS:
+            raise QueryError(f"the spec filter matches more than {settings.MULTIMODAL_MAX_FILTER_ITEMS:,} items; "
+                             f"add a corpus or another spec to narrow it")
+    return store.VectorFilter(
+        corpus_ids=[corpus.pk for corpus in filters.corpora] or None,
+        kinds=list(filters.kinds) or None,
+        created_from=_day_start(filters.created_from),
+        created_to=_day_start(filters.created_to + timedelta(days=1)) if filters.created_to else None,
+        item_ids=item_ids,
+        exclude_item_ids=[part.item.pk for part in query.parts if part.type == "item"] or None,
     )
-    searched = time.perf_counter()
-    return SearchOutcome(
-        query=query,
-        hits=hits,
-        timings_ms={"encode": (encoded - started) * 1000, "search": (searched - encoded) * 1000},
-    )
+
+
+def _filtered_items(query: SearchQuery, where: store.VectorFilter):
+    """The same filter as the vector channel's, as a database query for the keyword channel."""
+    items = Item.objects.all()
+    if where.corpus_ids is not None:
+        items = items.filter(corpus_id__in=where.corpus_ids)
+    if where.kinds is not None:
+        items = items.filter(kind__in=where.kinds)
+    if where.created_from is not None:
+        items = items.filter(created_at__gte=datetime.fromtimestamp(where.created_from, dt_timezone.utc))
+    if where.created_to is not None:
+        items = items.filter(created_at__lt=datetime.fromtimestamp(where.created_to, dt_timezone.utc))
+    if where.item_ids is not None:
+        items = items.filter(pk__in=where.item_ids)
+    if where.exclude_item_ids:
+        items = items.exclude(pk__in=where.exclude_item_ids)
+    # Recordings are searched through their segments; they have no vectors of their own either.
+    return items.exclude(kind=Item.Kind.AUDIO)
+
+
+def _day_start(day: date | None) -> int | None:
+    if day is None:
+        return None
+    return int(datetime.combine(day, day_time.min, tzinfo=dt_timezone.utc).timestamp())
+
+
+def _cosines_backfill(fused, keyword, combined, collection) -> list[fusion.Fused]:
+    """Add keyword-only candidates with their real cosine to the combined vector."""
+    known = {entry.item_id for entry in fused}
+    missing = [item_id for item_id, _ in keyword.hits if item_id not in known]
+    for item_id, by_modality in collection.vectors(missing).items():
+        cosine = max(float(np.dot(vector, combined)) for vector in by_modality.values())
+        fused.append(fusion.Fused(item_id, cosine))
+    return fused
+
+
+def _vector_explain(page, vectors, weights, sources, collection) -> None:
+    """Split each result's cosine into its parts' shares (only for the page being returned)."""
+    total = np.zeros_like(vectors[0], dtype=np.float64)
+    for vector, weight in zip(vectors, weights):
+        total += weight * vector
+    norm = float(np.linalg.norm(total))
+    combined = total / norm
+    stored = collection.vectors([entry.item_id for entry in page]) if len(vectors) > 1 else {}
+    for entry in page:
+        keyword = [c for c in entry.contributions if c.source == "keyword"]
+        if len(vectors) == 1:
+            cosine = entry.score - sum(c.value for c in keyword)
+            entry.contributions = [fusion.Contribution(sources[0], cosine, None, cosine), *keyword]
+            continue
+        own = stored.get(entry.item_id, {})
+        if not own:
+            continue
+        # The item's vector that matched: the one closest to the combined query.
+        best = max(own.values(), key=lambda vector: float(np.dot(vector, combined)))
+        cosines = [float(np.dot(vector, best)) for vector in vectors]
+        entry.contributions = [*fusion.vector_contributions(cosines, weights, norm, sources), *keyword]

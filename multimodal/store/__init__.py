@@ -19,12 +19,14 @@ import numpy as np
 from django.conf import settings
 from pymilvus import DataType, MilvusClient
 
+# Bumped when the collection's fields change: a new name, so `reindex` rebuilds rather than mixes.
+SCHEMA_VERSION = 2
 SLOTS_PER_ITEM = 16
 SLOTS = {"image": 0, "text": 1}
 DEFAULT_INDEX_PARAMS = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 2048}, "IVF_SQ8": {"nlist": 2048}}
 DEFAULT_SEARCH_PARAMS = {"HNSW": {"ef": 64}, "IVF_FLAT": {"nprobe": 10}, "IVF_SQ8": {"nprobe": 10}}
 # Filters go through these scalar fields only: JSON-field filters scan every row in Milvus Lite.
-FILTER_FIELDS = ("item_id", "corpus_id", "kind", "modality")
+FILTER_FIELDS = ("item_id", "corpus_id", "kind", "modality", "created_at")
 _DELETE_CHUNK = 1000
 
 
@@ -39,6 +41,7 @@ class VectorRecord:
     kind: str
     modality: str  # which of the item's vectors this is: a key of SLOTS
     vector: np.ndarray
+    created_at: int = 0  # the item's creation time, Unix seconds (date filters)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,36 @@ class VectorHit:
     item_id: int
     score: float  # cosine similarity, higher is closer
     modality: str
+
+
+@dataclass(frozen=True)
+class VectorFilter:
+    """What a search may return; every field narrows it (None: no constraint)."""
+
+    corpus_ids: list[int] | None = None
+    kinds: list[str] | None = None
+    created_from: int | None = None  # Unix seconds, inclusive
+    created_to: int | None = None  # Unix seconds, exclusive
+    item_ids: list[int] | None = None  # only these (a pre-filter computed in the database)
+    exclude_item_ids: list[int] | None = None
+
+    def expression(self) -> str:
+        """A Milvus boolean expression over scalar fields only (JSON filters scan every row)."""
+        clauses = []
+        if self.corpus_ids is not None:
+            clauses.append(f"corpus_id in {[int(value) for value in self.corpus_ids]}")
+        if self.kinds is not None:
+            quoted = ", ".join('"' + re.sub(r"[^a-z_]", "", kind) + '"' for kind in self.kinds)
+            clauses.append(f"kind in [{quoted}]")
+        if self.created_from is not None:
+            clauses.append(f"created_at >= {int(self.created_from)}")
+        if self.created_to is not None:
+            clauses.append(f"created_at < {int(self.created_to)}")
+        if self.item_ids is not None:
+            clauses.append(f"item_id in {[int(value) for value in self.item_ids]}")
+        if self.exclude_item_ids:
+            clauses.append(f"item_id not in {[int(value) for value in self.exclude_item_ids]}")
+        return " and ".join(clauses)
 
 
 _clients: dict[str, MilvusClient] = {}
@@ -73,7 +106,7 @@ def collection_name(encoder_name: str, dim: int) -> str:
     """A valid Milvus name that is unique per (model, dim) and still readable."""
     slug = re.sub(r"[^0-9a-zA-Z]+", "_", encoder_name).strip("_").lower()[:60]
     digest = hashlib.sha1(encoder_name.encode()).hexdigest()[:8]
-    return f"{settings.MILVUS_COLLECTION_PREFIX}_{slug}_{dim}d_{digest}"
+    return f"{settings.MILVUS_COLLECTION_PREFIX}_{slug}_{dim}d_{digest}_v{SCHEMA_VERSION}"
 
 
 class VectorCollection:
@@ -110,6 +143,7 @@ class VectorCollection:
             schema.add_field("corpus_id", DataType.INT64)
             schema.add_field("kind", DataType.VARCHAR, max_length=32)
             schema.add_field("modality", DataType.VARCHAR, max_length=16)
+            schema.add_field("created_at", DataType.INT64)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
             index_params = milvus.prepare_index_params()
             index_params.add_index(
@@ -129,6 +163,7 @@ class VectorCollection:
                 "corpus_id": record.corpus_id,
                 "kind": record.kind,
                 "modality": record.modality,
+                "created_at": int(record.created_at),
                 "vector": np.asarray(record.vector, dtype=np.float32).tolist(),
             }
             for record in records
@@ -165,17 +200,12 @@ class VectorCollection:
             client().drop_collection(self.name)
         self._ready = False
 
-    def search(
-        self,
-        query_vector: np.ndarray,
-        *,
-        limit: int,
-        corpus_ids: list[int] | None = None,
-        kinds: list[str] | None = None,
-    ) -> list[VectorHit]:
+    def search(self, query_vector: np.ndarray, *, limit: int, where: VectorFilter | None = None) -> list[VectorHit]:
         """Items nearest to ``query_vector``, best first, one hit per item (its best vector)."""
-        if not client().has_collection(self.name):
+        if limit <= 0 or not client().has_collection(self.name):
             return []
+        if where is not None and where.item_ids is not None and not where.item_ids:
+            return []  # a pre-filter that matched nothing
         self.ensure()
         # An item may own several vectors: over-fetch, then keep each item's best row.
         fetch = min(limit * 2, 16384)
@@ -186,7 +216,7 @@ class VectorCollection:
             self.name,
             data=[np.asarray(query_vector, dtype=np.float32).tolist()],
             limit=fetch,
-            filter=_filter_expression(corpus_ids=corpus_ids, kinds=kinds),
+            filter=where.expression() if where else "",
             output_fields=["item_id", "modality"],
             search_params={"metric_type": "COSINE", "params": search_params},
         )
@@ -198,15 +228,19 @@ class VectorCollection:
                 best[hit.item_id] = hit
         return sorted(best.values(), key=lambda hit: (-hit.score, hit.item_id))[:limit]
 
-
-def _filter_expression(*, corpus_ids: list[int] | None, kinds: list[str] | None) -> str:
-    clauses = []
-    if corpus_ids is not None:
-        clauses.append(f"corpus_id in {[int(corpus_id) for corpus_id in corpus_ids]}")
-    if kinds is not None:
-        quoted = ", ".join('"' + re.sub(r"[^a-z_]", "", kind) + '"' for kind in kinds)
-        clauses.append(f"kind in [{quoted}]")
-    return " and ".join(clauses)
+    def vectors(self, item_ids: Iterable[int]) -> dict[int, dict[str, np.ndarray]]:
+        """The stored vectors of these items: {item id: {modality: unit vector}}."""
+        ids = sorted({int(item_id) for item_id in item_ids})
+        if not ids or not client().has_collection(self.name):
+            return {}
+        self.ensure()
+        found: dict[int, dict[str, np.ndarray]] = {}
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start:start + _DELETE_CHUNK]
+            pks = [item_id * SLOTS_PER_ITEM + slot for item_id in chunk for slot in SLOTS.values()]
+            for row in client().get(self.name, ids=pks, output_fields=["item_id", "modality", "vector"]):
+                found.setdefault(int(row["item_id"]), {})[row["modality"]] = np.asarray(row["vector"], dtype=np.float32)
+        return found
 
 
 def collection_for(encoder) -> VectorCollection:

@@ -1,0 +1,142 @@
+"""The API's request and response shapes; the OpenAPI schema at /api/schema is generated from them."""
+from datetime import date
+from typing import Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field
+
+PartType = Literal["text", "image", "voice", "item"]
+Fusion = Literal["vector", "rrf", "weighted"]
+Kind = Literal["image", "text", "product", "audio", "segment"]
+
+
+class Error(Schema):
+    error: str = Field(description="What was wrong, naming the field or file.")
+
+
+class PartIn(Schema):
+    type: PartType
+    value: str | int | None = Field(None, description="text; an item id; or base64 image/audio (a data: URL is fine)")
+    file: str | None = Field(None, description="multipart only: the name of the file field holding this part")
+    name: str | None = Field(None, description="a file name to show for base64 images or audio")
+    weight: float = Field(1.0, ge=-10, le=10, description="negative weights push results away from this part")
+
+
+class SearchParams(Schema):
+    """The query-string (GET) and multipart form fields; also accepted in a JSON body."""
+
+    q: str | None = Field(None, description="text to search for (alias: text)")
+    text: str | None = None
+    item: int | None = Field(None, description="more like this item")
+    text_weight: float | None = None
+    image_weight: float | None = None
+    voice_weight: float | None = None
+    item_weight: float | None = None
+    corpus: str | None = Field(None, description="corpus name(s), comma-separated")
+    kind: str | None = Field(None, description="image, text, product, segment; comma-separated")
+    created_from: date | None = None
+    created_to: date | None = Field(None, description="inclusive")
+    specs: str | None = Field(None, description='JSON object of spec filters, e.g. {"colour": "red"}; or spec.NAME=VALUE')
+    fusion: Fusion | None = Field(None, description="vector (default), rrf or weighted")
+    hybrid: bool | None = Field(None, description="keyword channel; on by default when the query has text")
+    keyword_weight: float | None = None
+    rrf_k: int | None = None
+    min_score: float | None = None
+    top_k: int | None = Field(None, description="results per page (default 10)")
+    page: int | None = Field(None, description="1-based")
+    fields: str | None = Field(None, description="keep only these result fields, comma-separated")
+
+
+class SearchMultipart(SearchParams):
+    image: bytes | None = Field(None, json_schema_extra={"format": "binary"})
+    voice: bytes | None = Field(None, json_schema_extra={"format": "binary"})
+    parts: str | None = Field(None, description="JSON list of parts; image/voice parts name their file field")
+
+
+class SearchRequest(SearchParams):
+    """A JSON body: the short forms, or ``parts``; images and audio are base64."""
+
+    image: str | None = Field(None, description="base64 image")
+    voice: str | None = Field(None, description="base64 audio")
+    parts: list[PartIn] | None = None
+    corpus: str | list[str] | None = None
+    kind: str | list[Kind] | None = None
+    specs: dict[str, str] | str | None = None
+    fields: str | list[str] | None = None
+
+
+class Contribution(Schema):
+    channel: Literal["vector", "keyword"]
+    part: int | None = None
+    type: PartType | None = None
+    label: str | None = None
+    weight: float | None = None
+    score: float | None = Field(None, description="the channel's own score: cosine, or bm25/ts_rank")
+    rank: int | None = None
+    contribution: float
+
+
+class Explanation(Schema):
+    fusion: Fusion
+    contributions: list[Contribution]
+
+
+class Result(Schema):
+    model_config = ConfigDict(extra="allow")
+
+    id: int | None = None
+    kind: Kind | None = None
+    title: str | None = None
+    score: float | None = None
+    thumbnail_url: str | None = None
+    snippet: str | None = None
+    detail_url: str | None = None
+    corpus: str | None = None
+    created_at: str | None = None
+    description: str | None = None
+    specs: dict | None = None
+    specs_text: str | None = None
+    external_id: str | None = None
+    explanation: Explanation | None = None
+
+
+class Page(Schema):
+    number: int
+    size: int
+    has_more: bool
+
+
+class SearchResponse(Schema):
+    query: dict = Field(description="what was understood: parts (with voice transcripts), fusion, filters")
+    results: list[Result]
+    page: Page
+    timings_ms: dict[str, float]
+
+
+class UploadAccepted(Schema):
+    job_id: int
+    status_url: str
+    page_url: str
+
+
+class Failure(Schema):
+    name: str
+    reason: str
+
+
+class Job(Schema):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    corpus: str
+    status: Literal["queued", "running", "done", "failed"]
+    total: int
+    done: int
+    failed: int
+    items_per_s: float | None
+    seconds_left: float | None
+    failures: list[Failure]
+
+
+class JobRetried(Job):
+    retried: int

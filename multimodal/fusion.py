@@ -1,0 +1,160 @@
+"""Fusing query parts and channels into one ranking. Pure functions: numpy only, no Django.
+
+Three modes, chosen per query:
+
+- ``vector`` (embedding level): the parts' unit vectors are summed with their weights and
+  renormalised (`vector_combine`); one search with that vector gives cosine scores. The keyword
+  channel, when on, adds ``weight × bm25 / best bm25`` to an item's cosine (`keyword_add`).
+- ``rrf`` (decision level): one ranked list per part (and one for the keyword channel), fused by
+  weighted reciprocal rank: ``score = Σ weight / (k + rank)`` (`rrf`).
+- ``weighted`` (decision level): each list's scores min-max normalised to [0, 1], an item missing
+  from a list counting 0, combined as ``Σ weight × normalised / Σ |weight|`` (`weighted`).
+
+A negative weight turns a list against its items (they are demoted); a weight of zero removes the
+list. Every fused item records what each list contributed, for the result's explanation.
+Ties are broken by item id, so the order is stable from one page to the next.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODES = ("vector", "rrf", "weighted")
+DEFAULT_RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One ranked list: a query part's nearest items, or the keyword channel's matches."""
+
+    source: str  # e.g. "part 0" or "keyword"
+    weight: float
+    hits: list[tuple[int, float]]  # (item id, raw score), best first
+
+
+@dataclass(frozen=True)
+class Contribution:
+    source: str
+    raw: float | None  # the list's own score for the item (cosine, bm25), None if it was absent
+    rank: int | None  # 1-based rank in that list, None if absent
+    value: float  # what it added to the fused score
+
+
+@dataclass
+class Fused:
+    item_id: int
+    score: float
+    contributions: list[Contribution] = field(default_factory=list)
+
+
+def vector_combine(vectors: list[np.ndarray], weights: list[float]) -> np.ndarray | None:
+    """The weighted sum of unit vectors, renormalised; None if nothing is left (all weights zero,
+    or parts that cancel exactly)."""
+    total = np.zeros_like(np.asarray(vectors[0], dtype=np.float64))
+    for vector, weight in zip(vectors, weights):
+        total += weight * np.asarray(vector, dtype=np.float64)
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-9:
+        return None
+    return (total / norm).astype(np.float32)
+
+
+def vector_contributions(part_cosines: list[float], weights: list[float], combined_norm: float,
+                         sources: list[str]) -> list[Contribution]:
+    """Split the cosine of a combined vector into each part's share.
+
+    cos(q, x) = Σ wᵢ·cos(vᵢ, x) / ‖Σ wᵢ vᵢ‖ for unit vᵢ, so part i contributed wᵢ·cos(vᵢ, x)/‖…‖.
+    ``combined_norm`` is ‖Σ wᵢ vᵢ‖ before renormalising.
+    """
+    return [
+        Contribution(source=source, raw=cosine, rank=None, value=weight * cosine / combined_norm)
+        for source, cosine, weight in zip(sources, part_cosines, weights)
+    ]
+
+
+def rrf(rankings: list[Ranking], *, k: int = DEFAULT_RRF_K) -> list[Fused]:
+    """Weighted reciprocal rank fusion; items absent from a list get nothing from it."""
+    fused: dict[int, Fused] = {}
+    for ranking in _active(rankings):
+        ranks = {item_id: rank for rank, (item_id, _) in enumerate(ranking.hits, start=1)}
+        raws = dict(ranking.hits)
+        for item_id in ranks:
+            fused.setdefault(item_id, Fused(item_id, 0.0))
+        for item_id, entry in fused.items():
+            rank = ranks.get(item_id)
+            value = ranking.weight / (k + rank) if rank else 0.0
+            entry.score += value
+            entry.contributions.append(Contribution(ranking.source, raws.get(item_id), rank, value))
+    return _ordered(_backfill(fused, rankings))
+
+
+def weighted(rankings: list[Ranking]) -> list[Fused]:
+    """Min-max normalised scores per list, combined with the weights (divided by Σ|weight|)."""
+    active = _active(rankings)
+    scale = sum(abs(ranking.weight) for ranking in active)
+    fused: dict[int, Fused] = {}
+    normalised = [_min_max(ranking.hits) for ranking in active]
+    for ranking in active:
+        for item_id, _ in ranking.hits:
+            fused.setdefault(item_id, Fused(item_id, 0.0))
+    for ranking, norms in zip(active, normalised):
+        ranks = {item_id: rank for rank, (item_id, _) in enumerate(ranking.hits, start=1)}
+        raws = dict(ranking.hits)
+        for item_id, entry in fused.items():
+            value = ranking.weight * norms.get(item_id, 0.0) / scale
+            entry.score += value
+            entry.contributions.append(Contribution(ranking.source, raws.get(item_id), ranks.get(item_id), value))
+    return _ordered(_backfill(fused, rankings))
+
+
+def keyword_add(vector_hits: list[Fused], keyword: Ranking) -> list[Fused]:
+    """Vector mode's hybrid: each item's cosine plus ``weight × bm25 / best bm25``.
+
+    ``vector_hits`` must already hold every candidate (keyword-only items with their cosine looked
+    up), so a keyword match can only raise an item, never drop one.
+    """
+    best = max((score for _, score in keyword.hits), default=0.0)
+    ranks = {item_id: rank for rank, (item_id, _) in enumerate(keyword.hits, start=1)}
+    raws = dict(keyword.hits)
+    out = []
+    for hit in vector_hits:
+        raw = raws.get(hit.item_id)
+        value = keyword.weight * raw / best if raw is not None and best > 0 else 0.0
+        contribution = Contribution(keyword.source, raw, ranks.get(hit.item_id), value)
+        out.append(Fused(hit.item_id, hit.score + value, [*hit.contributions, contribution]))
+    return _ordered(out)
+
+
+def min_score_cut(fused: list[Fused], min_score: float | None) -> list[Fused]:
+    return fused if min_score is None else [entry for entry in fused if entry.score >= min_score]
+
+
+def _active(rankings: list[Ranking]) -> list[Ranking]:
+    return [ranking for ranking in rankings if ranking.weight != 0]
+
+
+def _min_max(hits: list[tuple[int, float]]) -> dict[int, float]:
+    if not hits:
+        return {}
+    scores = [score for _, score in hits]
+    low, high = min(scores), max(scores)
+    if high - low < 1e-12:
+        return {item_id: 1.0 for item_id, _ in hits}
+    return {item_id: (score - low) / (high - low) for item_id, score in hits}
+
+
+def _backfill(fused: dict[int, Fused], rankings: list[Ranking]) -> dict[int, Fused]:
+    """Zero-weight lists still appear in explanations (as contributing nothing)."""
+    for ranking in rankings:
+        if ranking.weight == 0:
+            raws = dict(ranking.hits)
+            ranks = {item_id: rank for rank, (item_id, _) in enumerate(ranking.hits, start=1)}
+            for item_id, entry in fused.items():
+                entry.contributions.append(Contribution(ranking.source, raws.get(item_id), ranks.get(item_id), 0.0))
+    return fused
+
+
+def _ordered(fused) -> list[Fused]:
+    entries = fused.values() if isinstance(fused, dict) else fused
+    return sorted(entries, key=lambda entry: (-entry.score, entry.item_id))
