@@ -7,8 +7,11 @@ Three modes, chosen per query:
   channel, when on, adds ``weight × bm25 / best bm25`` to an item's cosine (`keyword_add`).
 - ``rrf`` (decision level): one ranked list per part (and one for the keyword channel), fused by
   weighted reciprocal rank: ``score = Σ weight / (k + rank)`` (`rrf`).
-- ``weighted`` (decision level): each list's scores min-max normalised to [0, 1], an item missing
+- ``weighted`` (decision level): each list's scores divided by its best score (so its best item
+  gets 1 and the others keep their relative similarity; scores <= 0 count 0), an item missing
   from a list counting 0, combined as ``Σ weight × normalised / Σ |weight|`` (`weighted`).
+  Dividing by the best rather than min-max scaling keeps a list's last item from counting as 0,
+  which would let a weak keyword match outweigh a near-perfect vector match, or the reverse.
 
 A negative weight turns a list against its items (they are demoted); a weight of zero removes the
 list. Every fused item records what each list contributed, for the result's explanation.
@@ -90,11 +93,11 @@ def rrf(rankings: list[Ranking], *, k: int = DEFAULT_RRF_K) -> list[Fused]:
 
 
 def weighted(rankings: list[Ranking]) -> list[Fused]:
-    """Min-max normalised scores per list, combined with the weights (divided by Σ|weight|)."""
+    """Scores divided by each list's best, combined with the weights (divided by Σ|weight|)."""
     active = _active(rankings)
     scale = sum(abs(ranking.weight) for ranking in active)
     fused: dict[int, Fused] = {}
-    normalised = [_min_max(ranking.hits) for ranking in active]
+    normalised = [_by_best(ranking.hits) for ranking in active]
     for ranking in active:
         for item_id, _ in ranking.hits:
             fused.setdefault(item_id, Fused(item_id, 0.0))
@@ -134,14 +137,11 @@ def _active(rankings: list[Ranking]) -> list[Ranking]:
     return [ranking for ranking in rankings if ranking.weight != 0]
 
 
-def _min_max(hits: list[tuple[int, float]]) -> dict[int, float]:
-    if not hits:
-        return {}
-    scores = [score for _, score in hits]
-    low, high = min(scores), max(scores)
-    if high - low < 1e-12:
-        return {item_id: 1.0 for item_id, _ in hits}
-    return {item_id: (score - low) / (high - low) for item_id, score in hits}
+def _by_best(hits: list[tuple[int, float]]) -> dict[int, float]:
+    best = max((score for _, score in hits), default=0.0)
+    if best <= 0:
+        return {item_id: 0.0 for item_id, _ in hits}
+    return {item_id: max(score, 0.0) / best for item_id, score in hits}
 
 
 def _backfill(fused: dict[int, Fused], rankings: list[Ranking]) -> dict[int, Fused]:

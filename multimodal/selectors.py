@@ -129,6 +129,6 @@ def job_summary(job: IngestJob) -> dict:
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "status_url": reverse("multimodal:api:job", args=[job.pk]),
+        "status_url": reverse("api:job", args=[job.pk]),
         "page_url": job.get_absolute_url(),
     }

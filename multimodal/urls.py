@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import views
 
 app_name = "multimodal"
 
@@ -10,5 +10,4 @@ urlpatterns = [
     path("upload", views.upload_page, name="upload"),
     path("jobs/<int:pk>", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/retry", views.job_retry, name="job-retry"),
-    path("api/", api.api.urls),
 ]

@@ -3,8 +3,12 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
 
+from multimodal.api import api
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The API's own namespace ("api"): its docs page reverses the schema URL by that name.
+    path("api/", api.urls),
     path("", include("multimodal.urls")),
 ]
 

@@ -203,7 +203,10 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
         rankings = []
         for source, part, vector in zip(sources, active, vectors):
             hits = collection.search(vector, limit=depth, where=where)
-            rankings.append(fusion.Ranking(source, part.weight, [(hit.item_id, hit.score) for hit in hits]))
+            # A negative part demotes only what resembles it: unrelated items (cosine <= 0) are
+            # left out of its list rather than ranked, and so penalised, in it.
+            ranked = [(hit.item_id, hit.score) for hit in hits if part.weight > 0 or hit.score > 0]
+            rankings.append(fusion.Ranking(source, part.weight, ranked))
         clock.lap("search")
         if keyword is not None:
             rankings.append(keyword)
