@@ -81,6 +81,17 @@ class Explanation(Schema):
     contributions: list[Contribution]
 
 
+class HighlightSpan(Schema):
+    text: str
+    match: bool = Field(description="true for a word of the query")
+
+
+class Recording(Schema):
+    id: int
+    title: str
+    detail_url: str
+
+
 class Result(Schema):
     model_config = ConfigDict(extra="allow")
 
@@ -90,6 +101,7 @@ class Result(Schema):
     score: float | None = None
     thumbnail_url: str | None = None
     snippet: str | None = None
+    highlight: list[HighlightSpan] | None = Field(None, description="the snippet in pieces, the query's words marked")
     detail_url: str | None = None
     corpus: str | None = None
     created_at: str | None = None
@@ -97,6 +109,10 @@ class Result(Schema):
     specs: dict | None = None
     specs_text: str | None = None
     external_id: str | None = None
+    start_s: float | None = Field(None, description="audio segments: where the segment starts in its recording")
+    end_s: float | None = None
+    recording: Recording | None = Field(None, description="audio segments: the recording they belong to")
+    audio_url: str | None = Field(None, description="audio segments: the recording, with #t=START")
     explanation: Explanation | None = None
 
 

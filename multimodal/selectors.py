@@ -3,29 +3,27 @@ import time
 
 from django.urls import reverse
 
-from .models import IngestJob, IngestUnit, Item
 from .fusion import Fused
+from .highlight import highlight_spans, snippet_window
+from .keyword import keyword_terms
+from .models import IngestJob, IngestUnit, Item
 from .services.search import SearchOutcome, SearchQuery, search_run
-
-SNIPPET_CHARS = 280
-
-
-def text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """The first lines of ``text``, cut at a word boundary with an ellipsis when longer than ``limit``."""
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    return flat[:limit].rsplit(" ", 1)[0] + "…"
 
 
 def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
-    """One dict per hit whose item still exists, in rank order, each with its explanation."""
+    """One dict per hit whose item still exists, in rank order, each with its explanation.
+
+    ``snippet`` is plain text around the first word of the query it holds; ``highlight`` is the
+    same snippet in pieces with the query's words marked (see `multimodal.highlight`).
+    """
     items = Item.objects.select_related("corpus", "parent").in_bulk([hit.item_id for hit in outcome.hits])
+    terms = keyword_terms(" ".join(part.text for part in outcome.query.parts if part.text and part.weight > 0))
     results = []
     for hit in outcome.hits:
         item = items.get(hit.item_id)
         if item is None:  # deleted after its vector was found: never show a stale result
             continue
+        snippet = snippet_window(item.text, terms) if item.text else None
         results.append(
             {
                 "id": item.pk,
@@ -33,15 +31,31 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 "title": item.title,
                 "score": round(hit.score, 6),
                 "thumbnail_url": item.thumbnail.url if item.thumbnail else None,
-                "snippet": text_snippet(item.text) if item.text else None,
+                "snippet": snippet,
+                "highlight": highlight_spans(snippet, terms) if snippet else None,
                 "detail_url": item.get_absolute_url(),
                 "corpus": item.corpus.name,
                 "created_at": item.created_at.isoformat(),
                 **_product_fields(item),
+                **_segment_fields(item),
                 "explanation": _explanation(hit, outcome.query),
             }
         )
     return results
+
+
+def _segment_fields(item: Item) -> dict:
+    """An audio segment plays from its own second of its recording: ``audio_url`` ends in ``#t=START``."""
+    if item.kind != Item.Kind.SEGMENT or item.parent is None:
+        return {}
+    recording = item.parent
+    return {
+        "start_s": item.start_s,
+        "end_s": item.end_s,
+        "recording": {"id": recording.pk, "title": recording.title, "detail_url": recording.get_absolute_url()},
+        "audio_url": f"{recording.file.url}#t={item.start_s:.2f}" if recording.file else None,
+        "detail_url": f"{recording.get_absolute_url()}#t={item.start_s:.2f}",
+    }
 
 
 def _explanation(hit: Fused, query: SearchQuery) -> dict:
@@ -97,8 +111,9 @@ def search_response(*, query: SearchQuery, fields: list[str] | None = None) -> d
     }
 
 
-RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "detail_url", "corpus", "created_at",
-                 "description", "specs", "specs_text", "external_id", "explanation")
+RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
+                 "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
+                 "audio_url", "explanation")
 
 
 FAILURES_SHOWN = 1000

@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 
 from multimodal.api import api
+from multimodal.media import media_serve
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,6 +14,4 @@ urlpatterns = [
 
 if settings.MULTIMODAL_SERVE_MEDIA:
     # Embedded default: Django serves media itself. Behind nginx, set MULTIMODAL_SERVE_MEDIA=0.
-    urlpatterns.append(
-        re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})
-    )
+    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$", media_serve, name="media"))
