@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import encoders
+from . import encoders, store
 from .models import Corpus, IngestJob
 from .selectors import search_response
-from .services.embedding import inputs_encode, item_embed_inputs
 from .services.ingest import Source, items_ingest
 from .services.jobs import job_create_from_paths, job_enqueue, job_run
-from .services.search import SearchQuery
+from .services.search import QueryPart, SearchFilters, SearchQuery
 
 WORDS = "red green blue bicycle chair wall cat dog tree river house lamp table car boat mountain city night".split()
 
@@ -40,11 +39,32 @@ def _percentiles(values: list[float]) -> dict:
     return {"p50": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
 
 
-def search_benchmark(*, items: int, queries: int, keep: bool = False, on_progress=None) -> dict:
-    """Ingest ``items`` generated items into a fresh corpus, then time ``queries`` text queries.
+QUERY_SHAPES = {
+    1: "text",
+    2: "text + image",
+    3: "text + image - text",
+}
 
-    Returns p50/p95 of the product's encode/search/total timings, and the search time of an exact
-    numpy scan over the same vectors as the baseline.
+
+def _query_parts(count: int, rng: np.random.Generator) -> list[QueryPart]:
+    """A query of ``count`` parts: a text, then an image, then a negative text."""
+    parts = [QueryPart(type="text", text=" ".join(rng.choice(WORDS, size=3)))]
+    if count >= 2:
+        pixels = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        parts.append(QueryPart(type="image", image=Image.fromarray(pixels), name="query.png", weight=0.5))
+    if count >= 3:
+        parts.append(QueryPart(type="text", text=str(rng.choice(WORDS)), weight=-0.3))
+    return parts
+
+
+def search_benchmark(*, items: int, queries: int, part_counts: list[int], modes: list[str], keep: bool = False,
+                     on_progress=None) -> dict:
+    """Ingest ``items`` generated items into a fresh corpus, then time queries of 1, 2 and 3 parts.
+
+    For every (number of parts, fusion mode) it runs ``queries`` queries through the product's
+    search path (`search_response`) and returns the p50/p95 of each stage it reports (encode per
+    modality, keyword, Milvus search per part, fusion, explain, hydrate, total). The baseline is
+    an exact numpy scan over the same stored vectors, measured in the same run.
     """
     rng = np.random.default_rng(0)
     corpus = Corpus.objects.create(name=f"bench-{uuid.uuid4().hex[:8]}")
@@ -52,16 +72,21 @@ def search_benchmark(*, items: int, queries: int, keep: bool = False, on_progres
         started = time.perf_counter()
         report = items_ingest(corpus=corpus, sources=_generated_sources(items, rng), on_progress=on_progress)
         ingest_s = time.perf_counter() - started
-        texts = [" ".join(rng.choice(WORDS, size=3)) for _ in range(queries)]
-        search_response(query=SearchQuery(text=texts[0], corpus=corpus))  # warm the model and the collection
-        timings = {"encode": [], "search": [], "total": []}
-        for text in texts:
-            response = search_response(query=SearchQuery(text=text, top_k=10, corpus=corpus))
-            for name in timings:
-                timings[name].append(response["timings_ms"][name])
-        encoder = encoders.get()
-        matrix = _corpus_matrix(corpus, encoder)
-        query_vectors = encoder.encode_text(texts)
+        search_response(query=SearchQuery(parts=_query_parts(3, rng), filters=SearchFilters(corpora=[corpus])))  # warm-up
+        shapes = {}
+        for count in part_counts:
+            for mode in modes:
+                timings: dict[str, list[float]] = {}
+                for _ in range(queries):
+                    query = SearchQuery(parts=_query_parts(count, rng), fusion=mode, top_k=10,
+                                        filters=SearchFilters(corpora=[corpus]))
+                    for name, value in search_response(query=query)["timings_ms"].items():
+                        timings.setdefault(name, []).append(value)
+                shapes[f"{count} part{'s' if count > 1 else ''} ({QUERY_SHAPES[count]}), {mode}"] = {
+                    name: _percentiles(values) for name, values in timings.items()
+                }
+        matrix = _corpus_matrix(corpus)
+        query_vectors = encoders.get().encode_text([" ".join(rng.choice(WORDS, size=3)) for _ in range(queries)])
         numpy_ms = []
         for vector in query_vectors:
             tick = time.perf_counter()
@@ -69,22 +94,23 @@ def search_benchmark(*, items: int, queries: int, keep: bool = False, on_progres
             numpy_ms.append((time.perf_counter() - tick) * 1000)
         return {
             "items": report.landed,
+            "vectors": int(matrix.shape[0]),
             "ingest_items_per_s": report.landed / ingest_s,
-            "queries": queries,
-            "product_ms": {name: _percentiles(values) for name, values in timings.items()},
+            "queries_per_shape": queries,
+            "shapes": shapes,
             "numpy_exact_search_ms": _percentiles(numpy_ms),
-            "encoder": encoder.name,
+            "encoder": encoders.get().name,
         }
     finally:
         if not keep:
             corpus.delete()
 
 
-def _corpus_matrix(corpus: Corpus, encoder) -> np.ndarray:
-    """The corpus's vectors, re-encoded from the database for the in-memory baseline."""
-    inputs = [entry for item in corpus.items.all() for entry in item_embed_inputs(item)]
-    vectors, _ = inputs_encode(inputs, encoder=encoder)
-    return np.vstack(list(vectors.values()))
+def _corpus_matrix(corpus: Corpus) -> np.ndarray:
+    """The corpus's stored vectors, for the in-memory baseline."""
+    collection = store.collection_for(encoders.get())
+    stored = collection.vectors(corpus.items.values_list("pk", flat=True))
+    return np.vstack([vector for by_modality in stored.values() for vector in by_modality.values()])
 
 
 def ingest_benchmark(*, images: int, size: int, batch_size: int, via_worker: bool, keep: bool = False,

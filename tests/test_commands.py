@@ -73,12 +73,22 @@ def test_every_command_has_help(command):
     assert "usage: manage.py " + command in result.stdout
 
 
-def test_bench_search_prints_stage_timings_and_a_baseline_and_cleans_up():
+def test_bench_search_prints_stage_timings_per_query_shape_and_a_baseline_and_cleans_up():
     out = io.StringIO()
-    call_command("bench_search", "--items", "12", "--queries", "3", stdout=out, stderr=io.StringIO())
+    call_command("bench_search", "--items", "12", "--queries", "2", "--fusion", "vector,rrf",
+                 stdout=out, stderr=io.StringIO())
     printed = out.getvalue()
-    assert "12 items, 3 text queries" in printed
-    for stage in ("encode", "search", "total"):
-        assert f"{stage}: p50" in printed
+    assert "12 items" in printed and "2 queries per row" in printed
+    for shape in ("1 part (text), vector", "2 parts (text + image), rrf", "3 parts (text + image - text), vector"):
+        assert shape in printed
+    # Per-part Milvus searches (rrf) and per-modality encoding are reported separately.
+    assert "search.part 0" in printed and "search.part 1" in printed and "encode.image" in printed
     assert "baseline exact numpy search" in printed
     assert not Corpus.objects.filter(name__startswith="bench-").exists()
+
+
+def test_bench_search_rejects_unknown_shapes_and_modes():
+    with pytest.raises(CommandError, match="--parts"):
+        call_command("bench_search", "--parts", "4", stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError, match="--fusion"):
+        call_command("bench_search", "--fusion", "magic", stdout=io.StringIO(), stderr=io.StringIO())

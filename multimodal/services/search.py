@@ -157,11 +157,18 @@ class _Clock:
         self.timings: dict[str, float] = {}
         self._last = time.perf_counter()
 
-    def lap(self, name: str, *, ran: bool = True) -> None:
-        """Time since the last lap goes to ``name``; stages that did not run are not reported."""
+    def lap(self, name: str, *, ran: bool = True, detail: str = "") -> None:
+        """Time since the last lap goes to ``name`` (and to ``name.detail``, e.g. ``search.part 1``).
+
+        Stages that did not run are not reported.
+        """
         now = time.perf_counter()
         if ran:
-            self.timings[name] = self.timings.get(name, 0.0) + (now - self._last) * 1000
+            elapsed_ms = (now - self._last) * 1000
+            self.timings[name] = self.timings.get(name, 0.0) + elapsed_ms
+            if detail:
+                key = f"{name}.{detail}"
+                self.timings[key] = self.timings.get(key, 0.0) + elapsed_ms
         self._last = now
 
 
@@ -179,8 +186,7 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
         raise QueryError("nothing to search for: every part has weight 0")
     encoder = encoders.get()
     collection = store.collection_for(encoder)
-    vectors = _parts_encode(active, encoder, collection)
-    clock.lap("encode")
+    vectors = _parts_encode(active, encoder, collection, clock)
     where = _vector_filter(query)
     depth = max(settings.MULTIMODAL_FUSION_CANDIDATES, query.page * query.top_k)
     keyword = None
@@ -195,10 +201,12 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
         if combined is None:
             raise QueryError("the parts cancel each other out: nothing is left to search for")
         hits = collection.search(combined, limit=depth, where=where)
-        clock.lap("search")
+        clock.lap("search", detail="combined")
         fused = [fusion.Fused(hit.item_id, hit.score) for hit in hits]
         if keyword is not None:
-            fused = fusion.keyword_add(_cosines_backfill(fused, keyword, combined, collection), keyword)
+            fused = _cosines_backfill(fused, keyword, combined, collection)
+            clock.lap("search", detail="keyword-only candidates")
+            fused = fusion.keyword_add(fused, keyword)
     else:
         rankings = []
         for source, part, vector in zip(sources, active, vectors):
@@ -207,7 +215,7 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
             # left out of its list rather than ranked, and so penalised, in it.
             ranked = [(hit.item_id, hit.score) for hit in hits if part.weight > 0 or hit.score > 0]
             rankings.append(fusion.Ranking(source, part.weight, ranked))
-        clock.lap("search")
+            clock.lap("search", detail=source)
         if keyword is not None:
             rankings.append(keyword)
         fused = fusion.rrf(rankings, k=query.rrf_k) if query.fusion == "rrf" else fusion.weighted(rankings)
@@ -231,7 +239,7 @@ def part_transcribe(part: QueryPart) -> None:
         raise QueryError(f"{part.name or 'voice'}: no speech was recognised in the recording")
 
 
-def _parts_encode(parts: list[QueryPart], encoder, collection) -> list[np.ndarray]:
+def _parts_encode(parts: list[QueryPart], encoder, collection, clock: _Clock) -> list[np.ndarray]:
     """One unit vector per part, in order; texts and images are each encoded in one batch."""
     vectors: dict[int, np.ndarray] = {}
     texts = [(index, part.text) for index, part in enumerate(parts) if part.type in ("text", "voice")]
@@ -239,9 +247,11 @@ def _parts_encode(parts: list[QueryPart], encoder, collection) -> list[np.ndarra
     if texts:
         for (index, _), vector in zip(texts, encoder.encode_text([text for _, text in texts])):
             vectors[index] = vector
+        clock.lap("encode", detail="text")
     if images:
         for (index, _), vector in zip(images, encoder.encode_image([image for _, image in images])):
             vectors[index] = vector
+        clock.lap("encode", detail="image")
     items = [(index, part.item) for index, part in enumerate(parts) if part.type == "item"]
     if items:
         stored = collection.vectors([item.pk for _, item in items])
@@ -251,6 +261,7 @@ def _parts_encode(parts: list[QueryPart], encoder, collection) -> list[np.ndarra
                 raise QueryError(f"item {item.pk} has no vectors yet (still being indexed?)")
             # An item with an image and a text is like both: the direction between them.
             vectors[index] = encoders.l2_normalise(np.sum(own, axis=0))[0]
+        clock.lap("encode", detail="item")
     return [vectors[index] for index in range(len(parts))]
 
 
