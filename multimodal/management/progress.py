@@ -25,7 +25,8 @@ def progress_bar(*, description: str, stream, total: int = 0) -> Iterator[Callab
                 bar.total = total
             bar.update(processed - bar.n)
             if landed is not None:
-                bar.set_postfix(landed=landed, failed=failed or 0, refresh=False)
+                # As strings: tqdm shortens numbers, and "landed=1e+4" is no way to say 10000.
+                bar.set_postfix(landed=str(landed), failed=str(failed or 0), refresh=False)
             bar.refresh()
 
         yield update
