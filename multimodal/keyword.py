@@ -28,7 +28,7 @@ def keyword_search(text: str, *, items: QuerySet, limit: int) -> list[tuple[int,
     terms = keyword_terms(text)
     if not terms or limit <= 0:
         return []
-    candidates_sql, candidates_params = items.values("id").query.sql_with_params()
+    candidates_sql, candidates_params = items.order_by().values("id").query.sql_with_params()
     if connection.vendor == "postgresql":
         return _postgres(terms, candidates_sql, candidates_params, limit)
     return _sqlite(terms, candidates_sql, candidates_params, limit)
@@ -39,10 +39,12 @@ def _sqlite(terms, candidates_sql, candidates_params, limit):
     if len(terms) > 1:
         alternatives.append('"' + " ".join(terms) + '"')
     weights = ", ".join(str(weight) for weight in SQLITE_COLUMN_WEIGHTS)
+    # The matches are materialised first and filtered after: with "MATCH ... AND rowid IN (...)"
+    # SQLite runs one full-text lookup per candidate id (1.3 s for 10k items instead of 9 ms).
     sql = (
-        f"SELECT rowid, -bm25(multimodal_item_fts, {weights}) AS score FROM multimodal_item_fts "
-        f"WHERE multimodal_item_fts MATCH %s AND rowid IN ({candidates_sql}) "
-        f"ORDER BY score DESC, rowid LIMIT %s"
+        f"WITH matches AS MATERIALIZED (SELECT rowid AS id, -bm25(multimodal_item_fts, {weights}) AS score "
+        f"FROM multimodal_item_fts WHERE multimodal_item_fts MATCH %s) "
+        f"SELECT id, score FROM matches WHERE id IN ({candidates_sql}) ORDER BY score DESC, id LIMIT %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [" OR ".join(alternatives), *candidates_params, limit])
