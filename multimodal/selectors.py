@@ -3,6 +3,7 @@ import time
 
 from django.urls import reverse
 
+from .audio import clock
 from .fusion import Fused
 from .highlight import highlight_spans, snippet_window
 from .keyword import keyword_terms
@@ -56,6 +57,24 @@ def _segment_fields(item: Item) -> dict:
         "audio_url": f"{recording.file.url}#t={item.start_s:.2f}" if recording.file else None,
         "detail_url": f"{recording.get_absolute_url()}#t={item.start_s:.2f}",
     }
+
+
+def recording_transcript(item: Item) -> list[dict]:
+    """A recording's segments in time order, as its page lists them (empty for other items).
+
+    Each has ``id``, ``start_s``, ``end_s``, ``start``/``end`` as people read times ("1:05"),
+    ``text`` and ``audio_url``: the recording from that second (a link that works without scripts).
+    """
+    if item.kind != Item.Kind.AUDIO:
+        return []
+    return [
+        {
+            "id": segment.pk, "start_s": segment.start_s, "end_s": segment.end_s, "text": segment.text,
+            "start": clock(segment.start_s), "end": clock(segment.end_s),
+            "audio_url": f"{item.file.url}#t={segment.start_s:.2f}" if item.file else None,
+        }
+        for segment in item.segments.order_by("start_s", "pk")
+    ]
 
 
 def _explanation(hit: Fused, query: SearchQuery) -> dict:

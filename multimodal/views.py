@@ -11,7 +11,7 @@ from .encoders import EncoderLoadError
 from .errors import UserInputError
 from .forms import SearchForm, UploadForm
 from .models import Corpus, IngestJob, Item
-from .selectors import job_summary, search_response
+from .selectors import job_summary, recording_transcript, search_response
 from .services.jobs import job_create_from_uploads, job_retry_failed
 
 
@@ -43,8 +43,9 @@ def search_page(request):
 
 
 def item_detail(request, pk: int):
-    item = get_object_or_404(Item.objects.select_related("corpus"), pk=pk)
-    return render(request, "multimodal/item_detail.html", {"item": item})
+    """An item in full; a recording with its player and transcript, a segment playing from its second."""
+    item = get_object_or_404(Item.objects.select_related("corpus", "parent"), pk=pk)
+    return render(request, "multimodal/item_detail.html", {"item": item, "transcript": recording_transcript(item)})
 
 
 @staff_member_required

@@ -165,11 +165,20 @@ MULTIMODAL_ENCODE_BATCH_SIZE = env_int("MULTIMODAL_ENCODE_BATCH_SIZE", 32)
 # directory; "hf:ID_OR_DIR" for transformers Whisper; "wav2vec2:ID_OR_DIR" for a CTC model.
 MULTIMODAL_SPEECH_MODEL = os.environ.get("MULTIMODAL_SPEECH_MODEL", "tiny.en")
 MULTIMODAL_SPEECH_COMPUTE_TYPE = os.environ.get("MULTIMODAL_SPEECH_COMPUTE_TYPE", "int8")
+# Empty: detected per recording (English-only models such as tiny.en always say "en").
+MULTIMODAL_SPEECH_LANGUAGE = os.environ.get("MULTIMODAL_SPEECH_LANGUAGE", "")
+MULTIMODAL_SPEECH_BEAM_SIZE = env_int("MULTIMODAL_SPEECH_BEAM_SIZE", 5)
+# Long recordings are decoded and transcribed this many seconds at a time (memory stays bounded).
+MULTIMODAL_SPEECH_WINDOW_SECONDS = env_int("MULTIMODAL_SPEECH_WINDOW_SECONDS", 600)
 MULTIMODAL_MAX_VOICE_SECONDS = env_int("MULTIMODAL_MAX_VOICE_SECONDS", 60)
 MULTIMODAL_MAX_RECORDING_SECONDS = env_int("MULTIMODAL_MAX_RECORDING_SECONDS", 3 * 3600)
-# Audio items are split into segments of about this length (at sentence ends where possible).
+# Recordings may be larger files than images and texts (MULTIMODAL_MAX_FILE_MB).
+MULTIMODAL_MAX_RECORDING_MB = env_int("MULTIMODAL_MAX_RECORDING_MB", 1024)
+# Audio items are split into segments of about this length (at sentence ends where possible),
+# and always where the speaker pauses for MULTIMODAL_SEGMENT_PAUSE_SECONDS or longer.
 MULTIMODAL_SEGMENT_MIN_SECONDS = env_int("MULTIMODAL_SEGMENT_MIN_SECONDS", 10)
 MULTIMODAL_SEGMENT_MAX_SECONDS = env_int("MULTIMODAL_SEGMENT_MAX_SECONDS", 30)
+MULTIMODAL_SEGMENT_PAUSE_SECONDS = float(os.environ.get("MULTIMODAL_SEGMENT_PAUSE_SECONDS") or 1.5)
 
 # --- Vector store (Milvus). A path = Milvus Lite; http(s)://host:port = a Milvus server. ---
 MILVUS_URI = os.environ.get("MILVUS_URI", str(DATA_DIR / "milvus.db"))

@@ -6,14 +6,16 @@ from tqdm import tqdm
 
 
 @contextmanager
-def progress_bar(*, description: str, stream, total: int = 0) -> Iterator[Callable[..., None]]:
+def progress_bar(*, description: str, stream, total: int = 0, unit: str = "item") -> Iterator[Callable[..., None]]:
     """Yield ``update(processed, *, total=None, landed=None, failed=None)`` that redraws a bar.
+
+    ``processed`` and ``total`` count ``unit``s (items, or seconds of audio).
 
     ``stream`` may be a command's OutputWrapper; the bar writes to the stream inside it, because
     the wrapper would end every redraw with a newline.
     """
     stream = getattr(stream, "_out", stream)
-    with tqdm(total=total, desc=description, unit="item", file=stream, dynamic_ncols=True) as bar:
+    with tqdm(total=total, desc=description, unit=unit, file=stream, dynamic_ncols=True) as bar:
         last = {}
 
         def update(processed: int, *, total: int | None = None, landed: int | None = None, failed: int | None = None):

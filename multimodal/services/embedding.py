@@ -64,9 +64,11 @@ def item_vector_record(item: Item, modality: str, vector: np.ndarray) -> store.V
 def item_embed_inputs(item: Item) -> list[EmbedInput]:
     """What to encode for a stored item, keyed (item id, modality). Raises OSError/UserInputError.
 
-    Images: the original file. Texts: the text. Products: title + description + specs, and the
-    image when the row had one.
+    Images: the original file. Texts and audio segments: the text. Products: title + description +
+    specs, and the image when the row had one. Recordings: nothing (their segments own the vectors).
     """
+    if item.kind == Item.Kind.AUDIO:
+        return []
     inputs = []
     if item.file:
         with item.file.open("rb") as handle:
@@ -75,6 +77,6 @@ def item_embed_inputs(item: Item) -> list[EmbedInput]:
         specs = item.metadata.get("specs") or {}
         text = product_text(item.title, item.text, specs, item.metadata.get("specs_text", ""))
         inputs.append(EmbedInput(key=(item.pk, "text"), text=text))
-    elif item.kind == Item.Kind.TEXT:
+    elif item.kind in (Item.Kind.TEXT, Item.Kind.SEGMENT):
         inputs.append(EmbedInput(key=(item.pk, "text"), text=item.text or item.title))
     return inputs

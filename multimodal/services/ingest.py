@@ -4,6 +4,10 @@ A batch of sources is checked and decoded one by one (a bad source fails alone, 
 the good ones are encoded together, saved, and their vectors upserted in bulk. Items are keyed by
 (corpus, content hash), or by (corpus, external id) for table rows that carry one, so ingesting the
 same source again updates its item and overwrites its vectors instead of adding new ones.
+
+A recording (audio, or a video's sound) is transcribed while it is decoded and becomes an item
+that owns no vector, plus one segment item per passage of its transcript, each with the text
+vector of its words; segments are keyed by their recording and position, so they too are updated.
 """
 import hashlib
 import json
@@ -20,11 +24,14 @@ from django.db import transaction
 from PIL import Image
 
 from .. import encoders, store
+from ..audio import clock
 from ..errors import IngestError, UserInputError
 from ..imaging import image_open, thumbnail_jpeg
 from ..models import Corpus, Item
 from ..sniffing import HEAD_BYTES, content_kind, is_image
+from ..speech.segmenting import Passage
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
+from .voice import recording_transcribe
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +100,9 @@ class IngestReport:
 
 
 ProgressCallback = Callable[[int, IngestReport], None]  # (sources processed so far, report so far)
+# Called now and then during long work on one source (transcribing a recording), so the caller
+# can show it is alive (a job renews its lease); it may raise to abandon the batch.
+Heartbeat = Callable[[], None]
 
 
 @dataclass
@@ -103,8 +113,9 @@ class _Decoded:
     title: str
     text: str = ""  # stored and shown: a text file's content, a product's description
     encoder_text: str = ""  # what the text vector is made from, when it differs from ``text``
-    data: bytes = b""  # the original file, kept for images
+    data: bytes = b""  # the original file, kept for images and recordings
     image: Image.Image | None = None
+    passages: list[Passage] = field(default_factory=list)  # a recording's, each to become a segment
     external_id: str = ""
     metadata: dict = field(default_factory=dict)
 
@@ -155,7 +166,8 @@ def items_ingest(
     return report
 
 
-def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: IngestReport) -> None:
+def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: IngestReport,
+                         heartbeat: Heartbeat | None = None) -> None:
     """Decode, encode together, save and upsert one batch, adding its outcomes to ``report``.
 
     The collection is not flushed: callers flush once after their last batch.
@@ -164,24 +176,29 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
     decoded = []
     for source in sources:
         try:
-            decoded.append(_decode(source))
+            decoded.append(_decode(source, heartbeat=heartbeat))
         except UserInputError as exc:
             report.fail(source, str(exc))
     inputs = []
     for index, entry in enumerate(decoded):
         if entry.image is not None:
             inputs.append(EmbedInput(key=(index, "image"), image=entry.image))
-        if entry.kind != Item.Kind.IMAGE:
+        if entry.kind == Item.Kind.AUDIO:
+            inputs += [EmbedInput(key=(index, "segment", number), text=passage.text)
+                       for number, passage in enumerate(entry.passages)]
+        elif entry.kind != Item.Kind.IMAGE:
             inputs.append(EmbedInput(key=(index, "text"), text=entry.encoder_text or entry.text))
     vectors, errors = inputs_encode(inputs, encoder=encoder)
     records = []
     for index, entry in enumerate(decoded):
-        error = errors.get((index, "image")) or errors.get((index, "text"))
+        error = next((reason for key, reason in errors.items() if key[0] == index), None)
         if error:
             report.fail(entry.source, error)
             continue
         try:
-            item, created = _item_save(corpus=corpus, entry=entry)
+            with transaction.atomic():
+                item, created = _item_save(corpus=corpus, entry=entry)
+                segments = _segments_save(recording=item, passages=entry.passages) if entry.kind == Item.Kind.AUDIO else []
         except Exception as exc:  # a storage or database problem with one item must not sink the batch
             logger.exception("saving %s failed", entry.source.name)
             report.fail(entry.source, f"could not be saved ({exc})")
@@ -194,26 +211,32 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
             for modality in ("image", "text")
             if (index, modality) in vectors
         ]
+        records += [item_vector_record(segment, "text", vectors[(index, "segment", number)])
+                    for number, segment in enumerate(segments)]
     store.collection_for(encoder).upsert(records)
 
 
-def _decode(source: Source) -> _Decoded:
+def _decode(source: Source, *, heartbeat: Heartbeat | None = None) -> _Decoded:
     if source.row is not None:
         return _decode_row(source)
-    max_bytes = settings.MULTIMODAL_MAX_FILE_MB * 1024 * 1024
+    # The kind is not known before reading: recordings may be larger than other files.
+    max_bytes = max(settings.MULTIMODAL_MAX_FILE_MB, settings.MULTIMODAL_MAX_RECORDING_MB) * 1024 * 1024
     if source.size is not None and source.size > max_bytes:
-        raise IngestError(_too_large(source.size))
+        raise IngestError(_too_large(source.size, max_bytes // (1024 * 1024)))
     try:
         data = source.read()
     except OSError as exc:
         raise IngestError(f"could not be read ({exc.strerror or exc})") from None
-    if len(data) > max_bytes:
-        raise IngestError(_too_large(len(data)))
     if not data:
         raise IngestError("the file is empty")
     kind = content_kind(source.name, data[:HEAD_BYTES])
+    limit_mb = settings.MULTIMODAL_MAX_RECORDING_MB if kind == "audio" else settings.MULTIMODAL_MAX_FILE_MB
+    if len(data) > limit_mb * 1024 * 1024:
+        raise IngestError(_too_large(len(data), limit_mb))
     content_hash = hashlib.sha256(data).hexdigest()
     stem = Path(source.name).stem
+    if kind == "audio":
+        return _decode_recording(source, data, content_hash=content_hash, title=stem, heartbeat=heartbeat)
     if kind == "image":
         if not is_image(data[:HEAD_BYTES]):
             raise IngestError(f"not an image: the content does not match the '{source.extension}' extension")
@@ -231,6 +254,21 @@ def _decode(source: Source) -> _Decoded:
         source=source, kind=Item.Kind.TEXT, content_hash=content_hash, title=_text_title(text, stem),
         text=text, metadata={"source": source.name, "bytes": len(data), "characters": len(text)},
     )
+
+
+def _decode_recording(source: Source, data: bytes, *, content_hash: str, title: str,
+                      heartbeat: Heartbeat | None) -> _Decoded:
+    recording = recording_transcribe(data, on_progress=(lambda done_s, total_s: heartbeat()) if heartbeat else None)
+    if not recording.passages:
+        raise IngestError("no speech was recognised in the recording")
+    metadata = {
+        "source": source.name, "bytes": len(data), "duration_s": round(recording.transcript.duration_s, 2),
+        "language": recording.transcript.language, "speech_model": recording.model,
+        "transcribe_s": round(recording.transcribe_s, 2), "segments": len(recording.passages),
+        **recording.info.as_metadata(),
+    }
+    return _Decoded(source=source, kind=Item.Kind.AUDIO, content_hash=content_hash, title=title, data=data,
+                    passages=recording.passages, metadata=metadata)
 
 
 def _decode_row(source: Source) -> _Decoded:
@@ -260,8 +298,8 @@ def _decode_row(source: Source) -> _Decoded:
     )
 
 
-def _too_large(size: int) -> str:
-    return f"too large: {size:,} bytes, the limit is {settings.MULTIMODAL_MAX_FILE_MB} MB"
+def _too_large(size: int, limit_mb: int) -> str:
+    return f"too large: {size:,} bytes, the limit is {limit_mb} MB"
 
 
 def _text_decode(data: bytes) -> str:
@@ -295,20 +333,46 @@ def _item_save(*, corpus: Corpus, entry: _Decoded) -> tuple[Item, bool]:
         item.content_hash = entry.content_hash
         item.source_name = entry.source.name
         item.metadata = {**item.metadata, **entry.metadata}
-        if entry.image is not None:
+        if entry.image is not None or entry.kind == Item.Kind.AUDIO:
             _files_save(item=item, entry=entry)
         item.save()
     return item, created
 
 
+def _segments_save(*, recording: Item, passages: list[Passage]) -> list[Item]:
+    """The recording's segments, one per passage, in order.
+
+    A segment is keyed by its recording's content and its position, so ingesting the recording
+    again updates its segments in place; segments left over from a longer transcript are deleted
+    (their vectors go with them, see `multimodal.signals`).
+    """
+    existing = {segment.content_hash: segment for segment in recording.segments.all()}
+    segments = []
+    for number, passage in enumerate(passages):
+        content_hash = hashlib.sha256(f"{recording.content_hash}/segment/{number}".encode()).hexdigest()
+        segment = existing.pop(content_hash, None) or Item(
+            corpus=recording.corpus, kind=Item.Kind.SEGMENT, parent=recording, content_hash=content_hash
+        )
+        segment.title = f"{recording.title} {clock(passage.start_s)}–{clock(passage.end_s)}"[:TITLE_MAX_CHARS]
+        segment.text = passage.text
+        segment.start_s, segment.end_s = passage.start_s, passage.end_s
+        segment.source_name = recording.source_name
+        segment.metadata = {"source": recording.source_name, "language": recording.metadata.get("language")}
+        segment.save()
+        segments.append(segment)
+    for leftover in existing.values():
+        leftover.delete()
+    return segments
+
+
 def _files_save(*, item: Item, entry: _Decoded) -> None:
-    """Keep the original and a thumbnail, named by content so unchanged files are not rewritten."""
-    extension = Path(entry.metadata.get("image", entry.source.name)).suffix.lower() or ".img"
+    """Keep the original (and an image's thumbnail), named by content so unchanged files are not rewritten."""
+    extension = Path(entry.metadata.get("image", entry.source.name)).suffix.lower() or ".bin"
     base = f"{item.corpus_id}/{entry.content_hash[:2]}/{entry.content_hash}"
-    for field_file, name, content in (
-        (item.file, f"{base}{extension}", lambda: entry.data),
-        (item.thumbnail, f"{base}.jpg", lambda: thumbnail_jpeg(entry.image)),
-    ):
+    files = [(item.file, f"{base}{extension}", lambda: entry.data)]
+    if entry.image is not None:
+        files.append((item.thumbnail, f"{base}.jpg", lambda: thumbnail_jpeg(entry.image)))
+    for field_file, name, content in files:
         if field_file and field_file.name.endswith(name) and default_storage.exists(field_file.name):
             continue
         if field_file:  # a product whose image changed: drop the old file

@@ -8,6 +8,7 @@ by content hash (or a row's id), so a batch processed twice updates rather than 
 """
 import logging
 import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -135,11 +136,12 @@ def job_run(
             on_progress(job)
         while True:
             _lease_take(job_id, runner)
-            units = list(job.units.filter(status=IngestUnit.Status.PENDING).order_by("pk")[:batch_size])
+            units = _batch_next(job, batch_size)
             if not units:
                 break
             report = IngestReport()
-            sources_ingest_batch(corpus=job.corpus, sources=[_unit_source(unit) for unit in units], report=report)
+            sources_ingest_batch(corpus=job.corpus, sources=[_unit_source(unit) for unit in units], report=report,
+                                 heartbeat=_lease_keeper(job_id, runner))
             _units_record(units, report)
             _job_counts_refresh(job)
             if on_progress:
@@ -195,6 +197,44 @@ def _lease_take(job_id: int, runner: str) -> None:
         if expires is None and not IngestJob.objects.filter(pk=job_id).exists():
             raise IngestJob.DoesNotExist(f"no ingest job {job_id}")
         raise JobBusy(max((expires - now).total_seconds(), 0) + 1 if expires else 1)
+
+
+def _lease_keeper(job_id: int, runner: str) -> Callable[[], None]:
+    """A heartbeat for long work inside a batch: renews the lease every quarter lease at most.
+
+    Raises JobBusy if another runner took the job meanwhile; the batch is then abandoned.
+    """
+    renewed_at = time.monotonic()
+
+    def keep() -> None:
+        nonlocal renewed_at
+        if time.monotonic() - renewed_at >= settings.MULTIMODAL_JOB_LEASE_S / 4:
+            _lease_take(job_id, runner)
+            renewed_at = time.monotonic()
+
+    return keep
+
+
+def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
+    """The next pending units in order: up to ``batch_size``, but a recording makes a batch of its own.
+
+    Transcribing a recording takes as long as encoding hundreds of images, so the job's progress
+    moves after each recording rather than after a batch of them.
+    """
+    units = list(job.units.filter(status=IngestUnit.Status.PENDING).order_by("pk")[:batch_size])
+    for position, unit in enumerate(units):
+        if _is_recording(unit):
+            return units[:position] or [unit]
+    return units
+
+
+def _is_recording(unit: IngestUnit) -> bool:
+    if unit.row is not None or not unit.path:
+        return False
+    try:
+        return content_kind(unit.name, file_head(Path(unit.path))) == "audio"
+    except OSError:
+        return False  # reading will fail and say why
 
 
 def _job_counts_refresh(job: IngestJob) -> None:
