@@ -12,6 +12,7 @@ from .fusion import MODES
 from .imaging import image_open
 from .models import Corpus, Item
 from .selectors import RESULT_FIELDS
+from .services.query_uploads import query_upload_get
 from .services.search import PART_TYPES, QueryPart, SearchFilters, SearchQuery
 
 MAX_QUERY_TEXT_CHARS = 1000
@@ -35,7 +36,8 @@ class SearchForm(forms.Form):
     Short forms: ``q`` (text), ``image``, ``voice`` (uploaded files), ``item`` (more like this),
     each with an optional ``<type>_weight``. Or ``parts``: a JSON list of
     ``{"type": "text"|"image"|"voice"|"item", "value": ..., "file": FIELD, "weight": W}`` where an
-    image or voice is an uploaded file named by ``file`` (multipart) or base64 in ``value``.
+    image or voice is an uploaded file named by ``file`` (multipart) or base64 in ``value``, or, in
+    the page, ``ref``: a file this browser session uploaded before (`services.query_uploads`).
     Filters: ``corpus`` and ``kind`` (comma-separated or repeated), ``created_from``/``created_to``
     (YYYY-MM-DD), ``specs`` (JSON object, or ``spec.NAME=VALUE`` fields).
     """
@@ -61,8 +63,12 @@ class SearchForm(forms.Form):
     min_score = forms.FloatField(required=False, label="Minimum score")
     fields = forms.CharField(required=False, max_length=500, label="Result fields")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, session=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Parts may name files kept for this session (``ref``); they are listed with their parts in
+        # ``upload_parts`` so the caller can remember what a recording was heard to say.
+        self.session = session
+        self.upload_parts: list[tuple[str, QueryPart]] = []
         # Built here so the limits follow the settings in force, not those at import time.
         self.fields["top_k"] = forms.IntegerField(
             required=False, min_value=1, max_value=settings.MULTIMODAL_MAX_TOP_K, label="Results"
@@ -169,6 +175,8 @@ class SearchForm(forms.Form):
             if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
                 raise UserInputError(f"{where}: an item part's value is an item id")
             return QueryPart(type="item", weight=float(weight), item=_item_get(int(value), where=where))
+        if spec.get("ref"):
+            return self._upload_part(where, spec, part_type, float(weight))
         data, name = self._part_payload(where, spec)
         if part_type == "image":
             try:
@@ -181,6 +189,23 @@ class SearchForm(forms.Form):
         except forms.ValidationError as exc:
             raise UserInputError(f"{where}: {exc.messages[0]}") from None
         return QueryPart(type="voice", weight=float(weight), audio=audio, name=name)
+
+    def _upload_part(self, where: str, spec: dict, part_type: str, weight: float) -> QueryPart:
+        """An image or voice part from a file kept for this session (checked when it was uploaded)."""
+        if self.session is None:
+            raise UserInputError(f"{where}: 'ref' names a file uploaded in the search page; here, send the file")
+        upload = query_upload_get(session=self.session, ref=str(spec["ref"]))
+        if upload.type != part_type:
+            raise UserInputError(f"{where}: the uploaded file is {upload.type} input, not {part_type} input")
+        if part_type == "image":
+            part = QueryPart(type="image", weight=weight, image=image_open(upload.read(), name=upload.name),
+                             name=upload.name)
+        else:
+            transcript = upload.transcript
+            part = QueryPart(type="voice", weight=weight, audio=upload.read(), name=upload.name,
+                             transcript=transcript, text=transcript["text"] if transcript else "")
+        self.upload_parts.append((upload.ref, part))
+        return part
 
     def _part_payload(self, where: str, spec: dict) -> tuple[bytes, str]:
         """An image or voice part's bytes: an uploaded file named by ``file``, or base64 ``value``."""

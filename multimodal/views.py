@@ -1,45 +1,157 @@
 """The search page and item pages. Thin: parse with the form, call a selector, render."""
+import json
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from .encoders import EncoderLoadError
 from .errors import UserInputError
 from .forms import SearchForm, UploadForm
+from .fusion import MODES
 from .models import Corpus, IngestJob, Item
 from .selectors import job_summary, recording_transcript, search_response
 from .services.jobs import job_create_from_uploads, job_retry_failed
+from .services.query_uploads import (
+    PART_TYPES as UPLOAD_PART_TYPES, QueryUpload, UploadTooLarge, UploadUnsupported, query_upload_get,
+    query_upload_store, query_upload_transcript_remember, query_uploads_list, upload_limit_bytes,
+)
+
+# What a search URL may hold: the query's parts, then filters and mode (the order links are built in).
+QUERY_PARAMS = ("q", "text_weight", "parts", "item", "item_weight")
+FILTER_PARAMS = ("corpus", "kind", "created_from", "created_to", "fusion", "hybrid", "keyword_weight", "min_score",
+                 "top_k")
+SEARCHABLE_KINDS = [choice for choice in Item.Kind.choices if choice[0] != Item.Kind.AUDIO]
 
 
 def search_page(request):
-    """GET ?q=... searches by text (shareable URL); POST carries an image upload.
+    """GET runs the query in the URL, so a search can be shared and reloaded.
 
-    A POST without an image redirects to the GET form of the same query, so text searches always
-    end up in the address bar.
+    A POST comes from the page without JavaScript: an image or recording is kept for the session
+    and the browser is sent to the GET URL that names it (see `services.query_uploads`).
     """
-    form = SearchForm(request.POST or request.GET or None, request.FILES or None)
-    if request.method == "POST" and not request.FILES.get("image") and request.POST.get("q"):
-        params = {key: request.POST[key] for key in ("q", "top_k", "corpus") if request.POST.get(key)}
-        return redirect(f"{reverse('multimodal:search')}?{urlencode(params)}")
-    response, error, status = None, None, 200
-    if form.is_bound:
+    if request.method == "POST":
+        return _search_post(request)
+    form = SearchForm(request.GET or None, session=request.session)
+    response, error, notice, status = None, None, None, 200
+    if any(request.GET.get(key) for key in ("q", "parts", "item")):
         if form.is_valid():
             try:
                 response = search_response(query=form.to_query())
             except (UserInputError, EncoderLoadError) as exc:
                 error, status = str(exc), 400 if isinstance(exc, UserInputError) else 503
+            for ref, part in form.upload_parts:
+                if part.transcript:  # transcribed once; later pages and reloads reuse it
+                    query_upload_transcript_remember(session=request.session, ref=ref, transcript=part.transcript)
         else:
             error, status = form.error_message(), 400
-    return render(
-        request,
-        "multimodal/search.html",
-        {"form": form, "response": response, "error": error, "corpora": Corpus.objects.all()},
-        status=status,
-    )
+    elif "q" in request.GET:
+        notice = "Type what you are looking for, or add an image or a voice recording."
+    return _search_render(request, form, response=response, error=error, notice=notice, status=status)
+
+
+def _search_post(request):
+    form = SearchForm(request.POST)
+    params = {key: request.POST[key] for key in QUERY_PARAMS if request.POST.get(key)}
+    parts = []
+    for part_type in UPLOAD_PART_TYPES:
+        if request.FILES.get(part_type):
+            try:
+                upload = query_upload_store(session=request.session, part_type=part_type,
+                                            upload=request.FILES[part_type])
+            except UserInputError as exc:
+                return _search_render(request, form, error=str(exc), status=400)
+            parts.append({"type": part_type, "ref": upload.ref})
+    if parts:
+        params["parts"] = json.dumps(parts, separators=(",", ":"))
+    params.update((key, request.POST[key]) for key in FILTER_PARAMS if request.POST.get(key))
+    return redirect(f"{reverse('multimodal:search')}?{urlencode(params)}")
+
+
+def _search_render(request, form, *, response=None, error=None, notice=None, status=200):
+    filters = {key: request.GET[key] for key in FILTER_PARAMS if request.GET.get(key)}
+    page = response["page"] if response else None
+    first_rank = (page["number"] - 1) * page["size"] + 1 if page else None
+    context = {
+        "form": form, "response": response, "error": error, "notice": notice,
+        "corpora": Corpus.objects.all(), "kinds": SEARCHABLE_KINDS, "fusion_modes": MODES,
+        "default_fusion": settings.MULTIMODAL_DEFAULT_FUSION,
+        "filter_query": urlencode(filters),
+        "first_rank": first_rank,
+        "last_rank": first_rank + len(response["results"]) - 1 if response else None,
+        "previous_url": _page_url(request, page["number"] - 1) if page and page["number"] > 1 else None,
+        "next_url": _page_url(request, page["number"] + 1) if page and page["has_more"] else None,
+        "chip_info": _chip_info(request, form),
+        "limits": {"image_bytes": upload_limit_bytes("image"), "voice_bytes": upload_limit_bytes("voice"),
+                   "voice_seconds": settings.MULTIMODAL_MAX_VOICE_SECONDS},
+    }
+    return render(request, "multimodal/search.html", context, status=status)
+
+
+def _page_url(request, number: int) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    if number > 1:
+        params["page"] = number
+    return f"?{params.urlencode()}"
+
+
+def _chip_info(request, form) -> dict:
+    """What the page shows on its part chips: kept uploads (preview, transcript) and example items."""
+    uploads = {upload.ref: _upload_info(upload) for upload in query_uploads_list(session=request.session)}
+    items = {}
+    if form.is_bound and not form.errors:
+        query_items = [part.item for part in form.cleaned_data.get("parts", []) if part.item is not None]
+        query_items += [form.cleaned_data["item"]] if form.cleaned_data.get("item") else []
+        items = {str(item.pk): {"title": item.title, "kind": item.kind,
+                                "thumbnail_url": item.thumbnail.url if item.thumbnail else None}
+                 for item in query_items}
+    return {"uploads": uploads, "items": items}
+
+
+def _upload_info(upload: QueryUpload) -> dict:
+    return {"ref": upload.ref, "type": upload.type, "name": upload.name, "size": upload.size,
+            "preview_url": reverse("multimodal:query-upload", args=[upload.ref]) if upload.preview_path else None,
+            "transcript": upload.transcript}
+
+
+@require_POST
+def query_upload_create(request):
+    """The page keeps an image or recording for this session: 201 ``{ref, preview_url, ...}``.
+
+    Errors are ``{"error": ...}``: 413 too large, 415 not a readable image or recording, 400 otherwise.
+    """
+    upload = request.FILES.get("file")
+    if upload is None:
+        return JsonResponse({"error": "no file was sent (field 'file')"}, status=400)
+    try:
+        stored = query_upload_store(session=request.session, part_type=request.POST.get("type", ""), upload=upload)
+    except UploadTooLarge as exc:
+        return JsonResponse({"error": str(exc)}, status=413)
+    except UploadUnsupported as exc:
+        return JsonResponse({"error": str(exc)}, status=415)
+    except UserInputError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(_upload_info(stored), status=201)
+
+
+@require_safe
+def query_upload_preview(request, ref: str):
+    """A kept image's preview, for the session that uploaded it (the original is never served)."""
+    try:
+        upload = query_upload_get(session=request.session, ref=ref)
+    except UserInputError:
+        raise Http404("no such upload in this session") from None
+    if upload.preview_path is None or not upload.preview_path.is_file():
+        raise Http404("this upload has no preview")
+    response = FileResponse(upload.preview_path.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 def item_detail(request, pk: int):

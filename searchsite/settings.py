@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "searchsite.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "searchsite.urls"
@@ -201,6 +202,10 @@ MULTIMODAL_MAX_PAGE = env_int("MULTIMODAL_MAX_PAGE", 100)
 MULTIMODAL_SEARCH_RATE = os.environ.get("MULTIMODAL_SEARCH_RATE", "")
 MULTIMODAL_SEARCH_REQUIRES_LOGIN = env_bool("MULTIMODAL_SEARCH_REQUIRES_LOGIN", False)
 MULTIMODAL_MAX_QUERY_PARTS = env_int("MULTIMODAL_MAX_QUERY_PARTS", 8)
+# Images and recordings added to a query in the page are kept for the visitor's session (under
+# MULTIMODAL_UPLOAD_ROOT/query, never served as uploaded), so paging and refining do not upload again.
+MULTIMODAL_QUERY_UPLOADS_PER_SESSION = env_int("MULTIMODAL_QUERY_UPLOADS_PER_SESSION", 20)
+MULTIMODAL_QUERY_UPLOAD_TTL_H = env_int("MULTIMODAL_QUERY_UPLOAD_TTL_H", 24)
 
 # --- Fusion (see multimodal/fusion.py) ---
 MULTIMODAL_DEFAULT_FUSION = os.environ.get("MULTIMODAL_DEFAULT_FUSION", "vector")

@@ -46,13 +46,18 @@ def test_html_in_titles_and_text_is_escaped(client, corpus):
     assert "<script>alert" not in detail and "&lt;script&gt;" in detail
 
 
-def test_image_upload_from_the_page_shows_image_results(client, corpus):
+def test_image_upload_without_javascript_is_kept_and_the_results_page_names_it(client, corpus):
     upload = SimpleUploadedFile("mine.png", image_bytes((250, 5, 5)), content_type="image/png")
-    response = client.post("/", {"image": upload})
+    response = client.post("/", {"image": upload, "q": "", "corpus": "site"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/?parts=%5B%7B%22type%22%3A%22image%22%2C%22ref%22%3A%22")
+    assert response["Location"].endswith("&corpus=site")
+    response = client.get(response["Location"])
     page = response.content.decode()
     assert response.status_code == 200
-    assert "with image mine.png" in page
-    assert page.index('alt="red"') < page.index("bicycle")
+    assert "image mine.png" in page
+    red = Item.objects.get(title="red")
+    assert page.index(f'href="/items/{red.pk}"') < page.index("bicycle")
 
 
 def test_text_post_redirects_to_a_shareable_url(client, corpus):
@@ -66,6 +71,9 @@ def test_bad_input_shows_a_message_in_the_page(client, corpus):
     response = client.post("/", {"image": upload})
     assert response.status_code == 400
     assert "broken.png: not an image" in response.content.decode()
+    response = client.get("/", {"q": "red", "top_k": "0"})
+    assert response.status_code == 400
+    assert "top_k: Ensure this value is greater than or equal to 1." in response.content.decode()
     assert 'role="alert"' in response.content.decode()
 
 
@@ -91,3 +99,12 @@ def test_admin_is_for_staff_only(client, corpus, django_user_model):
     user.is_staff = user.is_superuser = True
     user.save()
     assert client.get("/admin/multimodal/item/").status_code == 200
+
+
+def test_an_empty_search_asks_for_something_and_filters_alone_only_preselect(client, corpus):
+    response = client.get("/", {"q": ""})
+    assert response.status_code == 200
+    assert "Type what you are looking for, or add an image or a voice recording." in response.content.decode()
+    page = client.get("/", {"corpus": "site", "kind": "image"}).content.decode()
+    assert '<option value="site" selected>' in page and '<option value="image" selected>' in page
+    assert 'class="results' not in page and 'role="alert"' not in page

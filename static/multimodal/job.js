@@ -3,7 +3,7 @@
   const section = document.getElementById("job");
   if (!section) return;
   const url = section.dataset.statusUrl;
-  const field = (name) => section.querySelector(`[data-field="${name}"]`);
+  const field = (name) => document.querySelector(`[data-field="${name}"]`);
   const bar = document.getElementById("job-progress");
 
   function renderFailures(failures) {
@@ -36,12 +36,15 @@
       return;
     }
     for (const name of ["status", "done", "failed", "total"]) field(name).textContent = job[name];
+    field("status").className = `status-badge status-${job.status}`;
+    field("failed-stat").classList.toggle("has-failures", job.failed > 0);
     field("items_per_s").textContent = job.items_per_s ?? "–";
     field("seconds_left").textContent = job.seconds_left ?? "–";
     field("error").hidden = !job.error;
     field("error").textContent = job.error || "";
     bar.max = Math.max(job.total, 1);
     bar.value = job.done + job.failed;
+    field("percent").textContent = `${Math.round((100 * bar.value) / bar.max)}%`;
     renderFailures(job.failures);
     field("retry").hidden = !job.retryable;
     if (job.status === "queued" || job.status === "running") setTimeout(poll, 1000);

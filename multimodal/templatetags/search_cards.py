@@ -1,0 +1,52 @@
+"""Filters for the result cards: times, kinds, fusion modes and explanations, read as people read them."""
+from django import template
+
+from ..models import Item
+
+register = template.Library()
+
+FUSION_LABELS = {
+    "vector": "one search with the weighted sum of the parts' vectors",
+    "rrf": "reciprocal rank fusion of one search per part",
+    "weighted": "the weighted sum of each part's normalised scores",
+}
+
+
+@register.filter
+def clock(seconds) -> str:
+    """12.5 -> '0:12', 3725 -> '1:02:05'."""
+    if seconds is None or seconds == "":
+        return ""
+    whole = int(float(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@register.filter
+def kind_label(kind: str) -> str:
+    return Item.Kind(kind).label if kind in Item.Kind.values else kind
+
+
+@register.filter
+def fusion_label(mode: str) -> str:
+    return FUSION_LABELS.get(mode, mode)
+
+
+@register.filter
+def signed(value) -> str:
+    """A contribution to a score: '+0.412', '−0.050' (a real minus sign)."""
+    if value is None:
+        return ""
+    number = float(value)
+    return f"{'−' if number < 0 else '+'}{abs(number):.3f}"
+
+
+@register.filter
+def weight(value) -> str:
+    """A part's weight, short: 1.0 -> '1', -0.3 -> '−0.3'."""
+    if value is None or value == "":
+        return ""
+    number = float(value)
+    text = f"{abs(number):.2f}".rstrip("0").rstrip(".")
+    return f"−{text}" if number < 0 else text
