@@ -1,15 +1,22 @@
 """Benchmarks that print figures: the product's path measured against a baseline in the same run."""
 import io
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
+import wave
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from faster_whisper import WhisperModel
 from PIL import Image
 
-from . import encoders, store
+from . import encoders, speech, store
+from .audio import SAMPLE_RATE, audio_decode
+from .forms import SearchForm
 from .models import Corpus, IngestJob
 from .selectors import search_response
 from .services.ingest import Source, items_ingest
@@ -193,3 +200,152 @@ def _job_complete(corpus, paths, batch_size, via_worker, poll_s, *, on_progress)
         if job.status in (IngestJob.Status.DONE, IngestJob.Status.FAILED):
             return job
         time.sleep(poll_s)
+
+
+BENCH_SENTENCES = (
+    "A red bicycle is leaning against an old brick wall.",
+    "The black cat is sleeping on a green wooden chair.",
+    "A small blue boat is sailing across the quiet lake.",
+    "Fresh bread and warm coffee are served every morning.",
+    "The mountain road is closed because of heavy snow.",
+    "Our new kitchen table is made of solid oak.",
+    "The children are playing football in the park.",
+    "Please turn off the lights when you leave the office.",
+    "The train to the city leaves from platform four.",
+    "A yellow lamp stands next to the reading chair.",
+    "The river floods the meadow every spring.",
+    "She planted three apple trees behind the house.",
+)
+
+
+def voice_benchmark(*, queries: int, repeats: int, sentences_per_recording: int = 3, keep: bool = False,
+                    on_progress=None) -> dict:
+    """Time spoken queries through the product against bare faster-whisper plus a text query.
+
+    Clips are sentences spoken by espeak-ng (needs the system package). Recordings of
+    ``sentences_per_recording`` of them with pauses between are ingested first (timed: the
+    real-time factor of audio ingest). Then, for each of ``queries`` spoken sentences, ``repeats``
+    times and interleaved so they share the machine's state: faster-whisper alone (the same model
+    files and transcription options) on the file, with its own decoding, and on samples decoded
+    beforehand (the model's time only: the stricter baseline, which ``ratio`` uses); a text query
+    for what it heard through `search_response`; and the voice query end to end as the API runs it
+    (form, decoding, transcription, encoding, search, hydration). Every model is warm before
+    timing. ``top3`` counts voice queries whose top 3 hold the segment playing the sentence.
+    """
+    model = speech.get()
+    if not hasattr(model, "path"):
+        raise ValueError(f"the baseline is bare faster-whisper; the configured speech model '{model.name}' is not "
+                         f"a faster-whisper model")
+    sentences = [BENCH_SENTENCES[index % len(BENCH_SENTENCES)] for index in range(max(queries, 1))]
+    clips = [_spoken_samples(sentence) for sentence in sentences]
+    recordings, spans = _recordings_join(clips, sentences_per_recording)
+    corpus = Corpus.objects.create(name=f"bench-voice-{uuid.uuid4().hex[:8]}")
+    try:
+        sources = [Source(name=f"recording-{index}.wav", read=lambda data=_wav(samples): data)
+                   for index, samples in enumerate(recordings)]
+        speech_s = sum(samples.size for samples in recordings) / SAMPLE_RATE
+        encoders.get().encode_text(["warm-up"])
+        started = time.perf_counter()
+        report = items_ingest(corpus=corpus, sources=sources, batch_size=1, on_progress=on_progress)
+        ingest_s = time.perf_counter() - started
+        recording_ids = {item.title: item.pk for item in corpus.items.filter(kind="audio")}
+        transcribe_s = sum(item.metadata.get("transcribe_s", 0) for item in corpus.items.filter(kind="audio"))
+
+        bare = WhisperModel(model.path, device=settings.MULTIMODAL_DEVICE,
+                            compute_type=settings.MULTIMODAL_SPEECH_COMPUTE_TYPE)
+        query_files = [_wav(clip) for clip in clips]
+        query_samples = [audio_decode(data, max_duration_s=60)[0] for data in query_files]
+
+        def bare_transcribe(audio) -> str:
+            pieces, _ = bare.transcribe(io.BytesIO(audio) if isinstance(audio, bytes) else audio, **model.options)
+            return " ".join(piece.text.strip() for piece in pieces)
+
+        def text_query(text: str) -> dict:
+            return search_response(query=SearchQuery(parts=[QueryPart(type="text", text=text)],
+                                                     filters=SearchFilters(corpora=[corpus])))
+
+        def voice_query(data: bytes) -> dict:
+            form = SearchForm({"corpus": corpus.name, "top_k": 10},
+                              {"voice": SimpleUploadedFile("query.wav", data, content_type="audio/wav")})
+            if not form.is_valid():
+                raise ValueError(form.error_message())
+            return search_response(query=form.to_query())
+
+        voice_query(query_files[0])  # warm-up of every stage, not timed
+        text_query(bare_transcribe(query_files[0]))
+        timings: dict[str, list[float]] = {"bare_file": [], "bare_samples": [], "text_query": [], "voice_query": []}
+        top3 = 0
+        for _ in range(repeats):
+            for index, data in enumerate(query_files):
+                tick = time.perf_counter()
+                bare_transcribe(data)
+                timings["bare_file"].append((time.perf_counter() - tick) * 1000)
+                tick = time.perf_counter()
+                heard = bare_transcribe(query_samples[index])
+                timings["bare_samples"].append((time.perf_counter() - tick) * 1000)
+                tick = time.perf_counter()
+                text_query(heard)
+                timings["text_query"].append((time.perf_counter() - tick) * 1000)
+                tick = time.perf_counter()
+                results = voice_query(data)["results"]
+                timings["voice_query"].append((time.perf_counter() - tick) * 1000)
+                recording_id = recording_ids.get(f"recording-{index // sentences_per_recording}")
+                spoken_from_s, spoken_to_s = spans[index]
+                top3 += any(hit.get("recording", {}).get("id") == recording_id
+                            and hit["start_s"] < spoken_to_s and hit["end_s"] > spoken_from_s for hit in results[:3])
+        p50 = {name: _percentiles(values)["p50"] for name, values in timings.items()}
+        clip_s = [clip.size / SAMPLE_RATE for clip in clips]
+        return {
+            "speech_model": model.name,
+            "encoder": encoders.get().name,
+            "queries": len(clips),
+            "repeats": repeats,
+            "query_audio_s": {"min": min(clip_s), "max": max(clip_s)},
+            "ms": {name: _percentiles(values) for name, values in timings.items()},
+            "ratio": p50["voice_query"] / (p50["bare_samples"] + p50["text_query"]),
+            "ratio_vs_bare_file": p50["voice_query"] / (p50["bare_file"] + p50["text_query"]),
+            "top3": top3 / (len(clips) * repeats),
+            "ingest": {"recordings": report.landed, "failed": len(report.failures), "audio_s": speech_s,
+                       "seconds": ingest_s, "transcribe_s": transcribe_s,
+                       "segments": corpus.items.filter(kind="segment").count(),
+                       "real_time_factor": ingest_s / speech_s,
+                       "transcribe_real_time_factor": transcribe_s / speech_s},
+        }
+    finally:
+        if not keep:
+            corpus.delete()
+
+
+def _recordings_join(clips: list[np.ndarray], per_recording: int) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """Clips joined ``per_recording`` at a time with 1.5 s pauses, and each clip's span in its recording."""
+    pause = np.zeros(int(1.5 * SAMPLE_RATE), np.float32)
+    recordings, spans = [], []
+    for start in range(0, len(clips), per_recording):
+        pieces, position = [], 0
+        for clip in clips[start:start + per_recording]:
+            spans.append((position / SAMPLE_RATE, (position + clip.size) / SAMPLE_RATE))
+            pieces += [clip, pause]
+            position += clip.size + pause.size
+        recordings.append(np.concatenate(pieces))
+    return recordings, spans
+
+
+def _spoken_samples(text: str) -> np.ndarray:
+    """``text`` spoken by espeak-ng as 16 kHz mono samples."""
+    try:
+        speech_wav = subprocess.run(["espeak-ng", "--stdout", text], check=True, capture_output=True).stdout
+    except FileNotFoundError:
+        raise ValueError("espeak-ng is not installed (apt-get install -y espeak-ng): it speaks the benchmark's clips") from None
+    samples, _ = audio_decode(speech_wav, max_duration_s=60)
+    return samples
+
+
+def _wav(samples: np.ndarray) -> bytes:
+    """16-bit mono WAV at 16 kHz."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()

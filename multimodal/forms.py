@@ -332,7 +332,9 @@ class UploadForm(forms.Form):
     corpus = forms.SlugField(max_length=100, label="Corpus", help_text="An existing corpus, or a new name.")
     # An empty file is not a form error: it becomes that file's own failure in the job.
     files = MultipleFileField(
-        allow_empty_file=True, label="Files", help_text="Images, .txt/.md files, zip archives of those, CSV/XLSX knowledge bases."
+        allow_empty_file=True, label="Files",
+        help_text="Images, .txt/.md files, recordings and videos (their speech becomes searchable), zip archives "
+                  "of those, CSV/XLSX knowledge bases.",
     )
     ROLE_FIELDS = ("title", "description", "specs", "image", "id")
 

@@ -17,8 +17,9 @@ POLL_S = 0.5
 class Command(BaseCommand):
     help = (
         "Index files found in PATHs (directories recursively) into a corpus: images (jpg, png, webp, "
-        "gif, bmp, tiff), text files (.txt, .md: one item per file), zip archives of those, and "
-        "CSV/XLSX knowledge bases (one product per row). Runs in this process, or on the workers "
+        "gif, bmp, tiff), text files (.txt, .md: one item per file), recordings (wav, flac, mp3, ogg/opus, "
+        "m4a, webm) and the sound of videos (transcribed and split into timed, searchable segments), zip "
+        "archives of those, and CSV/XLSX knowledge bases (one product per row). Runs in this process, or on the workers "
         "with --async. Re-ingesting updates items. Prints how many items landed and which failed, and why."
     )
 
