@@ -1,6 +1,7 @@
 """Filters for the result cards: times, kinds, fusion modes and explanations, read as people read them."""
 from django import template
 
+from ..audio import clock as audio_clock
 from ..models import Item
 
 register = template.Library()
@@ -14,13 +15,8 @@ FUSION_LABELS = {
 
 @register.filter
 def clock(seconds) -> str:
-    """12.5 -> '0:12', 3725 -> '1:02:05'."""
-    if seconds is None or seconds == "":
-        return ""
-    whole = int(float(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    """12.5 -> '0:12', 3725 -> '1:02:05' (see `multimodal.audio.clock`)."""
+    return "" if seconds is None or seconds == "" else audio_clock(float(seconds))
 
 
 @register.filter

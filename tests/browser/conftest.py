@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from multimodal import encoders, store
+from multimodal.audio import clock
 from multimodal.models import Corpus, Item
 from multimodal.services.embedding import EmbedInput, inputs_encode, item_vector_record
 from multimodal.services.jobs import job_create_from_paths, job_run
@@ -165,10 +166,11 @@ def tone_wav(seconds: float, rate: int = 16_000) -> bytes:
 
 
 def segment_add(recording: Item, *, start_s: float, end_s: float, text: str) -> Item:
-    """A segment of ``recording``, with its text vector in the store (as audio ingest indexes it)."""
+    """A segment of ``recording``, with its text vector in the store, made directly (as audio ingest would,
+    without transcribing: most tests only need an audio card on the page; one ingests real speech)."""
     segment = Item.objects.create(
         corpus=recording.corpus, kind=Item.Kind.SEGMENT, parent=recording, start_s=start_s, end_s=end_s,
-        title=f"{recording.title} {int(start_s // 60)}:{int(start_s % 60):02d}", text=text,
+        title=f"{recording.title} {clock(start_s)}–{clock(end_s)}", text=text,
         content_hash=f"{recording.content_hash}:{start_s}",
     )
     encoder = encoders.get()

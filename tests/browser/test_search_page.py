@@ -5,8 +5,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from multimodal.models import Item
+from multimodal.models import Corpus
 
+from ..conftest import ingest_files
+from ..speech_audio import sentences_with_silence, wav_bytes
 from .conftest import XSS_TITLE, screenshot, search_ready, solid_png
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -214,22 +216,34 @@ def test_filters_show_products_with_their_specs(page, site):
     screenshot(page, "05-products")
 
 
-def test_an_audio_hit_plays_from_the_segment_second(page, site):
+@pytest.fixture(scope="module")
+def three_sentences():
+    return sentences_with_silence()
+
+
+def test_an_audio_hit_plays_from_the_segment_second(page, site, three_sentences):
+    """A real recording, ingested (Whisper tiny.en splits it into segments), searched and played."""
+    talks = Corpus.objects.create(name="talks")
+    report = ingest_files(talks, {"talk.wav": wav_bytes(three_sentences.samples)})
+    assert report.landed == 1 and not report.failures
     ranges = []
     page.on("response", lambda response: ranges.append(response.status) if ".wav" in response.url else None)
-    search_ready(page)
-    page.fill("#id_q", "blue chair")
-    page.keyboard.press("Enter")
-    segment = page.locator(".card-segment").filter(has_text="today a blue chair")
+    search_ready(page, "/?q=a+red+bicycle+leaning+against+the+wall&corpus=talks&kind=segment")
+    segment = page.locator(".card-segment").first
     segment.wait_for()
-    assert segment.locator(".time-range").inner_text() == "0:05–0:09"
-    assert [mark.lower() for mark in segment.locator("mark").all_inner_texts()] == ["blue", "chair", "blue"]
+    second_from_s, second_to_s = three_sentences.spans_s[1]
+    start_s = float(segment.locator("audio").get_attribute("data-start-s"))
+    assert second_from_s - 0.5 <= start_s <= second_to_s
+    assert segment.locator(".time-range").inner_text().startswith(f"0:{int(start_s):02d}–")
+    assert "bicycle" in [mark.lower() for mark in segment.locator("mark").all_inner_texts()]
+    assert segment.locator(".card-title").inner_text() == "talk"
+    assert segment.locator(".card-title a").get_attribute("href").endswith(f"#t={start_s:.2f}")
     player = segment.locator("audio")
     player.scroll_into_view_if_needed()
     player.evaluate("audio => audio.play()")
     page.wait_for_function("audio => !audio.paused && audio.currentTime > 0", arg=player.element_handle())
     position = player.evaluate("audio => audio.currentTime")
-    assert 5.0 <= position < 9.5, position
+    assert start_s - 0.05 <= position < second_to_s + 1, (position, start_s)
     assert 206 in ranges, ranges  # the player asked for byte ranges, and got them
     player.evaluate("audio => audio.pause()")
     screenshot(page, "06-audio-segment")
