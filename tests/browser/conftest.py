@@ -119,6 +119,41 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+# Every visible text against the background it is drawn on (WCAG 2 relative luminance): 4.5:1, or 3:1
+# for large text (24 px, or bold 18.66 px).
+_CONTRAST_CHECK = """() => {
+  const channel = (value) => { value /= 255; return value <= 0.03928 ? value / 12.92 : ((value + 0.055) / 1.055) ** 2.4; };
+  const parse = (colour) => (colour.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = (node) => {
+    for (; node; node = node.parentElement) {
+      const [r, g, b, a = 1] = parse(getComputedStyle(node).backgroundColor);
+      if (a > 0.5) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const failures = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    const node = text.parentElement;
+    if (!text.textContent.trim() || !node.checkVisibility() || node.closest('.visually-hidden, audio')) continue;
+    const style = getComputedStyle(node);
+    const fg = parse(style.color), bg = background(node);
+    const [light, dark] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+    const ratio = (light + 0.05) / (dark + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) failures.push(`${ratio.toFixed(2)} < ${needed}: "${text.textContent.trim().slice(0, 40)}" (${style.color} on rgb(${bg}))`);
+  }
+  return failures;
+}"""
+
+
+def contrast_failures(page) -> list[str]:
+    """The texts on the page whose colour fails WCAG AA contrast, each with its ratio and colours."""
+    return page.evaluate(_CONTRAST_CHECK)
+
+
 def search_ready(page, path: str = "/"):
     page.goto(path)
     page.wait_for_selector("#search-form[data-ready=true]", state="attached")

@@ -9,7 +9,7 @@ from multimodal.models import Corpus
 
 from ..conftest import ingest_files
 from ..speech_audio import sentences_with_silence, wav_bytes
-from .conftest import XSS_TITLE, screenshot, search_ready, solid_png
+from .conftest import XSS_TITLE, contrast_failures, screenshot, search_ready, solid_png
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -356,38 +356,10 @@ def test_plain_text_search_works_without_javascript(browser, live_server, site):
         context.close()
 
 
-CONTRAST_CHECK = """() => {
-  const channel = (value) => { value /= 255; return value <= 0.03928 ? value / 12.92 : ((value + 0.055) / 1.055) ** 2.4; };
-  const parse = (colour) => (colour.match(/[\\d.]+/g) || []).map(Number);
-  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
-  const background = (node) => {
-    for (; node; node = node.parentElement) {
-      const [r, g, b, a = 1] = parse(getComputedStyle(node).backgroundColor);
-      if (a > 0.5) return [r, g, b];
-    }
-    return [255, 255, 255];
-  };
-  const failures = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
-    const node = text.parentElement;
-    if (!text.textContent.trim() || !node.checkVisibility() || node.closest('.visually-hidden, audio')) continue;
-    const style = getComputedStyle(node);
-    const fg = parse(style.color), bg = background(node);
-    const [light, dark] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
-    const ratio = (light + 0.05) / (dark + 0.05);
-    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
-    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
-    if (ratio < needed) failures.push(`${ratio.toFixed(2)} < ${needed}: "${text.textContent.trim().slice(0, 40)}" (${style.color} on rgb(${bg}))`);
-  }
-  return failures;
-}"""
-
-
 def test_text_colours_pass_wcag_aa_contrast(page, site):
     search_ready(page, "/?q=red+bicycle+chair")
     page.wait_for_selector(".results .card")
     for why in page.locator(".why summary").all()[:3]:
         why.click()
     page.click(".advanced summary")
-    assert page.evaluate(CONTRAST_CHECK) == []
+    assert contrast_failures(page) == []

@@ -8,7 +8,7 @@ from multimodal.models import IngestJob
 
 from ..conftest import DeterministicEncoder
 from ..services import wait_until
-from .conftest import picture, screenshot
+from .conftest import contrast_failures, picture, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SLOW = "test-slow-deterministic"
@@ -53,6 +53,8 @@ def test_an_upload_runs_as_a_job_whose_bar_moves_live_and_failures_are_listed(st
         files.append({"name": "broken.png", "mimeType": "image/png", "buffer": b"not really a png"})
         page.set_input_files("#id_files", files=files)
         assert page.locator("#file-summary").inner_text().startswith("9 files")
+        page.click("details summary")
+        assert contrast_failures(page) == []
         screenshot(page, "13-upload-form")
         page.click("button[type=submit]")
         page.wait_for_url("**/jobs/*")
@@ -68,6 +70,7 @@ def test_an_upload_runs_as_a_job_whose_bar_moves_live_and_failures_are_listed(st
         assert page.locator("[data-field=failed]").inner_text() == "1"
         failure = page.locator("[data-field=failures] tr")
         assert failure.count() == 1 and "broken.png" in failure.inner_text()
+        assert contrast_failures(page) == []
         screenshot(page, "15-job-done")
     finally:
         # The job runs in a thread of this process: let it end before its encoder goes away.
