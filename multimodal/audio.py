@@ -7,6 +7,7 @@ limit from the container header when the header says, and again while decoding, 
 files do not say (MediaRecorder's WebM has no duration) and headers can lie.
 """
 import io
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -134,6 +135,17 @@ def audio_decode(source: bytes | str | Path, *, max_duration_s: float) -> tuple[
     """The whole recording as one array (for short audio such as spoken queries), and its info."""
     with AudioReader(source, max_duration_s=max_duration_s) as reader:
         return np.concatenate(list(reader.blocks())), reader.info
+
+
+def wav_encode(samples: np.ndarray) -> bytes:
+    """Mono float samples at ``SAMPLE_RATE`` as a 16-bit WAV file."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
 
 
 def _header_duration_s(container, stream) -> float | None:

@@ -5,7 +5,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from faster_whisper import WhisperModel
 from PIL import Image
 
 from . import encoders, speech, store
-from .audio import SAMPLE_RATE, audio_decode
+from .audio import SAMPLE_RATE, audio_decode, wav_encode
 from .forms import SearchForm
 from .models import Corpus, IngestJob
 from .selectors import search_response
@@ -241,7 +240,7 @@ def voice_benchmark(*, queries: int, repeats: int, sentences_per_recording: int 
     recordings, spans = _recordings_join(clips, sentences_per_recording)
     corpus = Corpus.objects.create(name=f"bench-voice-{uuid.uuid4().hex[:8]}")
     try:
-        sources = [Source(name=f"recording-{index}.wav", read=lambda data=_wav(samples): data)
+        sources = [Source(name=f"recording-{index}.wav", read=lambda data=wav_encode(samples): data)
                    for index, samples in enumerate(recordings)]
         speech_s = sum(samples.size for samples in recordings) / SAMPLE_RATE
         encoders.get().encode_text(["warm-up"])
@@ -253,7 +252,7 @@ def voice_benchmark(*, queries: int, repeats: int, sentences_per_recording: int 
 
         bare = WhisperModel(model.path, device=settings.MULTIMODAL_DEVICE,
                             compute_type=settings.MULTIMODAL_SPEECH_COMPUTE_TYPE)
-        query_files = [_wav(clip) for clip in clips]
+        query_files = [wav_encode(clip) for clip in clips]
         query_samples = [audio_decode(data, max_duration_s=60)[0] for data in query_files]
 
         def bare_transcribe(audio) -> str:
@@ -338,14 +337,3 @@ def _spoken_samples(text: str) -> np.ndarray:
         raise ValueError("espeak-ng is not installed (apt-get install -y espeak-ng): it speaks the benchmark's clips") from None
     samples, _ = audio_decode(speech_wav, max_duration_s=60)
     return samples
-
-
-def _wav(samples: np.ndarray) -> bytes:
-    """16-bit mono WAV at 16 kHz."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()

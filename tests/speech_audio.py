@@ -1,11 +1,11 @@
 """Spoken test audio: espeak-ng says the sentences, sox resamples, numpy splices, PyAV encodes.
 
-Nothing here uses the product's own decoder, so a test of the decoder is not graded by itself.
+Nothing here uses the product's own decoder, so a test of the decoder is not graded by itself
+(WAV files are written with `multimodal.audio.wav_encode`, the standard library's wave module).
 """
 import io
 import shutil
 import subprocess
-import wave
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -65,16 +65,6 @@ def sentences_with_silence(sentences=SENTENCES, *, silence_s: float = SILENCE_S)
         pieces.append(np.zeros(gap, np.float32))
         position += gap
     return Recording(np.concatenate(pieces), spans)
-
-
-def wav_bytes(samples: np.ndarray, *, rate: int = SAMPLE_RATE) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 # container format, audio codec, sample rate: what browsers record and people upload.

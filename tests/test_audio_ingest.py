@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from multimodal import encoders, store
+from multimodal.audio import wav_encode
 from multimodal.models import Corpus, IngestJob, Item
 from multimodal.selectors import search_response
 from multimodal.services.indexing import items_reindex
@@ -15,7 +16,7 @@ from multimodal.services.jobs import job_create_from_paths, job_run
 from multimodal.services.search import SearchQuery
 
 from .conftest import image_bytes, ingest_files
-from .speech_audio import SENTENCES, encoded, sentences_with_silence, silent_flac, spoken, wav_bytes, word_overlap
+from .speech_audio import SENTENCES, encoded, sentences_with_silence, silent_flac, spoken, word_overlap
 
 pytestmark = pytest.mark.django_db
 # Whisper's word times are good to a fraction of a second; passages start 0.2 s before their
@@ -30,7 +31,7 @@ def three_sentences():
 
 
 def _file(recording, extension: str) -> bytes:
-    return wav_bytes(recording.samples) if extension == "wav" else encoded(recording.samples, extension)
+    return wav_encode(recording.samples) if extension == "wav" else encoded(recording.samples, extension)
 
 
 def _vector_count() -> int:
@@ -70,7 +71,7 @@ def test_three_spoken_sentences_become_three_segments_and_a_phrase_plays_the_sec
 
 def test_ingesting_a_recording_again_updates_its_segments_instead_of_adding_more(three_sentences, deterministic_encoder):
     corpus = Corpus.objects.create(name="talks")
-    data = wav_bytes(three_sentences.samples)
+    data = wav_encode(three_sentences.samples)
     ingest_files(corpus, {"talk.wav": data})
     first_ids = list(Item.objects.filter(kind=Item.Kind.SEGMENT).order_by("pk").values_list("pk", flat=True))
     report = ingest_files(corpus, {"talk.wav": data})
@@ -83,7 +84,7 @@ def test_ingesting_a_recording_again_updates_its_segments_instead_of_adding_more
 def test_deleting_a_recording_removes_its_segments_their_vectors_and_its_file(
         three_sentences, deterministic_encoder, django_capture_on_commit_callbacks):
     corpus = Corpus.objects.create(name="talks")
-    ingest_files(corpus, {"talk.wav": wav_bytes(three_sentences.samples)})
+    ingest_files(corpus, {"talk.wav": wav_encode(three_sentences.samples)})
     recording = Item.objects.get(kind=Item.Kind.AUDIO)
     stored = Path(recording.file.path)
     with django_capture_on_commit_callbacks(execute=True):  # vectors and files go when the delete commits
@@ -95,7 +96,7 @@ def test_deleting_a_recording_removes_its_segments_their_vectors_and_its_file(
 
 def test_reindex_keeps_segment_vectors_and_gives_the_recording_none(three_sentences, deterministic_encoder):
     corpus = Corpus.objects.create(name="talks")
-    ingest_files(corpus, {"talk.wav": wav_bytes(three_sentences.samples)})
+    ingest_files(corpus, {"talk.wav": wav_encode(three_sentences.samples)})
     report = items_reindex(items=Item.objects.all(), drop=True)
     assert not report.failures and report.updated == 3
     assert _vector_count() == 3
@@ -129,7 +130,7 @@ def test_unusable_audio_files_each_fail_with_a_clear_reason_and_the_rest_land(tm
 
 def test_a_recording_without_speech_fails_saying_so(deterministic_encoder):
     corpus = Corpus.objects.create(name="quiet")
-    report = ingest_files(corpus, {"room-tone.wav": wav_bytes(np.zeros(16000 * 3, np.float32))})
+    report = ingest_files(corpus, {"room-tone.wav": wav_encode(np.zeros(16000 * 3, np.float32))})
     assert [(failure.name, failure.reason) for failure in report.failures] == [
         ("room-tone.wav", "no speech was recognised in the recording")
     ]
@@ -141,7 +142,7 @@ def test_a_job_reports_progress_after_each_recording_and_keeps_its_lease(tmp_pat
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "a.png").write_bytes(image_bytes((255, 0, 0)))
-    (folder / "b.wav").write_bytes(wav_bytes(spoken(SENTENCES[0])))
+    (folder / "b.wav").write_bytes(wav_encode(spoken(SENTENCES[0])))
     (folder / "c.png").write_bytes(image_bytes((0, 255, 0)))
     (folder / "d.webm").write_bytes(encoded(spoken(SENTENCES[2]), "webm"))
     (folder / "e.png").write_bytes(image_bytes((0, 0, 255)))

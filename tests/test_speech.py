@@ -10,13 +10,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from multimodal import speech
-from multimodal.audio import AudioError, audio_decode
+from multimodal.audio import AudioError, audio_decode, wav_encode
 from multimodal.models import Corpus
 from multimodal.services.voice import recording_transcribe, voice_transcribe
 from multimodal.speech.faster_whisper_backend import model_path
 
 from .conftest import ingest_files
-from .speech_audio import (SAMPLE_RATE, SENTENCES, encoded, sentences_with_silence, silent_flac, spoken, wav_bytes,
+from .speech_audio import (SAMPLE_RATE, SENTENCES, encoded, sentences_with_silence, silent_flac, spoken,
                            word_overlap)
 
 QUERY = "a red bicycle leaning against a brick wall"
@@ -29,7 +29,7 @@ def query_samples() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def spoken_query(query_samples) -> bytes:
-    return wav_bytes(query_samples)
+    return wav_encode(query_samples)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_wav2vec2_ctc_path_returns_timed_words_in_windows(tmp_path, settings, th
 def test_long_recordings_are_transcribed_window_by_window_with_the_same_sentences(settings, three_sentences):
     # Windows of 5 s over a 12.6 s recording: each cut falls in the silence between sentences.
     settings.MULTIMODAL_SPEECH_WINDOW_SECONDS = 5
-    result = recording_transcribe(wav_bytes(three_sentences.samples))
+    result = recording_transcribe(wav_encode(three_sentences.samples))
     assert len(result.passages) == 3
     for passage, sentence in zip(result.passages, SENTENCES):
         assert word_overlap(passage.text, sentence) >= 0.6, passage.text
@@ -227,6 +227,13 @@ def test_api_voice_search_refuses_non_audio_and_overlong_recordings(client, corp
     assert response.json()["error"] == "long.webm: too long: 0:12 of audio; the limit is 0:05"
 
 
+def test_api_voice_search_with_a_speech_model_that_cannot_load_answers_503(client, corpus, settings, spoken_query):
+    settings.MULTIMODAL_SPEECH_MODEL = "no-such-speech-model-anywhere"
+    response = client.post("/api/search", {"voice": SimpleUploadedFile("query.wav", spoken_query)})
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("could not load speech model 'no-such-speech-model-anywhere'")
+
+
 def test_search_command_with_voice_prints_what_was_heard_and_the_results(tmp_path, corpus, spoken_query):
     path = tmp_path / "question.wav"
     path.write_bytes(spoken_query)
@@ -235,6 +242,6 @@ def test_search_command_with_voice_prints_what_was_heard_and_the_results(tmp_pat
     heard = err.getvalue().splitlines()[0]
     assert heard.startswith("You said: ") and word_overlap(heard, QUERY) >= 0.6
     assert out.getvalue().strip().endswith("A red bicycle against the wall")
-    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(SAMPLE_RATE * 2, np.float32)))
+    (tmp_path / "silence.wav").write_bytes(wav_encode(np.zeros(SAMPLE_RATE * 2, np.float32)))
     with pytest.raises(CommandError, match="silence.wav: no speech was recognised in the recording"):
         call_command("search", "--voice", str(tmp_path / "silence.wav"), stdout=io.StringIO(), stderr=io.StringIO())

@@ -8,55 +8,17 @@ through transformers; everything else for faster-whisper (a size name such as ``
 CTranslate2 model repo id, or a local directory). Request code asks the registry and never
 constructs a model.
 """
-import threading
-from typing import Callable
-
 from django.conf import settings
 
+from ..registry import ModelRegistry
 from .base import SAMPLE_RATE, SpeechLoadError, SpeechModel, SpeechSegment, Transcript, Word
 from .windows import transcribe_blocks
 
 __all__ = ["SAMPLE_RATE", "SpeechLoadError", "SpeechModel", "SpeechSegment", "Transcript", "Word", "clear_cache",
            "get", "register", "transcribe_blocks", "unregister"]
 
-_factories: dict[str, Callable[[], SpeechModel]] = {}
-_cache: dict[str, SpeechModel] = {}
-_lock = threading.Lock()
-
-
-def register(name: str, factory: Callable[[], SpeechModel]) -> None:
-    """Make ``name`` resolve to ``factory()`` (called once per process, on first use)."""
-    with _lock:
-        _factories[name] = factory
-        _cache.pop(name, None)
-
-
-def unregister(name: str) -> None:
-    with _lock:
-        _factories.pop(name, None)
-        _cache.pop(name, None)
-
-
-def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
-
-
-def get(name: str | None = None) -> SpeechModel:
-    """The speech model for ``name`` (default: the configured one), loading it on first use."""
-    name = name or settings.MULTIMODAL_SPEECH_MODEL
-    model = _cache.get(name)
-    if model is not None:
-        return model
-    with _lock:
-        if name not in _cache:
-            _cache[name] = _build(name)
-        return _cache[name]
-
 
 def _build(name: str) -> SpeechModel:
-    if name in _factories:
-        return _factories[name]()
     device = settings.MULTIMODAL_DEVICE
     language = settings.MULTIMODAL_SPEECH_LANGUAGE or None
     if name.startswith("wav2vec2:"):
@@ -71,3 +33,8 @@ def _build(name: str) -> SpeechModel:
 
     return FasterWhisperModel(name, device=device, compute_type=settings.MULTIMODAL_SPEECH_COMPUTE_TYPE,
                               language=language, beam_size=settings.MULTIMODAL_SPEECH_BEAM_SIZE)
+
+
+_registry: ModelRegistry[SpeechModel] = ModelRegistry(default_name=lambda: settings.MULTIMODAL_SPEECH_MODEL,
+                                                      build=_build)
+register, unregister, clear_cache, get = _registry.register, _registry.unregister, _registry.clear_cache, _registry.get
