@@ -3,21 +3,54 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import ApiToken, Corpus, IngestJob, IngestUnit, Item
+from .adaptation import TrainingConfig
+from .encoders import EncoderLoadError
+from .errors import UserInputError
+from .models import Adapter, ApiToken, Corpus, IndexBuild, IngestJob, IngestUnit, Item
+from .services.adapters import adapter_activate_start, adapter_train_start, index_describe, index_rollback
 from .services.jobs import job_retry_failed
 
 
 @admin.register(Corpus)
 class CorpusAdmin(admin.ModelAdmin):
-    list_display = ("name", "item_count", "created_at", "upload_link")
+    list_display = ("name", "item_count", "searched_in", "created_at", "upload_link")
     search_fields = ("name", "description")
+    actions = ["train_adapter", "roll_back_index"]
+
+    @admin.display(description="searched in")
+    def searched_in(self, corpus: Corpus) -> str:
+        # From the rows alone: asking which encoder is configured would load the model for a list page.
+        live = [str(index.live.adapter) for index in corpus.indexes.all() if index.live]
+        return ", ".join(live) or "base vectors"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(item_count=Count("items")).prefetch_related("indexes__live__adapter")
+
+    @admin.action(description="Train an adapter on each selected corpus's pairs (background job)")
+    def train_adapter(self, request, queryset):
+        for corpus in queryset:
+            try:
+                adapter = adapter_train_start(corpus=corpus, config=TrainingConfig(), holdout=0.2, user=request.user)
+            except EncoderLoadError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+            self.message_user(request, format_html('Training <a href="{}">{}</a>.', adapter.get_absolute_url(), adapter),
+                              messages.INFO)
+
+    @admin.action(description="Roll back the search index of each selected corpus")
+    def roll_back_index(self, request, queryset):
+        for corpus in queryset:
+            try:
+                index_rollback(corpus=corpus)
+            except (UserInputError, EncoderLoadError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"Corpus '{corpus}' is now searched in {index_describe(corpus)['live']}.",
+                                  messages.INFO)
 
     @admin.display(description="")
     def upload_link(self, corpus: Corpus) -> str:
         return format_html('<a href="{}?corpus={}">Upload files</a>', reverse("multimodal:upload"), corpus.name)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(item_count=Count("items"))
 
     @admin.display(ordering="item_count", description="items")
     def item_count(self, corpus: Corpus) -> int:
@@ -89,3 +122,52 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token, key = ApiToken.issue(user=obj.user, name=obj.name)
         obj.pk = token.pk
         self.message_user(request, f"API key (shown once, copy it now): {key}", messages.WARNING)
+
+
+@admin.register(Adapter)
+class AdapterAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "status", "progress", "recall_at_1", "pairs", "encoder_name", "created_at", "page_link")
+    list_filter = ("status", "corpus")
+    readonly_fields = ("corpus", "version", "encoder_name", "dim", "pairs_file", "hyperparameters", "status", "phase",
+                       "done", "total", "pairs", "holdout_pairs", "metrics", "loss", "weights_path", "error",
+                       "created_by", "created_at", "started_at", "finished_at", "page_link")
+    exclude = ("holdout_item_ids",)
+    actions = ["activate"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # adapters come from training (the corpus list's action, or train_adapter)
+
+    @admin.display(description="progress")
+    def progress(self, adapter: Adapter) -> str:
+        return f"{adapter.phase} {adapter.done}/{adapter.total}" if adapter.phase else "—"
+
+    @admin.display(description="held-out R@1 before → after")
+    def recall_at_1(self, adapter: Adapter) -> str:
+        before, after = (adapter.metrics.get(when, {}).get("text_to_image", {}) for when in ("before", "after"))
+        return f"{before['recall@1']:.3f} → {after['recall@1']:.3f}" if before and after else "—"
+
+    @admin.display(description="page")
+    def page_link(self, adapter: Adapter) -> str:
+        return format_html('<a href="{}">Open</a>', adapter.get_absolute_url())
+
+    @admin.action(description="Activate on its corpus (re-embed in the background, then switch)")
+    def activate(self, request, queryset):
+        for adapter in queryset:
+            try:
+                adapter_activate_start(adapter=adapter)
+            except (UserInputError, EncoderLoadError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, format_html('Activating <a href="{}">{}</a>.', adapter.get_absolute_url(),
+                                                       adapter), messages.INFO)
+
+
+@admin.register(IndexBuild)
+class IndexBuildAdmin(admin.ModelAdmin):
+    list_display = ("id", "corpus", "adapter", "status", "done", "total", "created_at", "finished_at")
+    list_filter = ("status", "corpus")
+    readonly_fields = ("corpus", "adapter", "encoder_name", "collection_name", "status", "done", "total", "error",
+                       "created_at", "started_at", "finished_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # builds come from activating an adapter

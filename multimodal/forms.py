@@ -7,6 +7,7 @@ import re
 from django import forms
 from django.conf import settings
 
+from . import store
 from .errors import UserInputError
 from .fusion import MODES
 from .imaging import image_open
@@ -39,7 +40,8 @@ class SearchForm(forms.Form):
     image or voice is an uploaded file named by ``file`` (multipart) or base64 in ``value``, or, in
     the page, ``ref``: a file this browser session uploaded before (`services.query_uploads`).
     Filters: ``corpus`` and ``kind`` (comma-separated or repeated), ``created_from``/``created_to``
-    (YYYY-MM-DD), ``specs`` (JSON object, or ``spec.NAME=VALUE`` fields).
+    (YYYY-MM-DD), ``specs`` (JSON object, or ``spec.NAME=VALUE`` fields), ``modality`` (which of an
+    item's vectors may match: ``image`` finds products by their picture alone).
     """
 
     q = forms.CharField(required=False, max_length=MAX_QUERY_TEXT_CHARS, strip=True, label="Search")
@@ -56,6 +58,7 @@ class SearchForm(forms.Form):
     created_from = forms.DateField(required=False, label="Created from")
     created_to = forms.DateField(required=False, label="Created to")
     specs = forms.CharField(required=False, max_length=4000, label="Specs (JSON)")
+    modality = forms.CharField(required=False, max_length=100, label="Match only these vectors")
     fusion = forms.ChoiceField(required=False, choices=[(mode, mode) for mode in MODES], label="Fusion")
     hybrid = forms.CharField(required=False, max_length=5, label="Keyword channel")
     keyword_weight = forms.FloatField(required=False, min_value=0, max_value=MAX_WEIGHT)
@@ -101,6 +104,13 @@ class SearchForm(forms.Form):
         if unknown:
             raise forms.ValidationError(f"unknown kind {', '.join(unknown)}: use {', '.join(Item.Kind.values)}")
         return kinds
+
+    def clean_modality(self):
+        modalities = _list(self.cleaned_data.get("modality"))
+        unknown = [modality for modality in modalities if modality not in store.SLOTS]
+        if unknown:
+            raise forms.ValidationError(f"unknown modality {', '.join(unknown)}: use {', '.join(store.SLOTS)}")
+        return modalities
 
     def clean_specs(self):
         specs = {}
@@ -253,7 +263,8 @@ class SearchForm(forms.Form):
             keyword_weight=data.get("keyword_weight"),
             rrf_k=data.get("rrf_k"),
             filters=SearchFilters(corpora=data["corpus"], kinds=data["kind"], created_from=data.get("created_from"),
-                                  created_to=data.get("created_to"), specs=data["specs"]),
+                                  created_to=data.get("created_to"), specs=data["specs"],
+                                  modalities=data["modality"]),
             min_score=data.get("min_score"),
             top_k=data.get("top_k") or 10,
             page=data.get("page") or 1,

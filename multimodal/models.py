@@ -174,3 +174,97 @@ class ApiToken(models.Model):
         """A new token and its key; the key is shown once and never stored."""
         key = secrets.token_urlsafe(32)
         return cls.objects.create(user=user, name=name, key_hash=cls.hash_key(key)), key
+
+
+class Adapter(models.Model):
+    """A small head trained on a corpus's image-text pairs, over a frozen encoder (one version).
+
+    Immutable once trained: its weights file, metrics and settings describe it for good. Versions
+    count up per corpus. See `multimodal.services.adapters`.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="adapters")
+    version = models.PositiveIntegerField()
+    encoder_name = models.CharField(max_length=500, help_text="The frozen encoder it adapts; useless with another.")
+    dim = models.PositiveIntegerField(default=0)
+    pairs_file = models.CharField(max_length=1000, blank=True, help_text="A JSONL of pairs; empty: the corpus's own.")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=32, blank=True, help_text="What it is doing now: reading pairs, training.")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    pairs = models.PositiveIntegerField(default=0)
+    holdout_pairs = models.PositiveIntegerField(default=0)
+    holdout_item_ids = models.JSONField(default=list, blank=True, help_text="Items whose pairs were held out.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Held-out retrieval before and after training.")
+    loss = models.FloatField(null=True, blank=True, help_text="Mean training loss of the last epoch.")
+    weights_path = models.CharField(max_length=500, blank=True, help_text="Under MULTIMODAL_ADAPTER_ROOT.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["corpus", "-version"]
+        constraints = [models.UniqueConstraint(fields=["corpus", "version"], name="adapter_unique_version_per_corpus")]
+
+    def __str__(self) -> str:
+        return f"{self.corpus} adapter v{self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("multimodal:adapter-detail", args=[self.pk])
+
+
+class IndexBuild(models.Model):
+    """A corpus's vectors passed through one adapter, in a Milvus collection of their own."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        RETIRED = "retired", "Retired (collection dropped)"
+
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="index_builds")
+    adapter = models.ForeignKey(Adapter, on_delete=models.CASCADE, related_name="builds")
+    encoder_name = models.CharField(max_length=500)
+    collection_name = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.adapter} index build {self.pk} ({self.status})"
+
+
+class CorpusIndex(models.Model):
+    """Which vectors a corpus is searched with under one encoder: switching is one update of this row.
+
+    ``live`` None means the encoder's own vectors. ``previous`` is where a rollback goes (None:
+    the encoder's own) once ``switched_at`` says a switch happened.
+    """
+
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="indexes")
+    encoder_name = models.CharField(max_length=500)
+    live = models.ForeignKey(IndexBuild, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
+    previous = models.ForeignKey(IndexBuild, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
+    switched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["corpus", "encoder_name"], name="corpus_index_unique_per_encoder")]
+
+    def __str__(self) -> str:
+        return f"{self.corpus} searched with {self.live or 'the base vectors'}"

@@ -7,7 +7,8 @@ from .audio import clock
 from .fusion import Fused
 from .highlight import highlight_spans, snippet_window
 from .keyword import keyword_terms
-from .models import IngestJob, IngestUnit, Item
+from .metrics import NDCG_K, RECALL_KS
+from .models import Adapter, CorpusIndex, IngestJob, IngestUnit, Item
 from .services.search import SearchOutcome, SearchQuery, search_run
 
 
@@ -165,4 +166,33 @@ def job_summary(job: IngestJob) -> dict:
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "status_url": reverse("api:job", args=[job.pk]),
         "page_url": job.get_absolute_url(),
+    }
+
+
+ADAPTER_DIRECTIONS = {"text_to_image": "text → image", "image_to_text": "image → text"}
+
+
+def adapter_summary(adapter: Adapter) -> dict:
+    """An adapter's training, held-out figures and index builds, as its page shows them."""
+    metrics = adapter.metrics or {}
+    rows = []
+    for direction, label in ADAPTER_DIRECTIONS.items():
+        for when in ("before", "after"):
+            figures = (metrics.get(when) or {}).get(direction)
+            if figures:
+                values = [figures[f"recall@{k}"] for k in RECALL_KS] + [figures["mrr"], figures[f"ndcg@{NDCG_K}"]]
+                rows.append({"direction": label, "when": when, "values": [f"{value:.3f}" for value in values]})
+    state = CorpusIndex.objects.filter(corpus=adapter.corpus, encoder_name=adapter.encoder_name).first()
+    builds = [
+        {"id": build.pk, "corpus": build.corpus.name, "status": build.status, "done": build.done, "total": build.total,
+         "live": bool(state and state.live_id == build.pk), "previous": bool(state and state.previous_id == build.pk),
+         "error": build.error, "created_at": build.created_at}
+        for build in adapter.builds.select_related("corpus").order_by("-pk")
+    ]
+    return {
+        "running": adapter.status in (Adapter.Status.QUEUED, Adapter.Status.RUNNING)
+        or any(build["status"] == "building" for build in builds),
+        "metric_names": [f"R@{k}" for k in RECALL_KS] + ["MRR", f"nDCG@{NDCG_K}"],
+        "metric_rows": rows,
+        "builds": builds,
     }

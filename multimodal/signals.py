@@ -12,7 +12,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from . import store
-from .models import Item
+from .models import IndexBuild, Item
 
 _current = threading.local()
 
@@ -46,3 +46,9 @@ def item_deleted(sender, instance: Item, using: str, **kwargs) -> None:
     batch = _current.batch = _DeletedItems()
     batch.add(instance)  # before registering: outside a transaction the callback runs at once
     transaction.on_commit(batch.clean_up, using=using)
+
+
+@receiver(post_delete, sender=IndexBuild)
+def index_build_deleted(sender, instance: IndexBuild, using: str, **kwargs) -> None:
+    """A build deleted (with its adapter or its corpus) takes its collection with it."""
+    transaction.on_commit(store.VectorCollection(instance.collection_name, 0).drop, using=using)

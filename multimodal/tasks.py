@@ -7,6 +7,8 @@ from celery.signals import worker_ready
 from django.db import OperationalError
 from pymilvus.exceptions import MilvusException
 
+from .errors import UserInputError
+from .services.adapters import adapter_train, index_build_run
 from .services.jobs import JobBusy, job_fail, job_run, jobs_resume
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,19 @@ def ingest_job_run(self, job_id: int) -> None:
     except Exception as exc:
         job_fail(job_id=job_id, reason=f"{type(exc).__name__}: {exc}")
         raise
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def adapter_train_task(adapter_id: int) -> None:
+    try:
+        adapter_train(adapter_id=adapter_id)
+    except UserInputError as exc:  # recorded on the adapter and shown on its page; a retry would fail the same way
+        logger.info("adapter %s was not trained: %s", adapter_id, exc)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def index_build_task(build_id: int) -> None:
+    index_build_run(build_id=build_id)
 
 
 @worker_ready.connect

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import adapter_views, views
 
 app_name = "multimodal"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("upload", views.upload_page, name="upload"),
     path("jobs/<int:pk>", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/retry", views.job_retry, name="job-retry"),
+    path("adapters/<int:pk>", adapter_views.adapter_detail, name="adapter-detail"),
 ]

@@ -230,6 +230,10 @@ MULTIMODAL_JOB_LEASE_S = env_int("MULTIMODAL_JOB_LEASE_S", 60)
 # With no broker, run jobs in a thread of the web process so uploads still return at once.
 MULTIMODAL_JOBS_IN_THREAD = env_bool("MULTIMODAL_JOBS_IN_THREAD", True)
 
+# --- Adapters (see multimodal/services/adapters.py) ---
+# Trained adapter weights; outside MEDIA_ROOT (never served), on the volume web and workers share.
+MULTIMODAL_ADAPTER_ROOT = Path(os.environ.get("MULTIMODAL_ADAPTER_ROOT", DATA_DIR / "adapters"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

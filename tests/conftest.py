@@ -43,6 +43,7 @@ def isolated_storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MILVUS_URI = str(tmp_path / "milvus.db")
     settings.MULTIMODAL_UPLOAD_ROOT = tmp_path / "uploads"
+    settings.MULTIMODAL_ADAPTER_ROOT = tmp_path / "adapters"
     settings.MULTIMODAL_CLIP_MODEL = "tiny-random"
     # Jobs run inside on_commit callbacks here, not in a thread, so tests see them finish.
     settings.MULTIMODAL_JOBS_IN_THREAD = False
@@ -56,6 +57,17 @@ def deterministic_encoder(settings):
     settings.MULTIMODAL_CLIP_MODEL = DETERMINISTIC
     yield encoders.get(DETERMINISTIC)
     encoders.unregister(DETERMINISTIC)
+
+
+@pytest.fixture
+def domain_encoder(settings):
+    """The synthetic domain of tests/adapter_domain.py: captions and images an adapter can align."""
+    from .adapter_domain import DOMAIN_ENCODER, register
+
+    encoder = register()
+    settings.MULTIMODAL_CLIP_MODEL = DOMAIN_ENCODER
+    yield encoder
+    encoders.unregister(DOMAIN_ENCODER)
 
 
 def image_bytes(color=(255, 0, 0), size=(48, 40), fmt="PNG", **save_args) -> bytes:

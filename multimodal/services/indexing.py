@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.db.models import QuerySet
 
-from .. import encoders, store
+from .. import encoders, indexes, store
 from ..errors import UserInputError
 from ..models import Item
 from .embedding import inputs_encode, item_embed_inputs, item_vector_record
@@ -16,15 +16,15 @@ def items_reindex(
     batch_size: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> IngestReport:
-    """Re-embed ``items`` with the configured encoder and overwrite their vectors.
+    """Re-embed ``items`` with the configured encoder and overwrite their vectors (in every index
+    their corpus may be searched in, adapted there).
 
-    With ``drop`` the whole collection is recreated first (use it after changing index settings);
-    items outside ``items`` then lose their vectors until they are reindexed too.
+    With ``drop`` the encoder's base collection is recreated first (use it after changing index
+    settings); items outside ``items`` then lose their vectors until they are reindexed too.
     """
     encoder = encoders.get()
-    collection = store.collection_for(encoder)
     if drop:
-        collection.drop()
+        store.collection_for(encoder).drop()
     batch_size = batch_size or settings.MULTIMODAL_ENCODE_BATCH_SIZE
     report = IngestReport()
     item_list = list(items.order_by("pk"))
@@ -42,14 +42,14 @@ def items_reindex(
         for pk in sorted(failed):
             report.failures.append(IngestFailure(_label(items_by_pk[pk]), next(iter(
                 reason for (error_pk, _), reason in errors.items() if error_pk == pk))))
-        collection.upsert(
+        indexes.vectors_upsert([
             item_vector_record(items_by_pk[pk], modality, vector)
             for (pk, modality), vector in vectors.items() if pk not in failed
-        )
+        ])
         report.updated += len({pk for pk, _ in vectors} - failed)
         if on_progress:
             on_progress(start + len(batch), report)
-    collection.flush()
+    indexes.indexes_flush()
     return report
 
 

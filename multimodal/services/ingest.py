@@ -23,7 +23,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image
 
-from .. import encoders, store
+from .. import encoders, indexes
 from ..audio import clock
 from ..errors import IngestError, UserInputError
 from ..imaging import image_open, thumbnail_jpeg
@@ -154,15 +154,13 @@ def items_ingest(
     on_progress: ProgressCallback | None = None,
 ) -> IngestReport:
     """Ingest ``sources`` into ``corpus`` in batches and flush; each lands as an item or is a failure."""
-    encoder = encoders.get()
-    collection = store.collection_for(encoder)
     batch_size = batch_size or settings.MULTIMODAL_ENCODE_BATCH_SIZE
     report = IngestReport()
     for start in range(0, len(sources), batch_size):
         sources_ingest_batch(corpus=corpus, sources=sources[start:start + batch_size], report=report)
         if on_progress:
             on_progress(min(start + batch_size, len(sources)), report)
-    collection.flush()
+    indexes.indexes_flush([corpus.pk])
     return report
 
 
@@ -170,7 +168,8 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
                          heartbeat: Heartbeat | None = None) -> None:
     """Decode, encode together, save and upsert one batch, adding its outcomes to ``report``.
 
-    The collection is not flushed: callers flush once after their last batch.
+    Vectors go to every index the corpus may be searched in (`indexes.vectors_upsert`). They are
+    not flushed: callers flush once after their last batch.
     """
     encoder = encoders.get()
     decoded = []
@@ -213,7 +212,7 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
         ]
         records += [item_vector_record(segment, "text", vectors[(index, "segment", number)])
                     for number, segment in enumerate(segments)]
-    store.collection_for(encoder).upsert(records)
+    indexes.vectors_upsert(records)
 
 
 def _decode(source: Source, *, heartbeat: Heartbeat | None = None) -> _Decoded:

@@ -7,7 +7,6 @@ in batches by whichever runner holds the job's lease; a runner that dies loses t
 by content hash (or a row's id), so a batch processed twice updates rather than duplicates.
 """
 import logging
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -15,17 +14,18 @@ from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from .. import encoders, store
+from .. import indexes
 from ..archives import zip_extract_safely
 from ..errors import UserInputError
 from ..models import Corpus, IngestJob, IngestUnit
 from ..sniffing import content_kind, file_head
 from ..tabular import ROLES, table_read
+from .background import task_dispatch, task_dispatch_on_commit
 from .corpora import corpus_get_or_create
 from .ingest import IngestReport, ProductRow, Source, files_discover, sources_ingest_batch
 
@@ -87,24 +87,9 @@ def _mapping_clean(column_mapping: dict | None) -> dict:
 
 def job_enqueue(job: IngestJob) -> None:
     """Hand the job to a worker once the current transaction commits (so the worker sees it)."""
-    job_id = job.pk
-    transaction.on_commit(lambda: _dispatch(job_id))
-
-
-def _dispatch(job_id: int) -> None:
     from ..tasks import ingest_job_run
 
-    if settings.CELERY_TASK_ALWAYS_EAGER and settings.MULTIMODAL_JOBS_IN_THREAD:
-        # No broker: run beside the web process so the request that queued the job returns at once.
-        def run() -> None:
-            try:
-                ingest_job_run.apply(args=(job_id,))
-            finally:
-                connection.close()
-
-        threading.Thread(target=run, name=f"ingest-job-{job_id}", daemon=True).start()
-    else:
-        ingest_job_run.delay(job_id)
+    task_dispatch_on_commit(ingest_job_run, job.pk)
 
 
 def job_run(
@@ -146,7 +131,7 @@ def job_run(
             _job_counts_refresh(job)
             if on_progress:
                 on_progress(job)
-        store.collection_for(encoders.get()).flush()
+        indexes.indexes_flush([job.corpus_id])
         job.status = IngestJob.Status.DONE
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "finished_at"])
@@ -179,11 +164,13 @@ def job_retry_failed(*, job: IngestJob) -> int:
 
 def jobs_resume() -> list[int]:
     """Queue every job that is not finished (after a worker restart); returns their ids."""
+    from ..tasks import ingest_job_run
+
     job_ids = list(
         IngestJob.objects.filter(status__in=[IngestJob.Status.QUEUED, IngestJob.Status.RUNNING]).values_list("pk", flat=True)
     )
     for job_id in job_ids:
-        _dispatch(job_id)
+        task_dispatch(ingest_job_run, job_id)
     return job_ids
 
 

@@ -9,14 +9,14 @@ the arithmetic; this module only gathers its inputs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time as day_time, timedelta, timezone as dt_timezone
 
 import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from .. import encoders, fusion, store
+from .. import encoders, fusion, indexes, store
 from ..errors import QueryError
 from ..keyword import keyword_search
 from ..models import Corpus, Item
@@ -70,6 +70,9 @@ class SearchFilters:
     created_from: date | None = None
     created_to: date | None = None  # inclusive: the whole day counts
     specs: dict[str, str] = field(default_factory=dict)  # spec name -> value (case-insensitive)
+    # Which of an item's vectors may match (e.g. ["image"]: images by their pixels, not products by
+    # their text); empty: all. Excluding text vectors also turns the keyword channel off.
+    modalities: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
@@ -78,6 +81,7 @@ class SearchFilters:
             "created_from": self.created_from.isoformat() if self.created_from else None,
             "created_to": self.created_to.isoformat() if self.created_to else None,
             "specs": self.specs or None,
+            "modality": self.modalities or None,
         }
 
 
@@ -122,7 +126,8 @@ class SearchQuery:
     @property
     def keyword_on(self) -> bool:
         wanted = self.hybrid if self.hybrid is not None else True
-        return bool(wanted and self.keyword_weight and self.keyword_text.strip())
+        text_matches = not self.filters.modalities or "text" in self.filters.modalities
+        return bool(wanted and text_matches and self.keyword_weight and self.keyword_text.strip())
 
     def summary(self) -> dict:
         """What was understood, as returned to the user."""
@@ -173,7 +178,12 @@ class _Clock:
 
 
 def search_run(*, query: SearchQuery) -> SearchOutcome:
-    """The query's page of results, fused and explained; raises QueryError for unusable queries."""
+    """The query's page of results, fused and explained; raises QueryError for unusable queries.
+
+    Corpora searched in different indexes (one with a live adapter, others in the encoder's own
+    vectors, see `multimodal.indexes`) are searched apart, each with its own adapted query
+    vectors, and merged by score. Without adapters there is one index and one search.
+    """
     clock = _Clock()
     if not query.parts:
         raise QueryError("nothing to search for: give a text, an image, a voice recording or an item")
@@ -184,20 +194,50 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     active = [part for part in query.parts if part.weight != 0]
     if not active:
         raise QueryError("nothing to search for: every part has weight 0")
-    encoder = encoders.get()
-    collection = store.collection_for(encoder)
-    vectors = _parts_encode(active, encoder, collection, clock)
+    encoded = _parts_encode(active, encoders.get(), clock)
     where = _vector_filter(query)
     depth = max(settings.MULTIMODAL_FUSION_CANDIDATES, query.page * query.top_k)
+    sources = [f"part {query.parts.index(part)}" for part in active]
+    weights = [part.weight for part in active]
+    searched = [
+        _route_search(query, active, encoded, sources, route.index, replace(where, corpus_ids=route.corpus_ids), depth,
+                      clock)
+        for route in indexes.search_routes(where.corpus_ids)
+    ]
+    fused = searched[0].fused if len(searched) == 1 else sorted(
+        (entry for result in searched for entry in result.fused), key=lambda entry: (-entry.score, entry.item_id))
+    fused = fusion.min_score_cut(fused, query.min_score)
+    start = (query.page - 1) * query.top_k
+    page = fused[start:start + query.top_k]
+    clock.lap("fusion")
+    if query.fusion == "vector":
+        for result in searched:
+            found = {entry.item_id for entry in result.fused}
+            _vector_explain([entry for entry in page if entry.item_id in found], result.vectors, weights, sources,
+                            result.index.collection)
+    clock.lap("explain", ran=query.fusion == "vector")
+    return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings)
+
+
+@dataclass
+class _Searched:
+    index: indexes.SearchIndex
+    vectors: list[np.ndarray]  # the parts' vectors in this index's space
+    fused: list[fusion.Fused]
+
+
+def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, sources: list[str],
+                  index: indexes.SearchIndex, where: store.VectorFilter, depth: int, clock: _Clock) -> _Searched:
+    """Every channel of the query in one index, fused."""
+    vectors = _parts_vectors(active, encoded, index, clock)
     keyword = None
     if query.keyword_on:
         keyword = fusion.Ranking("keyword", query.keyword_weight,
                                  keyword_search(query.keyword_text, items=_filtered_items(query, where), limit=depth))
     clock.lap("keyword", ran=keyword is not None)
-    sources = [f"part {query.parts.index(part)}" for part in active]
-    weights = [part.weight for part in active]
+    collection = index.collection
     if query.fusion == "vector":
-        combined = fusion.vector_combine(vectors, weights)
+        combined = fusion.vector_combine(vectors, [part.weight for part in active])
         if combined is None:
             raise QueryError("the parts cancel each other out: nothing is left to search for")
         hits = collection.search(combined, limit=depth, where=where)
@@ -219,14 +259,7 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
         if keyword is not None:
             rankings.append(keyword)
         fused = fusion.rrf(rankings, k=query.rrf_k) if query.fusion == "rrf" else fusion.weighted(rankings)
-    fused = fusion.min_score_cut(fused, query.min_score)
-    start = (query.page - 1) * query.top_k
-    page = fused[start:start + query.top_k]
-    clock.lap("fusion")
-    if query.fusion == "vector":
-        _vector_explain(page, vectors, weights, sources, collection)
-    clock.lap("explain", ran=query.fusion == "vector")
-    return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings)
+    return _Searched(index, vectors, fused)
 
 
 def part_transcribe(part: QueryPart) -> None:
@@ -239,30 +272,39 @@ def part_transcribe(part: QueryPart) -> None:
         raise QueryError(f"{part.name or 'voice'}: no speech was recognised in the recording")
 
 
-def _parts_encode(parts: list[QueryPart], encoder, collection, clock: _Clock) -> list[np.ndarray]:
-    """One unit vector per part, in order; texts and images are each encoded in one batch."""
-    vectors: dict[int, np.ndarray] = {}
+def _parts_encode(parts: list[QueryPart], encoder, clock: _Clock) -> dict[int, tuple[str, np.ndarray]]:
+    """The encoder's unit vector of each text, voice and image part: {index: (modality, vector)}.
+
+    Texts and images are each encoded in one batch. Item parts are looked up per index.
+    """
+    encoded: dict[int, tuple[str, np.ndarray]] = {}
     texts = [(index, part.text) for index, part in enumerate(parts) if part.type in ("text", "voice")]
     images = [(index, part.image) for index, part in enumerate(parts) if part.type == "image"]
     if texts:
         for (index, _), vector in zip(texts, encoder.encode_text([text for _, text in texts])):
-            vectors[index] = vector
+            encoded[index] = ("text", vector)
         clock.lap("encode", detail="text")
     if images:
         for (index, _), vector in zip(images, encoder.encode_image([image for _, image in images])):
-            vectors[index] = vector
+            encoded[index] = ("image", vector)
         clock.lap("encode", detail="image")
-    items = [(index, part.item) for index, part in enumerate(parts) if part.type == "item"]
+    return encoded
+
+
+def _parts_vectors(parts: list[QueryPart], encoded: dict, index: indexes.SearchIndex, clock: _Clock) -> list[np.ndarray]:
+    """One unit vector per part, in order, in ``index``'s space."""
+    vectors = {number: index.adapt(vector[None, :], modality)[0] for number, (modality, vector) in encoded.items()}
+    items = [(number, part.item) for number, part in enumerate(parts) if part.type == "item"]
     if items:
-        stored = collection.vectors([item.pk for _, item in items])
-        for index, item in items:
+        stored = index.item_vectors([item.pk for _, item in items])
+        for number, item in items:
             own = list(stored.get(item.pk, {}).values())
             if not own:
                 raise QueryError(f"item {item.pk} has no vectors yet (still being indexed?)")
             # An item with an image and a text is like both: the direction between them.
-            vectors[index] = encoders.l2_normalise(np.sum(own, axis=0))[0]
+            vectors[number] = encoders.l2_normalise(np.sum(own, axis=0))[0]
         clock.lap("encode", detail="item")
-    return [vectors[index] for index in range(len(parts))]
+    return [vectors[number] for number in range(len(parts))]
 
 
 def _vector_filter(query: SearchQuery) -> store.VectorFilter:
@@ -283,6 +325,7 @@ def _vector_filter(query: SearchQuery) -> store.VectorFilter:
         created_to=_day_start(filters.created_to + timedelta(days=1)) if filters.created_to else None,
         item_ids=item_ids,
         exclude_item_ids=[part.item.pk for part in query.parts if part.type == "item"] or None,
+        modalities=list(filters.modalities) or None,
     )
 
 

@@ -61,6 +61,7 @@ class VectorFilter:
     created_to: int | None = None  # Unix seconds, exclusive
     item_ids: list[int] | None = None  # only these (a pre-filter computed in the database)
     exclude_item_ids: list[int] | None = None
+    modalities: list[str] | None = None  # only these of an item's vectors (keys of SLOTS)
 
     def expression(self) -> str:
         """A Milvus boolean expression over scalar fields only (JSON filters scan every row)."""
@@ -78,6 +79,8 @@ class VectorFilter:
             clauses.append(f"item_id in {[int(value) for value in self.item_ids]}")
         if self.exclude_item_ids:
             clauses.append(f"item_id not in {[int(value) for value in self.exclude_item_ids]}")
+        if self.modalities is not None:
+            clauses.append("modality in [" + ", ".join(f'"{value}"' for value in self.modalities if value in SLOTS) + "]")
         return " and ".join(clauses)
 
 
@@ -102,11 +105,15 @@ def close_all() -> None:
         _clients.clear()
 
 
-def collection_name(encoder_name: str, dim: int) -> str:
-    """A valid Milvus name that is unique per (model, dim) and still readable."""
+def collection_name(encoder_name: str, dim: int, variant: str = "") -> str:
+    """A valid Milvus name that is unique per (model, dim) and still readable.
+
+    ``variant`` names another collection of the same model's space (an adapter's index build).
+    """
     slug = re.sub(r"[^0-9a-zA-Z]+", "_", encoder_name).strip("_").lower()[:60]
     digest = hashlib.sha1(encoder_name.encode()).hexdigest()[:8]
-    return f"{settings.MILVUS_COLLECTION_PREFIX}_{slug}_{dim}d_{digest}_v{SCHEMA_VERSION}"
+    suffix = f"_{re.sub(r'[^0-9a-zA-Z_]+', '_', variant)}" if variant else ""
+    return f"{settings.MILVUS_COLLECTION_PREFIX}_{slug}_{dim}d_{digest}_v{SCHEMA_VERSION}{suffix}"
 
 
 class VectorCollection:
@@ -189,10 +196,11 @@ class VectorCollection:
         if client().has_collection(self.name):
             client().flush(self.name)
 
-    def count(self) -> int:
+    def count(self, where: VectorFilter | None = None) -> int:
+        """How many vectors (not items) the collection holds, or those matching ``where``."""
         if not client().has_collection(self.name):
             return 0
-        result = client().query(self.name, filter="", output_fields=["count(*)"])
+        result = client().query(self.name, filter=where.expression() if where else "", output_fields=["count(*)"])
         return int(result[0]["count(*)"])
 
     def drop(self) -> None:
