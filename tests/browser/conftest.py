@@ -5,7 +5,6 @@ fixtures serves its searches, and each test's media folder and Milvus Lite direc
 """
 import io
 import os
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from multimodal import encoders, store
-from multimodal.audio import clock
+from multimodal.audio import SAMPLE_RATE, clock, wav_encode
 from multimodal.models import Corpus, Item
 from multimodal.services.embedding import EmbedInput, inputs_encode, item_vector_record
 from multimodal.services.jobs import job_create_from_paths, job_run
@@ -53,7 +52,7 @@ def live_server(request):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver():
     from playwright.sync_api import sync_playwright
 
@@ -74,7 +73,7 @@ def chromium_launch(driver, *extra_args: str):
     return driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(extra_args))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver):
     browser = chromium_launch(playwright_driver)
     yield browser
@@ -187,17 +186,10 @@ def solid_png(colour, size=(64, 64)) -> bytes:
     return buffer.getvalue()
 
 
-def tone_wav(seconds: float, rate: int = 16_000) -> bytes:
+def tone_wav(seconds: float) -> bytes:
     """A real (quiet, two-tone) WAV recording of ``seconds``."""
-    t = np.arange(int(seconds * rate)) / rate
-    signal = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 330 * t)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((signal * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return wav_encode(0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 330 * t))
 
 
 def segment_add(recording: Item, *, start_s: float, end_s: float, text: str) -> Item:

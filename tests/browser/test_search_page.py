@@ -5,10 +5,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from multimodal.audio import wav_encode
 from multimodal.models import Corpus
 
 from ..conftest import ingest_files
-from ..speech_audio import sentences_with_silence, wav_bytes
+from ..speech_audio import sentences_with_silence
 from .conftest import XSS_TITLE, contrast_failures, screenshot, search_ready, solid_png
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -224,7 +225,7 @@ def three_sentences():
 def test_an_audio_hit_plays_from_the_segment_second(page, site, three_sentences):
     """A real recording, ingested (Whisper tiny.en splits it into segments), searched and played."""
     talks = Corpus.objects.create(name="talks")
-    report = ingest_files(talks, {"talk.wav": wav_bytes(three_sentences.samples)})
+    report = ingest_files(talks, {"talk.wav": wav_encode(three_sentences.samples)})
     assert report.landed == 1 and not report.failures
     ranges = []
     page.on("response", lambda response: ranges.append(response.status) if ".wav" in response.url else None)

@@ -49,7 +49,7 @@ def test_a_spoken_query_is_recorded_transcribed_into_the_bar_searched_and_editab
         page.wait_for_selector("#mic.recording")
         assert page.get_attribute("#mic", "aria-pressed") == "true"
         assert page.get_attribute("#mic", "aria-label") == "Stop recording and search"
-        page.wait_for_function("() => document.getElementById('mic-timer').textContent >= '0:03'")
+        page.wait_for_function("() => document.getElementById('mic-timer').textContent >= '0:04'")
         screenshot(page, "11-recording")
         page.click("#mic")
         page.wait_for_selector(".you-said", timeout=60_000)  # the first query loads the speech model
