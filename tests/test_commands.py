@@ -64,7 +64,7 @@ def test_ingest_rejects_a_bad_corpus_name(tmp_path):
         call_command("ingest", str(tmp_path), "--corpus", "bad name!", stdout=io.StringIO())
 
 
-@pytest.mark.parametrize("command", ["ingest", "search", "reindex"])
+@pytest.mark.parametrize("command", ["ingest", "search", "reindex", "evaluate", "train_adapter", "activate_adapter"])
 def test_every_command_has_help(command):
     result = subprocess.run(
         [sys.executable, "manage.py", command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
