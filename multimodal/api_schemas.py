@@ -37,6 +37,7 @@ class SearchParams(Schema):
     created_from: date | None = None
     created_to: date | None = Field(None, description="inclusive")
     specs: str | None = Field(None, description='JSON object of spec filters, e.g. {"colour": "red"}; or spec.NAME=VALUE')
+    modality: str | None = Field(None, description="match only these of an item's vectors: image, text; comma-separated")
     fusion: Fusion | None = Field(None, description="vector (default), rrf or weighted")
     hybrid: bool | None = Field(None, description="keyword channel; on by default when the query has text")
     keyword_weight: float | None = None

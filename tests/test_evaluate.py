@@ -150,3 +150,17 @@ def test_the_product_flow_ingest_evaluate_train_activate_evaluate_shows_the_impr
     assert before["R@1"] < 0.05 and before["MRR"] < 0.1  # 200 images: chance is 0.005
     assert after["R@1"] > 0.9 and after["MRR"] > 0.9
     assert before_held_out["R@10"] < 0.3 and after_held_out["R@1"] > 0.8  # pairs it never trained on
+
+
+def test_modality_image_matches_products_by_their_picture_alone(domain_encoder, tmp_path, client):
+    catalogue_write(tmp_path / "catalogue", range(30))
+    call_command("ingest", str(tmp_path / "catalogue"), "--corpus", "shop", stdout=io.StringIO(), stderr=io.StringIO())
+    description = domain_encoder.captions[4]
+    by_text = client.get("/api/search", {"q": description, "top_k": 1, "hybrid": "false"}).json()
+    assert (by_text["results"][0]["external_id"], by_text["results"][0]["score"]) == ("SKU-4", pytest.approx(1.0, abs=1e-5))
+    by_picture = client.get("/api/search", {"q": description, "top_k": 30, "modality": "image"}).json()
+    assert by_picture["query"]["filters"]["modality"] == ["image"] and by_picture["query"]["hybrid"] is False
+    scores = {result["external_id"]: result["score"] for result in by_picture["results"]}
+    assert len(scores) == 30 and scores["SKU-4"] < 0.9  # its image vector is unrelated until an adapter aligns them
+    assert client.get("/api/search", {"q": "x", "modality": "smell"}).json()["error"] == \
+        "modality: unknown modality smell: use image, text"

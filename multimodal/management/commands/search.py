@@ -26,17 +26,19 @@ class Command(BaseCommand):
         parser.add_argument("--fusion", choices=["vector", "rrf", "weighted"], help="how parts are fused")
         parser.add_argument("--no-keyword", action="store_true", help="vector channel only (no keyword channel)")
         parser.add_argument("--kind", default="", help="only these kinds, comma-separated")
+        parser.add_argument("--modality", default="",
+                            help="match only these of an item's vectors (image, text): --modality image finds products by their picture")
         parser.add_argument("--min-score", type=float, help="drop results scoring below this")
         parser.add_argument("--top-k", type=int, default=10, help="how many results (default 10)")
         parser.add_argument("--page", type=int, default=1, help="which page of top-k results (default 1)")
         parser.add_argument("--corpus", default="", help="only these corpora, comma-separated")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the same JSON as /api/search")
 
-    def handle(self, *args, text, image, voice, item, fusion, no_keyword, kind, min_score, top_k, page, corpus,
+    def handle(self, *args, text, image, voice, item, fusion, no_keyword, kind, modality, min_score, top_k, page, corpus,
                as_json, **options):
         files = {name: self._file(name, path) for name, path in (("image", image), ("voice", voice)) if path}
         data = {"q": text, "item": item, "fusion": fusion, "hybrid": "false" if no_keyword else "", "kind": kind,
-                "min_score": min_score, "top_k": top_k, "page": page, "corpus": corpus}
+                "modality": modality, "min_score": min_score, "top_k": top_k, "page": page, "corpus": corpus}
         data.update({f"{part}_weight": options[f"{part}_weight"] for part in ("text", "image", "voice", "item")})
         form = SearchForm({key: value for key, value in data.items() if value not in (None, "")}, files)
         if not form.is_valid():
