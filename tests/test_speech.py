@@ -245,3 +245,17 @@ def test_search_command_with_voice_prints_what_was_heard_and_the_results(tmp_pat
     (tmp_path / "silence.wav").write_bytes(wav_encode(np.zeros(SAMPLE_RATE * 2, np.float32)))
     with pytest.raises(CommandError, match="silence.wav: no speech was recognised in the recording"):
         call_command("search", "--voice", str(tmp_path / "silence.wav"), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_bench_voice_times_voice_queries_against_bare_transcription_and_ingest(db):
+    out = io.StringIO()
+    call_command("bench_voice", "--queries", "2", "--repeats", "1", "--json", stdout=out, stderr=io.StringIO())
+    figures = json.loads(out.getvalue())
+    assert figures["speech_model"] == "tiny.en" and figures["queries"] == 2
+    assert set(figures["ms"]) == {"bare_file", "bare_samples", "text_query", "voice_query"}
+    assert figures["ms"]["voice_query"]["p50"] > figures["ms"]["text_query"]["p50"]  # it transcribes first
+    assert figures["ratio"] == pytest.approx(
+        figures["ms"]["voice_query"]["p50"] / (figures["ms"]["bare_samples"]["p50"] + figures["ms"]["text_query"]["p50"]))
+    assert figures["ingest"]["recordings"] == 1 and figures["ingest"]["failed"] == 0 and figures["ingest"]["segments"] >= 1
+    assert 0 < figures["ingest"]["real_time_factor"] < 5
+    assert not Corpus.objects.exists()  # the benchmark's corpus is removed afterwards
