@@ -52,8 +52,8 @@ def clock(seconds: float) -> str:
 class AudioReader:
     """An opened recording: ``info`` at once, samples from ``blocks()``. Use it as a context manager.
 
-    ``source`` is the file's bytes or its path. Raises AudioError when the file is empty, is not
-    audio (or a video with sound), or its header says it is longer than ``max_duration_s``.
+    ``source`` is the file's bytes or its path. Raises AudioError when the file is empty, is neither
+    audio nor a video with sound, or its header says it is longer than ``max_duration_s``.
     """
 
     def __init__(self, source: bytes | str | Path, *, max_duration_s: float):

@@ -69,6 +69,12 @@ def test_text_empty_and_overlong_files_are_refused_with_their_reason(tmp_path):
         audio_decode(path, max_duration_s=60)
 
 
+def test_a_truncated_recording_is_refused_saying_where_it_breaks(three_sentences):
+    flac = encoded(three_sentences.samples, "flac")
+    with pytest.raises(AudioError, match=r"^the audio is damaged after 0:0\d \(Invalid data found"):
+        audio_decode(flac[:len(flac) // 2], max_duration_s=60)
+
+
 # --- the registry and the backends ---
 
 def test_tiny_en_loads_offline_from_the_bundled_weights():
