@@ -28,3 +28,10 @@ def test_a_match_deep_in_a_long_text_is_inside_the_snippet():
 def test_without_a_match_the_snippet_is_the_start_of_the_text():
     text = "first words " + "x " * 400
     assert snippet_window(text, ["absent"], limit=50).startswith("first words")
+
+
+def test_function_words_are_not_marked_unless_the_query_has_nothing_else():
+    spans = highlight_spans("the cat sat on the mat", ["the", "cat", "on"])
+    assert [span["text"] for span in spans if span["match"]] == ["cat"]
+    only_function_words = highlight_spans("to be or not to be", ["to", "be"])
+    assert [span["text"] for span in only_function_words if span["match"]] == ["to", "be", "to", "be"]
