@@ -141,18 +141,34 @@ class Failure(Schema):
     reason: str
 
 
-class Job(Schema):
-    model_config = ConfigDict(extra="allow")
+class Table(Schema):
+    name: str
+    headers: list[str]
+    mapping: dict[str, str | None] = Field(description="role (title, description, specs, image, id) -> column")
+    rows: int
 
+
+class Job(Schema):
     id: int
     corpus: str
     status: Literal["queued", "running", "done", "failed"]
     total: int
     done: int
     failed: int
+    created: int = Field(description="items that are new (the rest of done updated existing items)")
+    expanded: bool = Field(description="false until archives and tables are read into the total")
     items_per_s: float | None
     seconds_left: float | None
+    error: str | None = Field(description="why the whole job failed, if it did")
+    tables: list[Table] = Field(description="each CSV/XLSX and the columns it was read with")
     failures: list[Failure]
+    failures_truncated: bool
+    retryable: bool = Field(description="some failed files can be retried (POST .../retry)")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    status_url: str
+    page_url: str
 
 
 class JobRetried(Job):

@@ -109,6 +109,10 @@ def test_csv_knowledge_base_rows_become_products_with_text_and_image_vectors(sta
     assert store.collection_for(encoders.get()).count() == 4  # text + image vector per product
     assert job.tables[0]["mapping"] == {"id": "sku", "title": "name", "description": "description",
                                         "specs": "specs", "image": "photo"}
+    # The API (which the job page polls) says which columns were used and that failures can be retried.
+    body = staff_client.get(f"/api/jobs/{job.pk}").json()
+    assert body["tables"][0]["name"] == "catalogue.csv" and body["tables"][0]["mapping"]["image"] == "photo"
+    assert body["retryable"] is True and body["created"] == 2 and body["page_url"] == job.get_absolute_url()
     result = staff_client.get("/api/search", {"q": "sturdy mountain bike for rough trails", "top_k": 1}).json()["results"][0]
     assert result["title"] == "Trail bike" and result["kind"] == "product"
     assert result["description"] == "A sturdy mountain bike for rough trails"
