@@ -21,12 +21,14 @@ class _DeletedItems:
     def __init__(self):
         self.item_ids: list[int] = []
         self.files = []
+        self.cleaned = False
 
     def add(self, item: Item) -> None:
         self.item_ids.append(item.pk)
         self.files += [field for field in (item.file, item.thumbnail) if field]
 
     def clean_up(self) -> None:
+        self.cleaned = True
         store.items_delete_everywhere(self.item_ids)
         for field in self.files:
             field.storage.delete(field.name)
@@ -37,7 +39,8 @@ def item_deleted(sender, instance: Item, using: str, **kwargs) -> None:
     connection = transaction.get_connection(using)
     batch = getattr(_current, "batch", None)
     savepoints = set(connection.savepoint_ids)
-    if batch is not None and any(
+    # Reused only while its callback waits for this transaction (tests may run callbacks early).
+    if batch is not None and not batch.cleaned and any(
         callback == batch.clean_up and registered_in == savepoints
         for registered_in, callback, _ in connection.run_on_commit
     ):
