@@ -41,7 +41,7 @@ def stack(settings, tmp_path, broker_url, milvus_uri):
     settings.MILVUS_COLLECTION_PREFIX = f"t{tmp_path.name[-8:].replace('-', '')}"
     settings.CELERY_TASK_ALWAYS_EAGER = False
     previous = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url")}
-    celery_app.conf.update(task_always_eager=False, broker_url=broker_url)
+    _celery_configure(task_always_eager=False, broker_url=broker_url)
     env = {
         "CELERY_BROKER_URL": broker_url,
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
@@ -65,9 +65,17 @@ def stack(settings, tmp_path, broker_url, milvus_uri):
     for worker in workers:
         if worker.process.poll() is None:
             worker.stop()
-    celery_app.conf.update(previous)
     with celery_app.connection_for_write() as conn:  # leave no queued task for the next test
         conn.default_channel.queue_purge("celery")
+    _celery_configure(**previous)
+
+
+def _celery_configure(**options) -> None:
+    """Set this process's Celery options. Its connection and producer pools keep the broker they
+    were made with, so they are dropped too: another module's broker may be gone already."""
+    celery_app.conf.update(options)
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 @pytest.fixture
