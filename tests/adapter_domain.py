@@ -77,20 +77,26 @@ def domain_vectors(count: int) -> tuple[np.ndarray, np.ndarray]:
     return texts, images
 
 
-def catalogue_write(folder, numbers, *, shuffle_images: bool = False) -> dict[int, str]:
+def catalogue_write(folder, numbers, *, shuffle_images: bool = False, titles_and_specs: bool = False) -> dict[int, str]:
     """A product CSV (description, image) and its PNGs in ``folder``; returns number -> caption.
 
-    With ``shuffle_images`` each row names another row's image: pairs that mean nothing.
+    With ``shuffle_images`` each row names another row's image: pairs that mean nothing. With
+    ``titles_and_specs`` each row also has a title and specs of other words, so its indexed text
+    (title, description, specs) differs from its description, which is how people ask for it.
     """
     folder.mkdir(parents=True, exist_ok=True)
     numbers = list(numbers)
     images = list(numbers)
     if shuffle_images:
         images = list(np.random.default_rng(3).permutation(numbers))
-    lines = ["sku,description,image"]
+    lines = ["sku,title,description,specs,image" if titles_and_specs else "sku,description,image"]
     for number, image_number in zip(numbers, images):
         (folder / f"p{image_number}.png").write_bytes(image_png(image_number))
-        lines.append(f"SKU-{number},{caption(number)},p{image_number}.png")
+        if titles_and_specs:
+            title, finish = caption(number, seed=1), caption(number, seed=2).split()[0]
+            lines.append(f"SKU-{number},{title},{caption(number)},finish: {finish},p{image_number}.png")
+        else:
+            lines.append(f"SKU-{number},{caption(number)},p{image_number}.png")
     (folder / "catalogue.csv").write_text("\n".join(lines) + "\n")
     return {number: caption(number) for number in numbers}
 

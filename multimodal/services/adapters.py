@@ -66,13 +66,31 @@ CATCH_UP_MARGIN = timedelta(minutes=5)
 
 @dataclass
 class TrainingPairs:
-    """Row i of ``texts`` belongs with row i of ``images``; ``groups[i]`` names the image."""
+    """Row i of ``texts`` belongs with row i of ``images``; ``groups[i]`` names the image.
+
+    Each row's text is how people ask for the image (a product's description, a caption): the
+    held-out figures are measured on these. ``extra_*`` rows pair the same images with other texts
+    that go through the adapter's text side too (a product's indexed text: title, description and
+    specs); they are trained on when their image is in the training split, never measured.
+    """
 
     texts: np.ndarray
     images: np.ndarray
     groups: list
     image_item_ids: list[int | None]
     skipped: list[str] = field(default_factory=list)
+    extra_texts: np.ndarray | None = None
+    extra_images: np.ndarray | None = None
+    extra_groups: list = field(default_factory=list)
+
+    def training_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(texts, images) to train on: ``rows``, plus the extra rows of the same images."""
+        if not self.extra_groups:
+            return self.texts[rows], self.images[rows]
+        training_groups = {self.groups[row] for row in rows}
+        extra = [row for row, group in enumerate(self.extra_groups) if group in training_groups]
+        return (np.concatenate([self.texts[rows], self.extra_texts[extra]]),
+                np.concatenate([self.images[rows], self.extra_images[extra]]))
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -133,7 +151,7 @@ def adapter_train(*, adapter_id: int, on_progress: Callable[[Adapter], None] | N
         before = pairs_evaluate(*held) if len(held_rows) else {}
         _progress(adapter, on_progress, phase="training", done=0, total=config.epochs)
         trained = fit(
-            pairs.texts[train_rows], pairs.images[train_rows], config=config,
+            *pairs.training_rows(train_rows), config=config,
             on_epoch=lambda epoch, loss: _progress(adapter, on_progress, done=epoch, loss=loss),
         )
         after = pairs_evaluate(*held, adapter=trained) if len(held_rows) else {}
@@ -176,19 +194,34 @@ def _corpus_pairs(corpus: Corpus, *, encoder, on_progress) -> TrainingPairs:
                              f"with a caption file of the same name (dog.jpg + dog.txt); or give --pairs FILE")
     base = store.collection_for(encoder)
     stored = base.vectors({pair.image_item_id for pair in found} | {pair.text_item_id for pair in found} - {None})
-    to_encode = sorted({pair.text for pair in found if pair.text_item_id is None})
+    # The adapter learns both the words people search with (a product's description: queries go
+    # through the text side) and the indexed text (title, description and specs: stored vectors do).
+    asked_differently = [pair for pair in found if pair.query and pair.query != pair.text]
+    to_encode = sorted({pair.text for pair in found if pair.text_item_id is None}
+                       | {pair.query for pair in asked_differently})
     encoded = _texts_encode(to_encode, encoder, on_progress)
     texts, images, groups, skipped = [], [], [], []
+    extra_texts, extra_images, extra_groups = [], [], []
     for pair in found:
         image = stored.get(pair.image_item_id, {}).get("image")
         text = stored.get(pair.text_item_id, {}).get("text") if pair.text_item_id else encoded[pair.text]
         if image is None or text is None:
             skipped.append(f"item {pair.image_item_id if image is None else pair.text_item_id} has no stored vector")
             continue
+        if pair.query and pair.query != pair.text:
+            extra_texts.append(text)
+            extra_images.append(image)
+            extra_groups.append(pair.image_item_id)
+            text = encoded[pair.query]
         texts.append(text)
         images.append(image)
         groups.append(pair.image_item_id)
-    return _pairs(texts, images, groups, list(groups), skipped)
+    found_pairs = _pairs(texts, images, groups, list(groups), skipped)
+    if extra_texts:
+        found_pairs.extra_texts = np.stack(extra_texts).astype(np.float32)
+        found_pairs.extra_images = np.stack(extra_images).astype(np.float32)
+        found_pairs.extra_groups = extra_groups
+    return found_pairs
 
 
 def _texts_encode(texts: list[str], encoder, on_progress) -> dict[str, np.ndarray]:
