@@ -183,6 +183,10 @@ MULTIMODAL_SEGMENT_PAUSE_SECONDS = float(os.environ.get("MULTIMODAL_SEGMENT_PAUS
 
 # --- Vector store (Milvus). A path = Milvus Lite; http(s)://host:port = a Milvus server. ---
 MILVUS_URI = os.environ.get("MILVUS_URI", str(DATA_DIR / "milvus.db"))
+if "://" not in MILVUS_URI:
+    # pymilvus reads MILVUS_URI itself when it is imported and refuses a path (Milvus Lite's form):
+    # the setting above holds it, so the variable goes before pymilvus sees it.
+    os.environ.pop("MILVUS_URI", None)
 MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")
 MILVUS_COLLECTION_PREFIX = os.environ.get("MILVUS_COLLECTION_PREFIX", "mm")
 MILVUS_INDEX_TYPE = os.environ.get("MILVUS_INDEX_TYPE", "HNSW").upper()
