@@ -2,11 +2,12 @@
 
 One selector, two engines: SQLite FTS5 (ranked by bm25) by default, PostgreSQL full-text search
 (ts_rank) when the database is PostgreSQL. Both index what migration 0004 sets up. A query's words
-are OR-ed (any of them may match; rare ones weigh most) and the whole phrase is added, so an exact
-product code such as "SKU-0042" ranks its item first.
+are OR-ed (any of them may match; rare ones weigh most) and the whole phrase counts extra, so an
+exact product code such as "SKU-0042" ranks its item first.
 """
 import re
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -28,9 +29,12 @@ def keyword_search(text: str, *, items: QuerySet, limit: int) -> list[tuple[int,
     terms = keyword_terms(text)
     if not terms or limit <= 0:
         return []
-    candidates_sql, candidates_params = items.order_by().values("id").query.sql_with_params()
+    try:
+        candidates_sql, candidates_params = items.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:  # a filter no item can pass (e.g. a spec value no product has)
+        return []
     if connection.vendor == "postgresql":
-        return _postgres(terms, candidates_sql, candidates_params, limit)
+        return _postgres(text, candidates_sql, candidates_params, limit)
     return _sqlite(terms, candidates_sql, candidates_params, limit)
 
 
@@ -51,17 +55,41 @@ def _sqlite(terms, candidates_sql, candidates_params, limit):
         return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
 
 
-def _postgres(terms, candidates_sql, candidates_params, limit):
-    document = ("to_tsvector('simple', title || ' ' || text || ' ' || coalesce(metadata->>'specs_text', '') "
-                "|| ' ' || external_id)")
-    query = " | ".join(terms)
-    if len(terms) > 1:
-        query += " | (" + " <-> ".join(terms) + ")"
-    sql = (
-        f"SELECT id, ts_rank({document}, to_tsquery('simple', %s)) AS score FROM multimodal_item "
-        f"WHERE {document} @@ to_tsquery('simple', %s) AND id IN ({candidates_sql}) "
-        f"ORDER BY score DESC, id LIMIT %s"
-    )
+# PostgreSQL's text search parser, as the index (migration 0004) reads each item.
+POSTGRES_DOCUMENT = ("to_tsvector('simple', title || ' ' || text || ' ' || coalesce(metadata->>'specs_text', '') "
+                     "|| ' ' || external_id)")
+
+
+def _postgres(text, candidates_sql, candidates_params, limit):
+    """Rare words weigh most, as with bm25: each matched word scores its inverse document frequency,
+    and an item holding the whole query as a phrase scores double. (ts_rank alone counts every word
+    alike, so "garden chair Kjaerholm" put forty garden-chair notes level with the one Kjaerholm.)
+    """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [query, query, *candidates_params, limit])
+        # The query's words as the index has them: PostgreSQL's parser reads "SKU-0042" as "sku" and
+        # "-0042", not as Python's \w+ would.
+        cursor.execute("SELECT tsvector_to_array(to_tsvector('simple', %s))", [text])
+        lexemes = cursor.fetchone()[0][:MAX_TERMS]
+        if not lexemes:
+            return []
+        any_word = " | ".join(_tsquery_lexeme(lexeme) for lexeme in lexemes)
+        sql = (
+            f"WITH matches AS MATERIALIZED (SELECT id, tsvector_to_array({POSTGRES_DOCUMENT}) AS words, "
+            f"    {POSTGRES_DOCUMENT} @@ phraseto_tsquery('simple', %s) AS phrase "
+            f"  FROM multimodal_item WHERE {POSTGRES_DOCUMENT} @@ %s::tsquery), "
+            f"frequencies AS (SELECT word, count(*) AS items FROM matches, unnest(words) AS word "
+            f"  WHERE word = ANY(%s) GROUP BY word), "
+            f"total AS (SELECT count(*) AS items FROM multimodal_item) "
+            f"SELECT matches.id, sum(ln(1 + (total.items - frequencies.items + 0.5) / (frequencies.items + 0.5))) "
+            f"  * CASE WHEN matches.phrase THEN 2 ELSE 1 END AS score "
+            f"FROM matches JOIN frequencies ON frequencies.word = ANY(matches.words) CROSS JOIN total "
+            f"WHERE matches.id IN ({candidates_sql}) "
+            f"GROUP BY matches.id, matches.phrase ORDER BY score DESC, matches.id LIMIT %s"
+        )
+        cursor.execute(sql, [text, any_word, lexemes, *candidates_params, limit])
         return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
+
+
+def _tsquery_lexeme(lexeme: str) -> str:
+    """``lexeme`` quoted for tsquery input, so no character in it reads as an operator."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"

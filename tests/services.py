@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,3 +113,39 @@ class CeleryWorker:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def _postgres_binary(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)), None)
+    assert found, f"{name} is not installed (apt-get install -y postgresql; .ci/run does this)"
+    return str(found)
+
+
+@contextmanager
+def postgres_server():
+    """A throw-away PostgreSQL cluster on a free loopback port; yields its DATABASE_URL.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres`` user the
+    Debian package creates (in a folder of its own under the system's temp folder, which that user
+    can reach; pytest's are private to root).
+    """
+    folder, as_owner = Path(tempfile.mkdtemp(prefix="searchsite-pg-")), []
+    if os.geteuid() == 0:
+        import pwd
+
+        owner = pwd.getpwnam("postgres")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    port, data = free_port(), folder / "data"
+    subprocess.run([*as_owner, _postgres_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "searchsite",
+                    "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
+    ctl = [*as_owner, _postgres_binary("pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
+    subprocess.run([*ctl, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "-w",
+                    "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([*as_owner, _postgres_binary("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U",
+                        "searchsite", "searchsite"], check=True, capture_output=True)
+        yield f"postgres://searchsite@127.0.0.1:{port}/searchsite"
+    finally:
+        subprocess.run([*ctl, "-m", "fast", "-w", "stop"], check=False, capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -160,8 +160,8 @@ def test_product_knowledge_base_search_returns_just_the_asked_fields(client, det
     corpus = Corpus.objects.create(name="kb")
     table = tmp_path / "kb.csv"
     table.write_text("sku,name,description,specs\n"
-                     "C-1,Red chair,a red chair,colour: red; legs: 4\n"
-                     "C-2,Green chair,a green chair,colour: green; legs: 3\n"
+                     "C-1,Red chair,a red chair,colour: red; legs: 4; max__load: 120\n"
+                     "C-2,Green chair,a green chair,colour: green; legs: 3; max__load: 90\n"
                      "C-3,Blue chair,a blue chair,colour: blue; legs: 4\n")
     job_run(job_id=job_create_from_paths(corpus=corpus, paths=[str(table)]).pk)
     response = client.get(URL, {"q": "chair", "corpus": "kb", "spec.legs": "4", "fields": "id,description,specs,score"})
@@ -170,6 +170,11 @@ def test_product_knowledge_base_search_returns_just_the_asked_fields(client, det
     assert sorted(result["specs"]["colour"] for result in results) == ["blue", "red"]
     red = _post(client, {"text": "chair", "specs": {"colour": "RED"}, "fields": ["description"]}).json()
     assert red["results"] == [{"description": "a red chair"}]
+    # A spec name is only ever a name: "__" in it is neither a nested key nor an operator.
+    load = client.get(URL, {"q": "chair", "corpus": "kb", "spec.max__load": "90", "fields": "description"})
+    assert load.json()["results"] == [{"description": "a green chair"}]
+    operator = client.get(URL, {"q": "chair", "corpus": "kb", "spec.colour__regex": ".*"})
+    assert operator.status_code == 200 and operator.json()["results"] == []
 
 
 def test_multipart_parts_reference_their_uploaded_files(client, shop):

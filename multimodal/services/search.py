@@ -14,6 +14,7 @@ from datetime import date, datetime, time as day_time, timedelta, timezone as dt
 
 import numpy as np
 from django.conf import settings
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from PIL import Image
 
 from .. import encoders, fusion, indexes, store
@@ -312,8 +313,12 @@ def _vector_filter(query: SearchQuery) -> store.VectorFilter:
     item_ids = None
     if filters.specs:
         matching = Item.objects.all()
-        for name, value in filters.specs.items():
-            matching = matching.filter(**{f"metadata__specs__{name}__iexact": value})
+        for number, (name, value) in enumerate(filters.specs.items()):
+            # The name is a key, never a lookup: "max__load" or "colour__regex" in a lookup string
+            # would be read as a nested key or an operator.
+            spec = f"spec_{number}"
+            matching = matching.annotate(**{spec: KeyTextTransform(name, KeyTransform("specs", "metadata"))})
+            matching = matching.filter(**{f"{spec}__iexact": value})
         item_ids = list(matching.values_list("pk", flat=True)[:settings.MULTIMODAL_MAX_FILTER_ITEMS + 1])
         if len(item_ids) > settings.MULTIMODAL_MAX_FILTER_ITEMS:
             raise QueryError(f"the spec filter matches more than {settings.MULTIMODAL_MAX_FILTER_ITEMS:,} items; "

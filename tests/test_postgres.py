@@ -1,0 +1,98 @@
+"""The site on PostgreSQL (as docker-compose runs it): migrations apply, and the keyword channel finds
+product codes and rare names through PostgreSQL full-text search.
+
+Runs ``manage.py`` in subprocesses against a real throw-away PostgreSQL cluster on loopback, with
+the tiny random CLIP (its vector channel ranks at random, so what is found first is the keyword
+channel's doing), and MILVUS_URI given as a path, Milvus Lite's form as the README documents it.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.services import ROOT, postgres_server
+
+NOTES = 40
+
+
+def _manage(env, *args) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _catalogue(folder, *, chair_description: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "catalogue.csv").write_text(
+        "sku,title,description,specs\n"
+        "SKU-0041,green chair,a garden chair in green,colour: green\n"
+        f"SKU-0042,red chair,{chair_description},colour: red; legs: 4\n"
+        "SKU-0043,blue table,a wooden blue table,colour: blue\n"
+        "SKU-0044,lounge chair,a lounge chair designed by Kjaerholm,frame: steel\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A migrated site on PostgreSQL holding notes about garden chairs, a spare part and a catalogue."""
+    folder = tmp_path_factory.mktemp("postgres-site")
+    notes = folder / "notes"
+    notes.mkdir()
+    for number in range(NOTES):
+        (notes / f"note{number}.txt").write_text(f"A note about a wooden chair in the garden, number {number}")
+    (notes / "spare.txt").write_text("Spare part ZX-9931 for the blender")
+    _catalogue(folder / "shop", chair_description="a comfy red chair")
+    with postgres_server() as database_url:
+        env = {**os.environ, "DATABASE_URL": database_url, "MULTIMODAL_DATA_DIR": str(folder / "data"),
+               "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MILVUS_URI": str(folder / "milvus.db")}
+        _manage(env, "migrate", "--no-input")
+        landed = _manage(env, "ingest", str(notes), str(folder / "shop"), "--corpus", "mixed")
+        assert f"{NOTES + 5} items landed in corpus 'mixed'" in landed
+        yield env, folder
+
+
+def _search(env, *args) -> list[dict]:
+    return json.loads(_manage(env, "search", *args, "--json", "--top-k", "5"))["results"]
+
+
+def _keyword_rank(result: dict) -> int | None:
+    ranks = [share["rank"] for share in result["explanation"]["contributions"] if share["channel"] == "keyword"]
+    return ranks[0] if ranks else None
+
+
+def test_an_exact_product_code_is_found_first(site):
+    env, _ = site
+    results = _search(env, "SKU-0042")
+    assert results[0]["title"] == "red chair"
+    assert _keyword_rank(results[0]) == 1
+    assert all(_keyword_rank(result) != 1 for result in results[1:])
+
+
+def test_a_rare_word_outweighs_common_ones(site):
+    """Every note matches "garden chair" and one product matches "chair Kjaerholm": the rare name wins."""
+    env, _ = site
+    first = _search(env, "garden chair Kjaerholm")[0]
+    assert first["title"] == "lounge chair"
+    assert _keyword_rank(first) == 1
+    spare = _search(env, "blender part ZX-9931")[0]
+    assert spare["snippet"].startswith("Spare part ZX-9931")
+
+
+def test_kind_filter_composes_with_the_keyword_channel(site):
+    env, _ = site
+    results = _search(env, "chair", "--kind", "product")
+    assert results and {result["kind"] for result in results} == {"product"}
+
+
+def test_a_changed_description_is_searched_by_its_new_words_only(site):
+    env, folder = site
+    _catalogue(folder / "shop", chair_description="a comfy red chair in walnut")
+    _manage(env, "ingest", str(folder / "shop"), "--corpus", "mixed")
+    walnut = _search(env, "walnut")
+    assert walnut[0]["title"] == "red chair" and _keyword_rank(walnut[0]) == 1
+    _catalogue(folder / "shop", chair_description="a comfy red chair in oak")
+    _manage(env, "ingest", str(folder / "shop"), "--corpus", "mixed")
+    assert all(_keyword_rank(result) is None for result in _search(env, "walnut"))
