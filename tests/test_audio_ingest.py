@@ -11,6 +11,7 @@ from multimodal import encoders, store
 from multimodal.audio import wav_encode
 from multimodal.models import Corpus, IngestJob, Item
 from multimodal.selectors import search_response
+from multimodal.services import ingest as ingest_service
 from multimodal.services.indexing import items_reindex
 from multimodal.services.jobs import job_create_from_paths, job_run
 from multimodal.services.search import SearchQuery
@@ -69,7 +70,12 @@ def test_three_spoken_sentences_become_three_segments_and_a_phrase_plays_the_sec
     assert all(result["kind"] != "audio" for result in body["results"])
 
 
-def test_ingesting_a_recording_again_updates_its_segments_instead_of_adding_more(three_sentences, deterministic_encoder):
+def test_ingesting_a_recording_again_updates_its_segments_instead_of_adding_more(
+        three_sentences, deterministic_encoder, monkeypatch, settings, django_capture_on_commit_callbacks):
+    transcribed = []
+    real_transcribe = ingest_service.recording_transcribe
+    monkeypatch.setattr(ingest_service, "recording_transcribe",
+                        lambda data, **kwargs: transcribed.append(len(data)) or real_transcribe(data, **kwargs))
     corpus = Corpus.objects.create(name="talks")
     data = wav_encode(three_sentences.samples)
     ingest_files(corpus, {"talk.wav": data})
@@ -79,6 +85,16 @@ def test_ingesting_a_recording_again_updates_its_segments_instead_of_adding_more
     assert list(Item.objects.filter(kind=Item.Kind.SEGMENT).order_by("pk").values_list("pk", flat=True)) == first_ids
     assert Item.objects.filter(kind=Item.Kind.AUDIO).count() == 1
     assert _vector_count() == 3
+    # The unchanged recording kept its transcript: only the first ingest ran the speech model.
+    assert len(transcribed) == 1
+
+    # Settings that change the segments make the same bytes be transcribed again, into one passage.
+    settings.MULTIMODAL_SEGMENT_MIN_SECONDS = settings.MULTIMODAL_SEGMENT_MAX_SECONDS = 60
+    settings.MULTIMODAL_SEGMENT_PAUSE_SECONDS = 60
+    with django_capture_on_commit_callbacks(execute=True):  # the surplus segments' vectors go on commit
+        ingest_files(corpus, {"talk.wav": data})
+    assert len(transcribed) == 2
+    assert Item.objects.filter(kind=Item.Kind.SEGMENT).count() == 1 and _vector_count() == 1
 
 
 def test_deleting_a_recording_removes_its_segments_their_vectors_and_its_file(

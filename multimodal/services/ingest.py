@@ -175,7 +175,7 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
     decoded = []
     for source in sources:
         try:
-            decoded.append(_decode(source, heartbeat=heartbeat))
+            decoded.append(_decode(source, corpus=corpus, heartbeat=heartbeat))
         except UserInputError as exc:
             report.fail(source, str(exc))
     inputs = []
@@ -215,7 +215,7 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
     indexes.vectors_upsert(records)
 
 
-def _decode(source: Source, *, heartbeat: Heartbeat | None = None) -> _Decoded:
+def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = None) -> _Decoded:
     if source.row is not None:
         return _decode_row(source)
     # The kind is not known before reading: recordings may be larger than other files.
@@ -235,7 +235,8 @@ def _decode(source: Source, *, heartbeat: Heartbeat | None = None) -> _Decoded:
     content_hash = hashlib.sha256(data).hexdigest()
     stem = Path(source.name).stem
     if kind == "audio":
-        return _decode_recording(source, data, content_hash=content_hash, title=stem, heartbeat=heartbeat)
+        return (_recording_reuse(source, data, corpus=corpus, content_hash=content_hash, title=stem)
+                or _decode_recording(source, data, content_hash=content_hash, title=stem, heartbeat=heartbeat))
     if kind == "image":
         if not is_image(data[:HEAD_BYTES]):
             raise IngestError(f"not an image: the content does not match the '{source.extension}' extension")
@@ -264,10 +265,37 @@ def _decode_recording(source: Source, data: bytes, *, content_hash: str, title: 
         "source": source.name, "bytes": len(data), "duration_s": round(recording.transcript.duration_s, 2),
         "language": recording.transcript.language, "speech_model": recording.model,
         "transcribe_s": round(recording.transcribe_s, 2), "segments": len(recording.passages),
-        **recording.info.as_metadata(),
+        "transcribed_with": _transcription_settings(), **recording.info.as_metadata(),
     }
     return _Decoded(source=source, kind=Item.Kind.AUDIO, content_hash=content_hash, title=title, data=data,
                     passages=recording.passages, metadata=metadata)
+
+
+def _transcription_settings() -> str:
+    """What a recording's passages depend on besides its bytes: the speech model, language and segmenting."""
+    return "|".join(str(value) for value in (
+        settings.MULTIMODAL_SPEECH_MODEL, settings.MULTIMODAL_SPEECH_LANGUAGE, settings.MULTIMODAL_SEGMENT_MIN_SECONDS,
+        settings.MULTIMODAL_SEGMENT_MAX_SECONDS, settings.MULTIMODAL_SEGMENT_PAUSE_SECONDS,
+    ))
+
+
+def _recording_reuse(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str) -> _Decoded | None:
+    """The same recording already in ``corpus``, transcribed with the current settings, without transcribing again.
+
+    Transcription is by far the slowest step of ingest, so uploading a folder again (or a job
+    re-delivered after a worker died) only pays for the recordings that are new or changed. None
+    when there is no such recording, or the speech model or segmenting settings have changed since.
+    """
+    recording = (Item.objects.filter(corpus=corpus, kind=Item.Kind.AUDIO, content_hash=content_hash, external_id="")
+                 .prefetch_related("segments").first())
+    if recording is None or recording.metadata.get("transcribed_with") != _transcription_settings():
+        return None
+    passages = [Passage(start_s=segment.start_s, end_s=segment.end_s, text=segment.text)
+                for segment in sorted(recording.segments.all(), key=lambda segment: segment.start_s)]
+    if not passages:
+        return None
+    return _Decoded(source=source, kind=Item.Kind.AUDIO, content_hash=content_hash, title=title, data=data,
+                    passages=passages, metadata={**recording.metadata, "source": source.name})
 
 
 def _decode_row(source: Source) -> _Decoded:
