@@ -1,7 +1,7 @@
 """The keyword channel: full-text search over titles, texts, specs and product codes.
 
 One selector, two engines: SQLite FTS5 (ranked by bm25) by default, PostgreSQL full-text search
-(ts_rank) when the database is PostgreSQL. Both index what migration 0004 sets up. A query's words
+(ranked by a bm25-like sum of matched words' rarity) when the database is PostgreSQL. Both index what migration 0004 sets up. A query's words
 are OR-ed (any of them may match; rare ones weigh most) and the whole phrase counts extra, so an
 exact product code such as "SKU-0042" ranks its item first.
 """
@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 MAX_TERMS = 32
-# bm25 weights of the FTS5 columns (title, body, extra): a word in the title or a spec counts more.
+# Weights of the columns (title, body, extra) in both engines: a word in the title or a spec counts more.
 SQLITE_COLUMN_WEIGHTS = (5.0, 1.0, 3.0)
 
 
@@ -55,16 +55,20 @@ def _sqlite(terms, candidates_sql, candidates_params, limit):
         return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
 
 
-# PostgreSQL's text search parser, as the index (migration 0004) reads each item.
-POSTGRES_DOCUMENT = ("to_tsvector('simple', title || ' ' || text || ' ' || coalesce(metadata->>'specs_text', '') "
-                     "|| ' ' || external_id)")
+# PostgreSQL's text search parser, as the index (migration 0004) reads each item, and its columns
+# as the SQLite index has them (title, body, extra), each for its weight.
+_POSTGRES_TITLE = "title"
+_POSTGRES_EXTRA = "coalesce(metadata->>'specs_text', '') || ' ' || external_id"
+POSTGRES_DOCUMENT = f"to_tsvector('simple', {_POSTGRES_TITLE} || ' ' || text || ' ' || {_POSTGRES_EXTRA})"
 
 
 def _postgres(text, candidates_sql, candidates_params, limit):
-    """Rare words weigh most, as with bm25: each matched word scores its inverse document frequency,
-    and an item holding the whole query as a phrase scores double. (ts_rank alone counts every word
-    alike, so "garden chair Kjaerholm" put forty garden-chair notes level with the one Kjaerholm.)
+    """Rare words weigh most, as with bm25: each matched word scores its inverse document frequency
+    times the weight of the best column it is in (SQLITE_COLUMN_WEIGHTS: title, body, extra), and an
+    item holding the whole query as a phrase scores double. (ts_rank alone counts every word alike,
+    so "garden chair Kjaerholm" put forty garden-chair notes level with the one Kjaerholm.)
     """
+    title_weight, body_weight, extra_weight = SQLITE_COLUMN_WEIGHTS
     with connection.cursor() as cursor:
         # The query's words as the index has them: PostgreSQL's parser reads "SKU-0042" as "sku" and
         # "-0042", not as Python's \w+ would.
@@ -75,12 +79,16 @@ def _postgres(text, candidates_sql, candidates_params, limit):
         any_word = " | ".join(_tsquery_lexeme(lexeme) for lexeme in lexemes)
         sql = (
             f"WITH matches AS MATERIALIZED (SELECT id, tsvector_to_array({POSTGRES_DOCUMENT}) AS words, "
+            f"    tsvector_to_array(to_tsvector('simple', {_POSTGRES_TITLE})) AS title_words, "
+            f"    tsvector_to_array(to_tsvector('simple', {_POSTGRES_EXTRA})) AS extra_words, "
             f"    {POSTGRES_DOCUMENT} @@ phraseto_tsquery('simple', %s) AS phrase "
             f"  FROM multimodal_item WHERE {POSTGRES_DOCUMENT} @@ %s::tsquery), "
             f"frequencies AS (SELECT word, count(*) AS items FROM matches, unnest(words) AS word "
             f"  WHERE word = ANY(%s) GROUP BY word), "
             f"total AS (SELECT count(*) AS items FROM multimodal_item) "
-            f"SELECT matches.id, sum(ln(1 + (total.items - frequencies.items + 0.5) / (frequencies.items + 0.5))) "
+            f"SELECT matches.id, sum(ln(1 + (total.items - frequencies.items + 0.5) / (frequencies.items + 0.5)) "
+            f"  * CASE WHEN frequencies.word = ANY(matches.title_words) THEN {title_weight} "
+            f"         WHEN frequencies.word = ANY(matches.extra_words) THEN {extra_weight} ELSE {body_weight} END) "
             f"  * CASE WHEN matches.phrase THEN 2 ELSE 1 END AS score "
             f"FROM matches JOIN frequencies ON frequencies.word = ANY(matches.words) CROSS JOIN total "
             f"WHERE matches.id IN ({candidates_sql}) "

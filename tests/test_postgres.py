@@ -32,6 +32,8 @@ def _catalogue(folder, *, chair_description: str) -> None:
         f"SKU-0042,red chair,{chair_description},colour: red; legs: 4\n"
         "SKU-0043,blue table,a wooden blue table,colour: blue\n"
         "SKU-0044,lounge chair,a lounge chair designed by Kjaerholm,frame: steel\n"
+        "SKU-0045,porch bench,a bench in teak,seats: 3\n"
+        "SKU-0046,teak stool,a stool for the porch,seats: 1\n"
     )
 
 
@@ -50,12 +52,12 @@ def site(tmp_path_factory):
                "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MILVUS_URI": str(folder / "milvus.db")}
         _manage(env, "migrate", "--no-input")
         landed = _manage(env, "ingest", str(notes), str(folder / "shop"), "--corpus", "mixed")
-        assert f"{NOTES + 5} items landed in corpus 'mixed'" in landed
+        assert f"{NOTES + 7} items landed in corpus 'mixed'" in landed
         yield env, folder
 
 
-def _search(env, *args) -> list[dict]:
-    return json.loads(_manage(env, "search", *args, "--json", "--top-k", "5"))["results"]
+def _search(env, *args, top_k: int = 5) -> list[dict]:
+    return json.loads(_manage(env, "search", *args, "--json", "--top-k", str(top_k)))["results"]
 
 
 def _keyword_rank(result: dict) -> int | None:
@@ -79,6 +81,14 @@ def test_a_rare_word_outweighs_common_ones(site):
     assert _keyword_rank(first) == 1
     spare = _search(env, "blender part ZX-9931")[0]
     assert spare["snippet"].startswith("Spare part ZX-9931")
+
+
+def test_a_word_in_the_title_outranks_it_in_the_description(site):
+    """Each word is in one title and in the other's description: the title's holder comes first."""
+    env, _ = site
+    for word, expected in (("teak", ["teak stool", "porch bench"]), ("porch", ["porch bench", "teak stool"])):
+        matched = sorted((result for result in _search(env, word, top_k=NOTES + 7) if _keyword_rank(result)), key=_keyword_rank)
+        assert [result["title"] for result in matched] == expected
 
 
 def test_kind_filter_composes_with_the_keyword_channel(site):
