@@ -1,9 +1,10 @@
 """The keyword channel: full-text search over titles, texts, specs and product codes.
 
 One selector, two engines: SQLite FTS5 (ranked by bm25) by default, PostgreSQL full-text search
-(ranked by a bm25-like sum of matched words' rarity) when the database is PostgreSQL. Both index what migration 0004 sets up. A query's words
-are OR-ed (any of them may match; rare ones weigh most) and the whole phrase counts extra, so an
-exact product code such as "SKU-0042" ranks its item first.
+(ranked by a bm25-like sum of matched words' rarity) when the database is PostgreSQL. Both index
+what migration 0004 sets up. A query's words are OR-ed (any of them may match; rare ones weigh
+most) and the whole phrase counts extra, so an exact product code such as "SKU-0042" ranks its item
+first.
 """
 import re
 
@@ -13,7 +14,7 @@ from django.db.models import QuerySet
 
 MAX_TERMS = 32
 # Weights of the columns (title, body, extra) in both engines: a word in the title or a spec counts more.
-SQLITE_COLUMN_WEIGHTS = (5.0, 1.0, 3.0)
+COLUMN_WEIGHTS = (5.0, 1.0, 3.0)
 
 
 def keyword_terms(text: str) -> list[str]:
@@ -42,7 +43,7 @@ def _sqlite(terms, candidates_sql, candidates_params, limit):
     alternatives = [f'"{term}"' for term in terms]
     if len(terms) > 1:
         alternatives.append('"' + " ".join(terms) + '"')
-    weights = ", ".join(str(weight) for weight in SQLITE_COLUMN_WEIGHTS)
+    weights = ", ".join(str(weight) for weight in COLUMN_WEIGHTS)
     # The matches are materialised first and filtered after: with "MATCH ... AND rowid IN (...)"
     # SQLite runs one full-text lookup per candidate id (1.3 s for 10k items instead of 9 ms).
     sql = (
@@ -64,11 +65,11 @@ POSTGRES_DOCUMENT = f"to_tsvector('simple', {_POSTGRES_TITLE} || ' ' || text || 
 
 def _postgres(text, candidates_sql, candidates_params, limit):
     """Rare words weigh most, as with bm25: each matched word scores its inverse document frequency
-    times the weight of the best column it is in (SQLITE_COLUMN_WEIGHTS: title, body, extra), and an
+    times the weight of the best column it is in (COLUMN_WEIGHTS: title, body, extra), and an
     item holding the whole query as a phrase scores double. (ts_rank alone counts every word alike,
     so "garden chair Kjaerholm" put forty garden-chair notes level with the one Kjaerholm.)
     """
-    title_weight, body_weight, extra_weight = SQLITE_COLUMN_WEIGHTS
+    title_weight, body_weight, extra_weight = COLUMN_WEIGHTS
     with connection.cursor() as cursor:
         # The query's words as the index has them: PostgreSQL's parser reads "SKU-0042" as "sku" and
         # "-0042", not as Python's \w+ would.

@@ -196,9 +196,8 @@ def _corpus_pairs(corpus: Corpus, *, encoder, on_progress) -> TrainingPairs:
     stored = base.vectors({pair.image_item_id for pair in found} | {pair.text_item_id for pair in found} - {None})
     # The adapter learns both the words people search with (a product's description: queries go
     # through the text side) and the indexed text (title, description and specs: stored vectors do).
-    asked_differently = [pair for pair in found if pair.query and pair.query != pair.text]
     to_encode = sorted({pair.text for pair in found if pair.text_item_id is None}
-                       | {pair.query for pair in asked_differently})
+                       | {pair.query for pair in found if pair.asked_differently})
     encoded = _texts_encode(to_encode, encoder, on_progress)
     texts, images, groups, skipped = [], [], [], []
     extra_texts, extra_images, extra_groups = [], [], []
@@ -208,7 +207,7 @@ def _corpus_pairs(corpus: Corpus, *, encoder, on_progress) -> TrainingPairs:
         if image is None or text is None:
             skipped.append(f"item {pair.image_item_id if image is None else pair.text_item_id} has no stored vector")
             continue
-        if pair.query and pair.query != pair.text:
+        if pair.asked_differently:
             extra_texts.append(text)
             extra_images.append(image)
             extra_groups.append(pair.image_item_id)

@@ -286,12 +286,12 @@ def _recording_reuse(source: Source, data: bytes, *, corpus: Corpus, content_has
     re-delivered after a worker died) only pays for the recordings that are new or changed. None
     when there is no such recording, or the speech model or segmenting settings have changed since.
     """
-    recording = (Item.objects.filter(corpus=corpus, kind=Item.Kind.AUDIO, content_hash=content_hash, external_id="")
-                 .prefetch_related("segments").first())
+    recording = Item.objects.filter(corpus=corpus, kind=Item.Kind.AUDIO, content_hash=content_hash,
+                                    external_id="").first()
     if recording is None or recording.metadata.get("transcribed_with") != _transcription_settings():
         return None
     passages = [Passage(start_s=segment.start_s, end_s=segment.end_s, text=segment.text)
-                for segment in sorted(recording.segments.all(), key=lambda segment: segment.start_s)]
+                for segment in recording.segments.order_by("start_s")]
     if not passages:
         return None
     return _Decoded(source=source, kind=Item.Kind.AUDIO, content_hash=content_hash, title=title, data=data,

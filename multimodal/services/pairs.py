@@ -29,6 +29,11 @@ class CorpusPair:
     text_item_id: int | None  # an item whose stored text vector is exactly ``text``'s, when there is one
     query: str  # how a person would ask for the image: a product's description, a caption
 
+    @property
+    def asked_differently(self) -> bool:
+        """People ask for the image in other words than the indexed ones (a description, not title + specs)."""
+        return bool(self.query) and self.query != self.text
+
 
 def corpus_pairs(corpus: Corpus) -> list[CorpusPair]:
     """Every image-text pair in ``corpus``: products with an image, then captioned images."""
