@@ -135,7 +135,11 @@ def test_a_search_over_corpora_in_different_indexes_scores_each_in_its_own(shop,
         assert {sku for sku, _ in both} & {f"SKU-{n}" for n in range(500, 540)}  # the archive is searched too
         assert {sku for sku, _ in both} & {f"SKU-{n}" for n in range(PRODUCTS)}
         for sku, score in both:
-            assert score == pytest.approx(alone[sku], abs=1e-6)  # the same score as in its own corpus's search
+            # The same score as in its own corpus's search. Scores are shown to 6 decimals, and Milvus's
+            # float32 distances for the same pair can differ in the 7th between the two searches, so
+            # equal scores may show one unit apart (0.161899 vs 0.161898); a merged search that
+            # rescaled one index's scores would move them by far more.
+            assert score == pytest.approx(alone[sku], abs=2e-6)
     assert _search(caption(8))[0][0] == "SKU-8"
 
 
