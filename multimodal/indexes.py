@@ -101,7 +101,7 @@ def build_index(build: IndexBuild) -> SearchIndex:
     if build.encoder_name != encoder.name:
         raise ValueError(f"index build {build.pk} was made for {build.encoder_name}, not {encoder.name}")
     return SearchIndex(
-        encoder=encoder, collection=store.VectorCollection(build.collection_name, encoder.dim),
+        encoder=encoder, collection=store.collection(build.collection_name, encoder.dim),
         adapter=adapter_load(build.adapter.weights_path), label=str(build.adapter),
     )
 
@@ -172,4 +172,4 @@ def indexes_flush(corpus_ids: Iterable[int] | None = None) -> None:
     builds = _write_builds(corpus_ids) if corpus_ids is not None else IndexBuild.objects.filter(
         encoder_name=encoders.get().name, status__in=[IndexBuild.Status.BUILDING, IndexBuild.Status.READY])
     for build in builds:
-        store.VectorCollection(build.collection_name, 0).flush()
+        store.collection(build.collection_name).flush()

@@ -54,4 +54,4 @@ def item_deleted(sender, instance: Item, using: str, **kwargs) -> None:
 @receiver(post_delete, sender=IndexBuild)
 def index_build_deleted(sender, instance: IndexBuild, using: str, **kwargs) -> None:
     """A build deleted (with its adapter or its corpus) takes its collection with it."""
-    transaction.on_commit(store.VectorCollection(instance.collection_name, 0).drop, using=using)
+    transaction.on_commit(store.collection(instance.collection_name).drop, using=using)

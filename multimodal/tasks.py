@@ -5,15 +5,15 @@ import redis.exceptions
 from celery import shared_task
 from celery.signals import worker_ready
 from django.db import OperationalError
-from pymilvus.exceptions import MilvusException
 
+from . import store
 from .errors import UserInputError
 from .services.adapters import adapter_train, index_build_run
 from .services.jobs import JobBusy, job_fail, job_run, jobs_resume
 
 logger = logging.getLogger(__name__)
 # Errors that say a service is briefly unreachable, not that the job is wrong: retry with backoff.
-TRANSIENT_ERRORS = (MilvusException, redis.exceptions.ConnectionError, OperationalError, ConnectionError, TimeoutError)
+TRANSIENT_ERRORS = (store.StoreUnavailable, redis.exceptions.ConnectionError, OperationalError, ConnectionError, TimeoutError)
 MAX_RETRIES = 8
 
 

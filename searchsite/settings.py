@@ -1,7 +1,7 @@
 """Settings for the multimodal search site.
 
 Everything comes from the environment, with defaults that run one machine on embedded pieces:
-SQLite, Milvus Lite in ``data/``, Celery tasks executed in-process when no broker is set.
+SQLite, a local Milvus server over ``data/milvus``, Celery tasks executed in-process when no broker is set.
 """
 import json
 import os
@@ -181,12 +181,16 @@ MULTIMODAL_SEGMENT_MIN_SECONDS = env_int("MULTIMODAL_SEGMENT_MIN_SECONDS", 10)
 MULTIMODAL_SEGMENT_MAX_SECONDS = env_int("MULTIMODAL_SEGMENT_MAX_SECONDS", 30)
 MULTIMODAL_SEGMENT_PAUSE_SECONDS = float(os.environ.get("MULTIMODAL_SEGMENT_PAUSE_SECONDS") or 1.5)
 
-# --- Vector store (Milvus). A path = Milvus Lite; http(s)://host:port = a Milvus server. ---
-MILVUS_URI = os.environ.get("MILVUS_URI", str(DATA_DIR / "milvus.db"))
-if "://" not in MILVUS_URI:
-    # pymilvus reads MILVUS_URI itself when it is imported and refuses a path (Milvus Lite's form):
-    # the setting above holds it, so the variable goes before pymilvus sees it.
-    os.environ.pop("MILVUS_URI", None)
+# --- Vector store (Milvus), chosen by URI alone (see multimodal/store/engines.py) ---
+# local:DIR (default): a Milvus standalone server the product starts itself over DIR and every
+# process (site, commands, workers) shares; http(s)://host:port: a Milvus server run elsewhere
+# (compose, a cluster, a cloud); a path: Milvus Lite embedded in one process (tests, tiny corpora).
+MILVUS_URI = os.environ.get("MILVUS_URI") or f"local:{DATA_DIR / 'milvus'}"
+# pymilvus reads MILVUS_URI itself when it is imported and refuses anything but http(s) (a path,
+# local:...): the setting above holds it, so the variable goes before pymilvus sees it.
+os.environ.pop("MILVUS_URI", None)
+# The local server's gRPC port (empty: 19530, or the next free one; its other parts pick free ports).
+MILVUS_LOCAL_PORT = env_int("MILVUS_LOCAL_PORT", 0) or None
 MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")
 MILVUS_COLLECTION_PREFIX = os.environ.get("MILVUS_COLLECTION_PREFIX", "mm")
 MILVUS_INDEX_TYPE = os.environ.get("MILVUS_INDEX_TYPE", "HNSW").upper()

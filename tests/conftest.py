@@ -1,4 +1,10 @@
-"""Shared fixtures: every test gets its own media folder and Milvus Lite data directory."""
+"""Shared fixtures: every test gets its own media folder and an empty vector store.
+
+The store is Milvus Lite in the test's own folder, or, for tests marked ``engines``, each of: Milvus
+Lite, and a real Milvus standalone server (started once per session, as the product starts it) with
+an HNSW index and with an IVF_FLAT one (nlist 2048, nprobe 10, as in our product brief). The server's
+collections outlive a test (creating one costs seconds there): each test starts with them emptied.
+"""
 import io
 import re
 
@@ -38,17 +44,65 @@ class DeterministicEncoder:
         return encoders.l2_normalise(vectors)
 
 
+ENGINES = ("lite", "server-hnsw", "server-ivf_flat")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "engines: run on Milvus Lite and on a real Milvus server (HNSW, IVF_FLAT)")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("store_engine", ENGINES, indirect=True)
+
+
+@pytest.fixture
+def store_engine(request) -> str:
+    """Which engine the test's store runs on: one of ENGINES (Lite unless the test is marked ``engines``)."""
+    return getattr(request, "param", "lite")
+
+
+@pytest.fixture(scope="session")
+def milvus_server_folder(tmp_path_factory):
+    """The data folder of a real Milvus standalone server, started on first use and stopped after the session."""
+    from multimodal.store.local_server import LocalServer
+
+    folder = tmp_path_factory.mktemp("milvus-server")
+    server = LocalServer(folder)
+    server.ensure_running()
+    yield folder
+    store.close_all()
+    server.stop()
+
+
+def _server_collections_empty() -> None:
+    """Empty the base collections a previous test left (ids restart with the database) and drop the rest."""
+    for found in store.collections_with_prefix(""):
+        if found.name.endswith(f"_v{store.SCHEMA_VERSION}"):
+            found.clear()
+        else:
+            found.drop()
+
+
 @pytest.fixture(autouse=True)
-def isolated_storage(settings, tmp_path):
+def isolated_storage(settings, tmp_path, store_engine, request):
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MILVUS_URI = str(tmp_path / "milvus.db")
+    if store_engine == "lite":
+        settings.MILVUS_URI = str(tmp_path / "milvus.db")
+    else:
+        settings.MILVUS_URI = f"local:{request.getfixturevalue('milvus_server_folder')}"
+        settings.MILVUS_INDEX_TYPE = store_engine.split("-", 1)[1].upper()
+        # A collection keeps the index type it was created with: one set of collections per type.
+        settings.MILVUS_COLLECTION_PREFIX = "t" + settings.MILVUS_INDEX_TYPE.lower().replace("_", "")
+        _server_collections_empty()
     settings.MULTIMODAL_UPLOAD_ROOT = tmp_path / "uploads"
     settings.MULTIMODAL_ADAPTER_ROOT = tmp_path / "adapters"
     settings.MULTIMODAL_CLIP_MODEL = "tiny-random"
     # Jobs run inside on_commit callbacks here, not in a thread, so tests see them finish.
     settings.MULTIMODAL_JOBS_IN_THREAD = False
     yield
-    store.close_all()
+    if store_engine == "lite":
+        store.close_all()  # Lite releases its data folder's lock here
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from multimodal.models import Corpus, Item
 
 from .conftest import image_bytes, ingest_files
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engines]
 
 
 def _vector_count() -> int:

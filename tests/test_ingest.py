@@ -16,7 +16,7 @@ from multimodal.tasks import ingest_job_run
 
 from .conftest import image_bytes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 
 COLOURS = [(230, 30, 30), (30, 200, 40), (40, 40, 220), (240, 220, 20), (120, 20, 160)]
 FORMATS = [("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("bmp", "BMP"), ("tiff", "TIFF")]

@@ -13,7 +13,7 @@ from multimodal.services.jobs import job_create_from_paths, job_run
 
 from .conftest import image_bytes, ingest_files
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 URL = "/api/search"
 MODES = ("vector", "rrf", "weighted")
 

@@ -10,7 +10,7 @@ from multimodal.services.search import SearchQuery
 
 from .conftest import image_bytes, ingest_files
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 
 
 @pytest.fixture
@@ -67,8 +67,7 @@ def test_each_supported_index_type_returns_the_exact_neighbour(settings, index_t
     settings.MILVUS_COLLECTION_PREFIX = f"idx{index_type.lower()}"
     corpus = Corpus.objects.create(name="idx")
     ingest_files(corpus, {"blue.png": image_bytes((0, 0, 255)), "red.png": image_bytes((255, 0, 0))})
-    description = store.client().describe_index(store.collection_for(deterministic_encoder).name, "vector")
-    assert description["index_type"] == index_type
+    assert store.collection_for(deterministic_encoder).describe()["index_type"] == index_type
     assert _titles_scores(SearchQuery(hybrid=False, text="blue", top_k=1)) == [("blue", pytest.approx(1.0, abs=1e-5))]
 
 
@@ -76,6 +75,6 @@ def test_collections_are_per_encoder_and_refuse_vectors_of_another_dimension(det
     tiny = encoders.get("tiny-random")
     assert store.collection_for(tiny).name != store.collection_for(deterministic_encoder).name
     store.collection_for(deterministic_encoder).ensure()
-    wrong = store.VectorCollection(store.collection_for(deterministic_encoder).name, dim=16)
+    wrong = store.collection(store.collection_for(deterministic_encoder).name, dim=16)
     with pytest.raises(store.StoreError, match="8-d vectors, not 16-d"):
         wrong.ensure()

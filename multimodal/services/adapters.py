@@ -318,7 +318,7 @@ def adapter_activate(*, adapter: Adapter, corpus: Corpus | None = None) -> Index
         total=corpus.items.count(),
     )
     # Created now, not by the worker, so items ingested from this moment on land in it too.
-    store.VectorCollection(build.collection_name, encoder.dim).ensure()
+    store.collection(build.collection_name, encoder.dim).ensure()
     return build
 
 
@@ -367,7 +367,7 @@ def index_build_run(*, build_id: int, batch_size: int = COPY_BATCH,
     except Exception as exc:
         build.status, build.error, build.finished_at = IndexBuild.Status.FAILED, f"{type(exc).__name__}: {exc}", timezone.now()
         build.save(update_fields=["status", "error", "finished_at"])
-        transaction.on_commit(store.VectorCollection(build.collection_name, 0).drop)
+        transaction.on_commit(store.collection(build.collection_name).drop)
         raise
     index_switch(corpus=build.corpus, build=build)
     build.refresh_from_db()
@@ -409,7 +409,7 @@ def index_switch(*, corpus: Corpus, build: IndexBuild | None) -> CorpusIndex:
                                                           finished_at=build.finished_at or timezone.now())
         if retired is not None:
             IndexBuild.objects.filter(pk=retired.pk).update(status=IndexBuild.Status.RETIRED)
-            transaction.on_commit(store.VectorCollection(retired.collection_name, 0).drop)
+            transaction.on_commit(store.collection(retired.collection_name).drop)
     logger.info("corpus %s now searched in %s", corpus.name, build.adapter if build else "its base vectors")
     return state
 

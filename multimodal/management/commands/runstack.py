@@ -5,37 +5,45 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from ... import store
 
 READY_TIMEOUT_S = 90
 
 
 class Command(BaseCommand):
     help = (
-        "Start the whole local stack for development: redis-server, a milvus-lite server (over the "
-        "same data directory as the embedded default), a Celery worker and the web server, all on "
-        "loopback, their output prefixed by name. Ctrl-C (or SIGTERM) stops them all."
+        "Start the whole local stack for development: redis-server, the vector store (the local "
+        "Milvus server of MILVUS_URI, started if it is down; a milvus-lite server when MILVUS_URI is "
+        "a Milvus Lite folder), a Celery worker and the web server, all on loopback, their output "
+        "prefixed by name. Ctrl-C (or SIGTERM) stops them all (the local Milvus server only if this "
+        "command started it)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000, help="web server port (default 8000)")
         parser.add_argument("--redis-port", type=int, default=6379, help="redis port (default 6379)")
-        parser.add_argument("--milvus-port", type=int, default=19530, help="milvus-lite server port (default 19530)")
         parser.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1)")
 
-    def handle(self, *args, port, redis_port, milvus_port, concurrency, **options):
+    def handle(self, *args, port, redis_port, concurrency, **options):
         redis_binary = shutil.which("redis-server")
         if not redis_binary:
             raise CommandError("redis-server is not installed: apt-get install -y redis-server")
-        bin_dir = Path(sys.executable).parent
-        milvus_dir = Path(settings.MILVUS_URI) if "://" not in settings.MILVUS_URI else settings.DATA_DIR / "milvus.db"
+        self.stdout.write(f"[milvus] starting the vector store ({settings.MILVUS_URI}) ...")
+        with store.engine_serving() as milvus_uri:
+            status = store.engine_status()
+            self.stdout.write(f"[milvus] {status.engine} answering at {status.address or milvus_uri}")
+            self._run(port, redis_port, concurrency, redis_binary, milvus_uri)
+        self.stdout.write("[milvus] done")
+
+    def _run(self, port: int, redis_port: int, concurrency: int, redis_binary: str, milvus_uri: str) -> None:
         env = {
             **os.environ,
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "MILVUS_URI": f"http://127.0.0.1:{milvus_port}",
+            "MILVUS_URI": milvus_uri,
             "PYTHONUNBUFFERED": "1",
         }
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
@@ -47,9 +55,7 @@ class Command(BaseCommand):
         try:
             self._start("redis", [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                                   "--appendonly", "no"], env)
-            self._start("milvus", [str(bin_dir / "milvus-lite"), "server", "--data-dir", str(milvus_dir),
-                                   "--host", "127.0.0.1", "--port", str(milvus_port)], env)
-            self._wait_for_services(redis_port, env["MILVUS_URI"])
+            self._wait_for_redis(redis_port)
             self._start("worker", [sys.executable, "-m", "celery", "-A", "searchsite", "worker", "--loglevel=info",
                                    f"--concurrency={concurrency}"], env)
             self._start("web", [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env)
@@ -74,19 +80,17 @@ class Command(BaseCommand):
         for line in iter(process.stdout.readline, b""):
             self.stdout.write(f"[{name:<6}] {line.decode(errors='replace').rstrip()}")
 
-    def _wait_for_services(self, redis_port: int, milvus_uri: str) -> None:
+    def _wait_for_redis(self, redis_port: int) -> None:
         import redis
-        from pymilvus import MilvusClient
 
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
                 redis.Redis(port=redis_port).ping()
-                MilvusClient(uri=milvus_uri).list_collections()
                 return
-            except Exception:  # not up yet
+            except redis.exceptions.ConnectionError:  # not up yet
                 time.sleep(0.3)
-        raise CommandError(f"redis or milvus did not come up within {READY_TIMEOUT_S} s")
+        raise CommandError(f"redis did not come up within {READY_TIMEOUT_S} s")
 
     def _stop_all(self) -> None:
         """Stop in reverse order of start (web first, redis last), each politely, then firmly."""

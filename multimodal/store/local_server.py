@@ -1,0 +1,284 @@
+"""A Milvus standalone server that the product runs itself, over one data folder.
+
+``MILVUS_URI=local:DIR`` (the default: ``data/milvus``) means: the vectors live in a real Milvus
+standalone server (the binary the PyPI package ``milvus`` ships, with an embedded etcd and local
+storage) whose files are all under DIR. The first process that needs the store starts it, detached
+in a session of its own so that it outlives that command and serves the site, every management
+command and the Celery workers at once; later processes find it through ``DIR/server.json``. A lock
+file serialises starting and stopping, so two commands started together start one server.
+It runs until ``manage.py milvus stop`` (or ``runstack``, which stops what it started).
+
+The server process is ``DIR/bin/milvus run standalone`` itself, not the package's ``milvus-server``
+wrapper: signalling the wrapper leaves the real server running orphaned.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "server.json"
+PORTS_FILE = "ports.json"  # the ports last used, kept across stops: a restart keeps them when free
+LOCK_FILE = "server.lock"
+LOG_FILE = "logs/server.log"
+DEFAULT_PROXY_PORT = 19530
+DEFAULT_METRICS_PORT = 9091
+DEFAULT_ETCD_PORT = 2379
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 5.0
+
+
+class LocalServerError(RuntimeError):
+    """The local server could not be started or stopped; the message says why and where to look."""
+
+
+@dataclass(frozen=True)
+class ServerState:
+    pid: int
+    port: int
+    metrics_port: int
+    version: str
+    started_at: float
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class LocalServer:
+    """The Milvus standalone server for ``data_dir``; ``port`` pins its gRPC port (else a free one)."""
+
+    def __init__(self, data_dir: str | Path, *, port: int | None = None):
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.port = port
+
+    # --- reading -------------------------------------------------------------------------------------
+    def state(self) -> ServerState | None:
+        """The recorded server, if its process is alive and is ours (a stale file after a reboot is not)."""
+        try:
+            recorded = ServerState(**json.loads((self.data_dir / STATE_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        return recorded if self._is_ours(recorded.pid) else None
+
+    def running(self) -> ServerState | None:
+        """The server's state when it is up and answering health checks."""
+        state = self.state()
+        return state if state is not None and _healthy(state.metrics_port) else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / LOG_FILE
+
+    # --- starting and stopping ---------------------------------------------------------------------
+    def ensure_running(self, *, timeout_s: float = START_TIMEOUT_S, on_wait=None) -> ServerState:
+        """The running server, started first if nobody has (waiting for one that another process starts)."""
+        state = self.running()
+        if state is not None:
+            return state
+        with self._locked():
+            state = self.state()
+            if state is not None:  # started by another process a moment ago: wait for it to answer
+                return self._wait_healthy(state, timeout_s=timeout_s, on_wait=on_wait)
+            return self._start(timeout_s=timeout_s, on_wait=on_wait)
+
+    def stop(self, *, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the server (politely, then firmly); False when none was running."""
+        with self._locked():
+            state = self.state()
+            (self.data_dir / STATE_FILE).unlink(missing_ok=True)
+            if state is None:
+                return False
+            _signal_group(state.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while self._is_ours(state.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self._is_ours(state.pid):
+                _signal_group(state.pid, signal.SIGKILL)
+                while self._is_ours(state.pid):
+                    time.sleep(0.1)
+            return True
+
+    def _start(self, *, timeout_s: float, on_wait) -> ServerState:
+        try:
+            import milvus
+        except ImportError:
+            raise LocalServerError("the local Milvus server needs the 'milvus' package (pip install -r "
+                                   "requirements.txt)") from None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = milvus.MilvusServerConfig(data_dir=str(self.data_dir))
+        previous = self._ports_used()
+        if self.port is not None:
+            if not _port_free(self.port):
+                raise LocalServerError(f"port {self.port} (MILVUS_LOCAL_PORT) is taken by another program: "
+                                       f"free it or choose another port")
+            previous["proxy_port"] = self.port
+        # Each port is searched upwards from the one used last time (or the default) for a free one.
+        for key, port in previous.items():
+            if key != "metrics_port":
+                config.set(key, int(port))
+        # The embedded etcd also listens on the port after its own (its peer port).
+        config.set("etcd_port", _free_pair(int(previous.get("etcd_port", DEFAULT_ETCD_PORT))))
+        try:
+            config.resolve()  # settles the ports and writes configs/milvus.yaml
+            self._etcd_configure(int(config.get("etcd_port")))
+            milvus._initialize_data_files(config.base_data_dir)  # unpacks the binary (once per folder)
+        except (RuntimeError, OSError) as exc:
+            raise LocalServerError(f"could not prepare the local Milvus server in {self.data_dir}: {exc}") from None
+        metrics_port = _free_port(int(previous.get("metrics_port", DEFAULT_METRICS_PORT)))
+        ports = {key: int(config.get(key)) for key in config.configurable_items if key.endswith("_port")}
+        (self.data_dir / PORTS_FILE).write_text(json.dumps({**ports, "metrics_port": metrics_port}))
+        executable = self.data_dir / "bin" / "milvus"
+        env = {
+            **os.environ,
+            "DEPLOY_MODE": "STANDALONE",
+            "METRICS_PORT": str(metrics_port),
+            "MILVUS_RUN_DIR": str(self.data_dir / "run"),
+            "LD_LIBRARY_PATH": f"{executable.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+        }
+        logger.info("starting the local Milvus server over %s (port %s; ready in about 10 s)", self.data_dir,
+                    config.get("proxy_port"))
+        started = time.monotonic()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            process = subprocess.Popen(
+                [str(executable), "run", "standalone"], cwd=self.data_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        state = ServerState(pid=process.pid, port=int(config.get("proxy_port")), metrics_port=metrics_port,
+                            version=milvus.__version__, started_at=time.time())
+        (self.data_dir / STATE_FILE).write_text(json.dumps(state.__dict__))
+        try:
+            state = self._wait_healthy(state, timeout_s=timeout_s, on_wait=on_wait, process=process)
+            logger.info("local Milvus server answering after %.1f s (pid %s)", time.monotonic() - started, state.pid)
+            return state
+        except LocalServerError:
+            _signal_group(process.pid, signal.SIGKILL)
+            (self.data_dir / STATE_FILE).unlink(missing_ok=True)
+            raise
+
+    def _wait_healthy(self, state: ServerState, *, timeout_s: float, on_wait, process=None) -> ServerState:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            exited = process.poll() if process is not None else (None if self._is_ours(state.pid) else -1)
+            if exited is not None:
+                raise LocalServerError(f"the local Milvus server exited during start-up (code {exited}); "
+                                       f"its log: {self.log_path}\n{self._log_tail()}")
+            if _healthy(state.metrics_port) and _accepts(state.port):
+                return state
+            if on_wait:
+                on_wait()
+            time.sleep(0.25)
+        raise LocalServerError(f"the local Milvus server did not answer within {timeout_s:.0f} s; "
+                               f"its log: {self.log_path}\n{self._log_tail()}")
+
+    # --- helpers -----------------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / LOCK_FILE, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _is_ours(self, pid: int) -> bool:
+        """Alive, and running this folder's binary (pids are reused after a reboot)."""
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z" and Path(command) == self.data_dir / "bin" / "milvus"
+
+    def _etcd_configure(self, port: int) -> None:
+        """Give the embedded etcd its own client and peer ports (``port``, ``port + 1``).
+
+        Without a config file of its own it listens on etcd's defaults (2379 and 2380) whatever
+        milvus.yaml says, so a second server on the machine would fail to start.
+        """
+        etcd_config = self.data_dir / "configs" / "etcd.yaml"
+        etcd_config.write_text(
+            f"name: local\ndata-dir: {self.data_dir / 'data' / 'etcd.data'}\n"
+            f"listen-client-urls: http://127.0.0.1:{port}\nadvertise-client-urls: http://127.0.0.1:{port}\n"
+            f"listen-peer-urls: http://127.0.0.1:{port + 1}\ninitial-advertise-peer-urls: http://127.0.0.1:{port + 1}\n"
+            f"initial-cluster: local=http://127.0.0.1:{port + 1}\nlog-level: warn\n"
+        )
+        milvus_config = self.data_dir / "configs" / "milvus.yaml"
+        text = milvus_config.read_text()
+        etcd_section = "\netcd:\n"
+        if etcd_section not in text:
+            raise LocalServerError(f"unexpected Milvus configuration template: no etcd section in {milvus_config}")
+        milvus_config.write_text(text.replace(etcd_section, f"{etcd_section}  config:\n    path: {etcd_config}\n", 1))
+
+    def _ports_used(self) -> dict[str, int]:
+        try:
+            return {key: int(value) for key, value in json.loads((self.data_dir / PORTS_FILE).read_text()).items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _healthy(metrics_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=2) as response:
+            return b"OK" in response.read()
+    except (OSError, ValueError):
+        return False
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _free_pair(start: int) -> int:
+    """The first port from ``start`` up that is free together with the next one."""
+    port = start
+    while not (_port_free(port) and _port_free(port + 1)):
+        port += 2
+    return port
+
+
+def _free_port(preferred: int) -> int:
+    if _port_free(preferred):
+        return preferred
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,299 @@
+"""A collection of vectors in Milvus, whichever Milvus engine runs (`engines`): the only code that
+calls pymilvus for data.
+
+Consistency: a Milvus server makes a write visible to readers a moment later (its time tick), so a
+read that must see what was just written asks for it. Searches and vector reads use "Session"
+(this process sees its own writes at once; other processes' writes within about a second), which
+costs nothing when this process has not written; counts use "Strong" (every write acknowledged
+anywhere), which waits up to one time tick (~0.2 s) and so is kept off the search path.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from typing import Iterable
+
+import numpy as np
+from django.conf import settings
+
+from . import engines
+from .types import SLOTS, StoreError, StoreUnavailable, VectorFilter, VectorHit, VectorRecord
+
+SLOTS_PER_ITEM = 16
+DEFAULT_INDEX_PARAMS = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 2048}, "IVF_SQ8": {"nlist": 2048}}
+DEFAULT_SEARCH_PARAMS = {"HNSW": {"ef": 64}, "IVF_FLAT": {"nprobe": 10}, "IVF_SQ8": {"nprobe": 10}}
+_CHUNK = 1000
+READ_CONSISTENCY = "Session"
+COUNT_CONSISTENCY = "Strong"
+
+# Collections known to exist (and be loaded), by (engine URI, name), with their dimension: `ensure`
+# asks the engine once per process.
+_ensured: dict[tuple[str, str], int] = {}
+_ensured_lock = threading.Lock()
+
+
+def expression(where: VectorFilter | None) -> str:
+    """A Milvus boolean expression over scalar fields only (JSON-field filters scan every row)."""
+    if where is None:
+        return ""
+    clauses = []
+    if where.corpus_ids is not None:
+        clauses.append(f"corpus_id in {[int(value) for value in where.corpus_ids]}")
+    if where.kinds is not None:
+        quoted = ", ".join('"' + re.sub(r"[^a-z_]", "", kind) + '"' for kind in where.kinds)
+        clauses.append(f"kind in [{quoted}]")
+    if where.created_from is not None:
+        clauses.append(f"created_at >= {int(where.created_from)}")
+    if where.created_to is not None:
+        clauses.append(f"created_at < {int(where.created_to)}")
+    if where.item_ids is not None:
+        clauses.append(f"item_id in {[int(value) for value in where.item_ids]}")
+    if where.exclude_item_ids:
+        clauses.append(f"item_id not in {[int(value) for value in where.exclude_item_ids]}")
+    if where.modalities is not None:
+        clauses.append("modality in [" + ", ".join(f'"{value}"' for value in where.modalities if value in SLOTS) + "]")
+    return " and ".join(clauses)
+
+
+def _engine_errors(method):
+    """Run ``method`` with pymilvus errors translated to StoreUnavailable (see `engines.translated`).
+
+    A failure also forgets which collections exist (another process may have dropped one). When the
+    engine is the local server and it is down (stopped, crashed), the call is made once more, which
+    starts it again: the site and the workers outlive a restart of their store.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            with engines.translated():
+                return method(*args, **kwargs)
+        except StoreUnavailable:
+            forget_ensured()
+            engine = engines.current()
+            if not engine.restarts_when_down or engine.status().running:
+                raise
+        with engines.translated():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _row_key(item_id: int, modality: str) -> int:
+    return item_id * SLOTS_PER_ITEM + SLOTS[modality]
+
+
+class MilvusCollection:
+    """The vectors one encoder (or one adapter build) produced, with the scalar fields searches filter on.
+
+    Made by `multimodal.store.collection`; ``dim`` is None for a collection only read, cleared or dropped.
+    """
+
+    def __init__(self, name: str, dim: int | None = None):
+        self.name = name
+        self.dim = dim
+
+    @property
+    def index_type(self) -> str:
+        return settings.MILVUS_INDEX_TYPE
+
+    def _known(self) -> tuple[str, str]:
+        return str(settings.MILVUS_URI), self.name
+
+    @_engine_errors
+    def exists(self) -> bool:
+        return self._known() in _ensured or engines.client().has_collection(self.name)
+
+    @_engine_errors
+    def ensure(self) -> None:
+        """Create the collection and its index if missing (loaded, ready to search); refuse one of another dimension."""
+        known_dim = _ensured.get(self._known())
+        if known_dim is not None and known_dim != self.dim:
+            raise StoreError(f"collection {self.name} holds {known_dim}-d vectors, not {self.dim}-d")
+        if known_dim is not None:
+            return
+        if self.dim is None:
+            raise StoreError(f"collection {self.name} was opened without a dimension and cannot be created")
+        milvus = engines.client()
+        if milvus.has_collection(self.name):
+            existing_dim = self.describe()["dim"]
+            if existing_dim != self.dim:
+                raise StoreError(f"collection {self.name} holds {existing_dim}-d vectors, not {self.dim}-d")
+            # A collection reopened by a new process (or released by a server) must be loaded to search.
+            milvus.load_collection(self.name)
+        else:
+            self._create(milvus)
+        with _ensured_lock:
+            _ensured[self._known()] = self.dim
+
+    def _create(self, milvus) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", DataType.INT64, is_primary=True)
+        schema.add_field("item_id", DataType.INT64)
+        schema.add_field("corpus_id", DataType.INT64)
+        schema.add_field("kind", DataType.VARCHAR, max_length=32)
+        schema.add_field("modality", DataType.VARCHAR, max_length=16)
+        schema.add_field("created_at", DataType.INT64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        index_params = milvus.prepare_index_params()
+        index_params.add_index(
+            field_name="vector",
+            index_type=self.index_type,
+            metric_type="COSINE",
+            params=settings.MILVUS_INDEX_PARAMS or DEFAULT_INDEX_PARAMS.get(self.index_type, {}),
+        )
+        milvus.create_collection(self.name, schema=schema, index_params=index_params)
+
+    @_engine_errors
+    def describe(self) -> dict:
+        """{"dim", "index_type", "metric_type", "params"} of an existing collection."""
+        milvus = engines.client()
+        dim = next(int(field["params"]["dim"]) for field in milvus.describe_collection(self.name)["fields"]
+                   if field["name"] == "vector")
+        index = milvus.describe_index(self.name, "vector")
+        params = {key: value for key, value in index.items()
+                  if key not in ("index_type", "metric_type", "field_name", "index_name", "total_rows",
+                                 "indexed_rows", "pending_index_rows", "state")}
+        return {"dim": dim, "index_type": index.get("index_type"), "metric_type": index.get("metric_type"),
+                "params": params}
+
+    @_engine_errors
+    def upsert(self, records: Iterable[VectorRecord]) -> int:
+        rows = [
+            {
+                "pk": _row_key(record.item_id, record.modality),
+                "item_id": record.item_id,
+                "corpus_id": record.corpus_id,
+                "kind": record.kind,
+                "modality": record.modality,
+                "created_at": int(record.created_at),
+                "vector": np.asarray(record.vector, dtype=np.float32).tolist(),
+            }
+            for record in records
+        ]
+        if not rows:
+            return 0
+        self.ensure()
+        engines.client().upsert(self.name, rows)
+        return len(rows)
+
+    @_engine_errors
+    def delete_items(self, item_ids: Iterable[int]) -> None:
+        ids = sorted({int(item_id) for item_id in item_ids})
+        if not ids or not self.exists():
+            return
+        for start in range(0, len(ids), _CHUNK):
+            engines.client().delete(self.name, filter=f"item_id in {ids[start:start + _CHUNK]}")
+
+    @_engine_errors
+    def delete_corpus(self, corpus_id: int) -> None:
+        if self.exists():
+            engines.client().delete(self.name, filter=f"corpus_id == {int(corpus_id)}")
+
+    @_engine_errors
+    def clear(self) -> None:
+        """Delete every row, keeping the collection and its index."""
+        everything = f"pk >= {-2 ** 62}"
+        if self.exists() and engines.client().query(self.name, filter=everything, output_fields=["pk"], limit=1,
+                                                    consistency_level=READ_CONSISTENCY):
+            engines.client().delete(self.name, filter=everything)
+
+    @_engine_errors
+    def flush(self) -> None:
+        """Make recent writes fast to search, where the engine needs it (Milvus Lite brute-forces
+        unflushed rows; a server indexes growing segments itself and seals them by size and time)."""
+        if engines.current().flushes and self.exists():
+            engines.client().flush(self.name)
+
+    @_engine_errors
+    def wait_indexed(self, timeout_s: float = 1800.0) -> None:
+        """Flush and wait until the engine's vector index covers every row (before timing searches)."""
+        if not self.exists():
+            return
+        milvus = engines.client()
+        milvus.flush(self.name)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            index = milvus.describe_index(self.name, "vector")
+            pending = int(index.get("pending_index_rows", 0) or 0)
+            if pending == 0 and int(index.get("indexed_rows", 0) or 0) >= int(index.get("total_rows", 0) or 0):
+                return
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(f"collection {self.name}: index not built within {timeout_s:.0f} s "
+                                       f"({index.get('indexed_rows')} of {index.get('total_rows')} rows)")
+            time.sleep(1.0)
+
+    @_engine_errors
+    def count(self, where: VectorFilter | None = None) -> int:
+        """How many vectors (not items) the collection holds, or those matching ``where``, counting every
+        write acknowledged so far (by any process)."""
+        if not self.exists():
+            return 0
+        result = engines.client().query(self.name, filter=expression(where), output_fields=["count(*)"],
+                                         consistency_level=COUNT_CONSISTENCY)
+        return int(result[0]["count(*)"])
+
+    @_engine_errors
+    def drop(self) -> None:
+        if engines.client().has_collection(self.name):
+            engines.client().drop_collection(self.name)
+        with _ensured_lock:
+            _ensured.pop(self._known(), None)
+
+    @_engine_errors
+    def search(self, query_vector: np.ndarray, *, limit: int, where: VectorFilter | None = None) -> list[VectorHit]:
+        """Items nearest to ``query_vector``, best first, one hit per item (its best vector)."""
+        if limit <= 0 or (where is not None and where.matches_nothing) or not self.exists():
+            return []
+        self.ensure()
+        # An item may own several vectors: over-fetch, then keep each item's best row.
+        fetch = min(limit * 2, 16384)
+        search_params = dict(settings.MILVUS_SEARCH_PARAMS or DEFAULT_SEARCH_PARAMS.get(self.index_type, {}))
+        if "ef" in search_params:
+            search_params["ef"] = max(int(search_params["ef"]), fetch)
+        results = engines.client().search(
+            self.name,
+            data=[np.asarray(query_vector, dtype=np.float32).tolist()],
+            limit=fetch,
+            filter=expression(where),
+            output_fields=["item_id", "modality"],
+            search_params={"metric_type": "COSINE", "params": search_params},
+            consistency_level=READ_CONSISTENCY,
+        )
+        best: dict[int, VectorHit] = {}
+        for row in results[0]:
+            entity = row["entity"]
+            hit = VectorHit(item_id=int(entity["item_id"]), score=float(row["distance"]), modality=entity["modality"])
+            if hit.item_id not in best or hit.score > best[hit.item_id].score:
+                best[hit.item_id] = hit
+        return sorted(best.values(), key=lambda hit: (-hit.score, hit.item_id))[:limit]
+
+    @_engine_errors
+    def vectors(self, item_ids: Iterable[int]) -> dict[int, dict[str, np.ndarray]]:
+        """The stored vectors of these items: {item id: {modality: unit vector}}."""
+        ids = sorted({int(item_id) for item_id in item_ids})
+        if not ids or not self.exists():
+            return {}
+        self.ensure()
+        found: dict[int, dict[str, np.ndarray]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            keys = [_row_key(item_id, modality) for item_id in ids[start:start + _CHUNK] for modality in SLOTS]
+            for row in engines.client().get(self.name, ids=keys, output_fields=["item_id", "modality", "vector"],
+                                            consistency_level=READ_CONSISTENCY):
+                found.setdefault(int(row["item_id"]), {})[row["modality"]] = np.asarray(row["vector"], dtype=np.float32)
+        return found
+
+
+@_engine_errors
+def collection_names(prefix: str) -> list[str]:
+    """Every collection of the engine whose name starts with ``prefix``."""
+    return [name for name in engines.client().list_collections() if name.startswith(prefix)]
+
+
+def forget_ensured() -> None:
+    with _ensured_lock:
+        _ensured.clear()

@@ -1,0 +1,65 @@
+"""The store's neutral values: what callers write, read and filter with, whichever engine runs."""
+from dataclasses import dataclass
+
+import numpy as np
+
+# Which of an item's vectors a row is; the slot number is part of the row's key.
+SLOTS = {"image": 0, "text": 1}
+
+
+class StoreError(RuntimeError):
+    """The vector store refused an operation or holds a collection of the wrong shape."""
+
+
+class StoreUnavailable(StoreError):
+    """The vector store could not be reached or failed to answer: it may work again later."""
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    item_id: int
+    corpus_id: int
+    kind: str
+    modality: str  # which of the item's vectors this is: a key of SLOTS
+    vector: np.ndarray
+    created_at: int = 0  # the item's creation time, Unix seconds (date filters)
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    item_id: int
+    score: float  # cosine similarity, higher is closer
+    modality: str
+
+
+@dataclass(frozen=True)
+class VectorFilter:
+    """What a search may return; every field narrows it (None: no constraint).
+
+    A plain value: each engine translates it into its own filter language.
+    """
+
+    corpus_ids: list[int] | None = None
+    kinds: list[str] | None = None
+    created_from: int | None = None  # Unix seconds, inclusive
+    created_to: int | None = None  # Unix seconds, exclusive
+    item_ids: list[int] | None = None  # only these (a pre-filter computed in the database)
+    exclude_item_ids: list[int] | None = None
+    modalities: list[str] | None = None  # only these of an item's vectors (keys of SLOTS)
+
+    @property
+    def matches_nothing(self) -> bool:
+        return self.item_ids is not None and not self.item_ids
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Which engine serves the store, where, and its process when it runs on this machine."""
+
+    engine: str  # "milvus-lite" (embedded), "milvus-local" (a standalone server we run), "milvus-server"
+    uri: str  # as configured (MILVUS_URI)
+    address: str  # what pymilvus connects to
+    running: bool
+    pid: int | None = None  # the engine's process, None when it is remote
+    version: str = ""
+    detail: str = ""  # why it is not running, or where its data and log are
