@@ -1,4 +1,4 @@
-"""Real Redis, milvus-lite server and Celery worker processes on loopback, for end-to-end tests."""
+"""Real Redis, PostgreSQL and Celery worker processes on loopback, for end-to-end tests."""
 import os
 import shutil
 import signal
@@ -61,28 +61,6 @@ def redis_server():
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         _stop(process)
-
-
-@contextmanager
-def milvus_lite_server(data_dir: Path):
-    """``milvus-lite server`` on a free loopback port, so several processes can share one store."""
-    port = free_port()
-    log = open(data_dir.parent / "milvus-server.log", "wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    from pymilvus import MilvusClient
-
-    try:
-        wait_until(lambda: MilvusClient(uri=uri).list_collections() is not None, timeout_s=60,
-                   what="milvus-lite server answering")
-        yield uri
-    finally:
-        _stop(process)
-        log.close()
 
 
 class CeleryWorker:

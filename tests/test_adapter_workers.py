@@ -1,4 +1,4 @@
-"""Adapters trained and activated by a real Celery worker, from the admin, over a milvus-lite server.
+"""Adapters trained and activated by a real Celery worker, from the admin, over the local Milvus server.
 
 The worker is another process: the adapter's weights file, the index build and the switch reach
 this process only through the shared database, data folder and Milvus server, as in production.

@@ -1,4 +1,4 @@
-"""End to end with real components: Redis broker, a Celery worker process, a milvus-lite server.
+"""End to end with real components: Redis broker, a Celery worker process, the local Milvus server the product runs.
 
 The test process and the worker share the SQLite test database file, the media and upload
 folders, and the Milvus server, exactly as web and worker processes do in production.
@@ -16,7 +16,7 @@ from multimodal.services.search import SearchQuery
 from searchsite.celery import app as celery_app
 
 from .conftest import noise_png, zip_bytes
-from .services import CeleryWorker, milvus_lite_server, redis_server, wait_until
+from .services import CeleryWorker, redis_server, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 JOB_TIMEOUT_S = 180
@@ -28,10 +28,10 @@ def broker_url():
         yield url
 
 
-@pytest.fixture(scope="module")
-def milvus_uri(tmp_path_factory):
-    with milvus_lite_server(tmp_path_factory.mktemp("milvus") / "data") as uri:
-        yield uri
+@pytest.fixture
+def milvus_uri(milvus_server_folder):
+    """The session's real Milvus server, which the workers find through its folder as the site's processes do."""
+    return f"local:{milvus_server_folder}"
 
 
 @pytest.fixture

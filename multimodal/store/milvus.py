@@ -27,6 +27,7 @@ DEFAULT_SEARCH_PARAMS = {"HNSW": {"ef": 64}, "IVF_FLAT": {"nprobe": 10}, "IVF_SQ
 _CHUNK = 1000
 READ_CONSISTENCY = "Session"
 COUNT_CONSISTENCY = "Strong"
+_EVERYTHING = f"pk >= {-2 ** 62}"  # a filter every row passes (Milvus wants one for deletes and limited queries)
 
 # Collections known to exist (and be loaded), by (engine URI, name), with their dimension: `ensure`
 # asks the engine once per process.
@@ -197,17 +198,26 @@ class MilvusCollection:
     @_engine_errors
     def clear(self) -> None:
         """Delete every row, keeping the collection and its index."""
-        everything = f"pk >= {-2 ** 62}"
-        if self.exists() and engines.client().query(self.name, filter=everything, output_fields=["pk"], limit=1,
+        if self.exists() and engines.client().query(self.name, filter=_EVERYTHING, output_fields=["pk"], limit=1,
                                                     consistency_level=READ_CONSISTENCY):
-            engines.client().delete(self.name, filter=everything)
+            engines.client().delete(self.name, filter=_EVERYTHING)
 
     @_engine_errors
     def flush(self) -> None:
-        """Make recent writes fast to search, where the engine needs it (Milvus Lite brute-forces
-        unflushed rows; a server indexes growing segments itself and seals them by size and time)."""
-        if engines.current().flushes and self.exists():
+        """Make every write so far visible to every reader, in any process, and fast to search.
+
+        Callers flush after a batch of writes, before saying the work is done (a job, an index build).
+        Milvus Lite brute-forces rows it has not flushed, so it flushes; a server indexes new rows as
+        they come and seals them by size and time, but makes them visible to other processes only a
+        moment later: a read at Strong consistency returns once they are.
+        """
+        if not self.exists():
+            return
+        if engines.current().flushes:
             engines.client().flush(self.name)
+        else:
+            engines.client().query(self.name, filter=_EVERYTHING, output_fields=["pk"], limit=1,
+                                   consistency_level=COUNT_CONSISTENCY)
 
     @_engine_errors
     def wait_indexed(self, timeout_s: float = 1800.0) -> None:
