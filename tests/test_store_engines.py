@@ -2,6 +2,7 @@
 several processes on default settings, surviving a restart; and Milvus Lite's one-process limit said plainly."""
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -109,3 +110,15 @@ def test_site_commands_and_searches_share_the_default_store_at_once(tmp_path):
     assert not LocalServer(tmp_path / "data" / "milvus").state()
     time.sleep(0.5)
     assert "not running" in _manage("milvus", "status", env=env).stdout
+
+
+def test_a_local_server_whose_port_is_taken_says_so_before_starting(tmp_path, settings):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings.MILVUS_URI = f"local:{tmp_path / 'milvus'}"
+        settings.MILVUS_LOCAL_PORT = port
+        with pytest.raises(store.StoreUnavailable, match=f"port {port} .* is taken by another program"):
+            store.collection("anything").exists()
+    assert store.engine_status().running is False
