@@ -14,7 +14,7 @@ from datetime import date, datetime, time as day_time, timedelta, timezone as dt
 
 import numpy as np
 from django.conf import settings
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.expressions import RawSQL
 from PIL import Image
 
 from .. import encoders, fusion, indexes, store
@@ -312,13 +312,11 @@ def _vector_filter(query: SearchQuery) -> store.VectorFilter:
     filters = query.filters
     item_ids = None
     if filters.specs:
-        matching = Item.objects.all()
-        for number, (name, value) in enumerate(filters.specs.items()):
-            # The name is a key, never a lookup: "max__load" or "colour__regex" in a lookup string
-            # would be read as a nested key or an operator.
-            spec = f"spec_{number}"
-            matching = matching.annotate(**{spec: KeyTextTransform(name, KeyTransform("specs", "metadata"))})
-            matching = matching.filter(**{f"{spec}__iexact": value})
+        matching = Item.objects.filter(pk__in=_spec_items(filters.specs))
+        if filters.corpora:
+            matching = matching.filter(corpus__in=filters.corpora)
+        if filters.kinds:
+            matching = matching.filter(kind__in=filters.kinds)
         item_ids = list(matching.values_list("pk", flat=True)[:settings.MULTIMODAL_MAX_FILTER_ITEMS + 1])
         if len(item_ids) > settings.MULTIMODAL_MAX_FILTER_ITEMS:
             raise QueryError(f"the spec filter matches more than {settings.MULTIMODAL_MAX_FILTER_ITEMS:,} items; "
@@ -334,6 +332,17 @@ def _vector_filter(query: SearchQuery) -> store.VectorFilter:
     )
 
 
+def _spec_items(specs: dict[str, str]) -> RawSQL:
+    """Ids of the items having every spec name = value (values compared case-insensitively).
+
+    Looked up in the spec index that migration 0006 keeps (name, lower-cased value, item id), not
+    in each item's JSON: that read every item. The name is only ever a name, never a lookup: "max__load"
+    or "colour__regex" are spec names like any other.
+    """
+    lookup = "SELECT item_id FROM multimodal_item_spec WHERE name = %s AND value = lower(%s)"
+    return RawSQL(" INTERSECT ".join([lookup] * len(specs)), [text for spec in specs.items() for text in spec])
+
+
 def _filtered_items(query: SearchQuery, where: store.VectorFilter):
     """The same filter as the vector channel's, as a database query for the keyword channel."""
     items = Item.objects.all()
@@ -345,8 +354,8 @@ def _filtered_items(query: SearchQuery, where: store.VectorFilter):
         items = items.filter(created_at__gte=datetime.fromtimestamp(where.created_from, dt_timezone.utc))
     if where.created_to is not None:
         items = items.filter(created_at__lt=datetime.fromtimestamp(where.created_to, dt_timezone.utc))
-    if where.item_ids is not None:
-        items = items.filter(pk__in=where.item_ids)
+    if query.filters.specs:  # the same items as where.item_ids, without sending their ids back to the database
+        items = items.filter(pk__in=_spec_items(query.filters.specs))
     if where.exclude_item_ids:
         items = items.exclude(pk__in=where.exclude_item_ids)
     # Recordings are searched through their segments; they have no vectors of their own either.
