@@ -413,9 +413,12 @@ def _engine(uri: str):
 
 
 def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, batch_size: int = 10_000,
-                    faiss: bool = True, keep: bool = False, index_timeout_s: float = 1800,
+                    faiss_items: int = 200_000, keep: bool = False, index_timeout_s: float = 1800,
                     on_fill_start=None, on_progress=None) -> dict:
     """Grow a synthetic corpus through ``sizes`` in each engine (Milvus URIs) and time every stage at each size.
+
+    The faiss baseline runs up to ``faiss_items`` items (0: never): its HNSW build costs about
+    1.6 ms per 512-d vector on two shared cores, so a million would take most of half an hour.
 
     ``on_fill_start(engine, total)`` and ``on_progress(items so far)`` feed a progress bar.
     Returns {"encoder", "dim", "queries", "numpy_kernel", "engines": [{"uri", "engine", "sizes": [...]}]}.
@@ -429,7 +432,7 @@ def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, 
             collection = store.collection_for(encoder)
             corpus = SyntheticCorpus(corpus=Corpus.objects.create(name=f"bench-scale-{uuid.uuid4().hex[:8]}"),
                                      dim=encoder.dim)
-            faiss_index = FaissBaseline(encoder.dim) if faiss else None
+            faiss_index = FaissBaseline(encoder.dim) if faiss_items else None
             engine = {"uri": uri, "engine": store.engine_status().engine, "corpus": corpus.corpus.name, "sizes": []}
             report["engines"].append(engine)
             rng = np.random.default_rng(1)
@@ -444,6 +447,8 @@ def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, 
                     fill["index_wait_s"] = time.perf_counter() - tick
                     fill["items_in_database"] = Item.objects.filter(corpus=corpus.corpus).count()
                     fill["vectors_in_store"] = collection.count(store.VectorFilter(corpus_ids=[corpus.corpus.pk]))
+                    if size > faiss_items:
+                        faiss_index = None  # past the baseline's bound: free its memory too
                     engine["sizes"].append({"items": size, "fill": fill,
                                             **_measure(corpus, collection, faiss_index, queries, rng)})
             finally:

@@ -47,7 +47,7 @@ def test_a_tiny_run_prints_every_figure_and_leaves_nothing_behind():
 
 
 def test_json_figures_hold_the_keyword_probes_and_the_kept_corpus():
-    printed, _ = _bench("--items", "200", "--queries", "3", "--no-faiss", "--keep", "--json")
+    printed, _ = _bench("--items", "200", "--queries", "3", "--faiss-items", "0", "--keep", "--json")
     figures = json.loads(printed)
     (engine,) = figures["engines"]
     (size,) = engine["sizes"]
