@@ -64,7 +64,7 @@ def test_ingest_rejects_a_bad_corpus_name(tmp_path):
         call_command("ingest", str(tmp_path), "--corpus", "bad name!", stdout=io.StringIO())
 
 
-@pytest.mark.parametrize("command", ["ingest", "search", "reindex", "evaluate", "train_adapter", "activate_adapter",
+@pytest.mark.parametrize("command", ["ingest", "search", "reindex", "evaluate", "train_adapter", "activate_adapter", "milvus",
                                      "transcribe", "bench_voice"])
 def test_every_command_has_help(command):
     result = subprocess.run(
