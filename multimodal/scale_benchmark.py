@@ -15,7 +15,6 @@ import os
 import statistics
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone as dt_timezone
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from django.db import connection, transaction
 from PIL import Image
 
 from . import encoders, store
+from .bulk_vectors import VectorWriters
 from .fusion import Fused
 from .keyword import keyword_search
 from .models import Corpus, Item
@@ -138,18 +138,19 @@ class SyntheticCorpus:
     def code(number: int) -> str:
         return f"SKU-{number:07d}"
 
-    def grow(self, size: int, *, collection: store.VectorCollection, batch_size: int, on_progress=None) -> dict:
+    def grow(self, size: int, *, collection: store.VectorCollection, batch_size: int, writers: int = 2,
+             on_progress=None) -> dict:
         """Add items until there are ``size``: rows (the keyword index follows by trigger), then vectors.
 
-        A batch's vectors go to the store in a second thread while the next batch's rows are written.
+        While a batch's rows are written, earlier batches' vectors go to the store in ``writers``
+        other processes (see `multimodal.bulk_vectors`).
         """
         started = time.perf_counter()
         added = size - self.size
         item_ids, vectors = np.zeros(size, dtype=np.int64), np.zeros((size, self.dim), dtype=np.float32)
         item_ids[:self.size], vectors[:self.size] = self.item_ids, self.vectors
         self.item_ids, self.vectors = item_ids, vectors
-        pending = None
-        with ThreadPoolExecutor(max_workers=1) as upserts:
+        with VectorWriters(collection, processes=writers) as vector_writers:
             for start in range(self.size, size, batch_size):
                 stop = min(start + batch_size, size)
                 items = self.items_for(start, stop)
@@ -157,19 +158,13 @@ class SyntheticCorpus:
                     Item.objects.bulk_create(items, batch_size=2000)
                 self.item_ids[start:stop] = [item.pk for item in items]
                 self.vectors[start:stop] = self.vectors_for(start, stop)
-                records = [
-                    store.VectorRecord(item_id=item.pk, corpus_id=self.corpus.pk, kind=item.kind, modality="text",
-                                       vector=vector, created_at=int(item.created_at.timestamp()))
-                    for item, vector in zip(items, self.vectors[start:stop])
-                ]
-                if pending is not None:
-                    pending.result()
-                pending = upserts.submit(collection.upsert, records)
+                vector_writers.write(corpus_id=self.corpus.pk, item_ids=self.item_ids[start:stop],
+                                     kinds=[item.kind for item in items],
+                                     created_at=[int(item.created_at.timestamp()) for item in items],
+                                     vectors=self.vectors[start:stop])
                 self.size = stop
                 if on_progress:
                     on_progress(stop)
-            if pending is not None:
-                pending.result()
         seconds = time.perf_counter() - started
         return {"items": added, "seconds": seconds, "items_per_s": added / seconds if seconds else None}
 
@@ -369,12 +364,15 @@ def _measure(corpus: SyntheticCorpus, collection: store.VectorCollection, faiss_
     }
     figures["filtered"] = {}
     for name, filter_set in filter_sets.items():
-        totals, results = [], 0
+        stages: dict[str, list[float]] = {"total": [], "keyword": [], "search": []}
+        results = 0
         for _ in range(queries):
             response = search_response(query=SearchQuery(parts=_query_parts(1, rng), top_k=10, filters=filter_set))
-            totals.append(response["timings_ms"]["total"])
+            for stage, values in stages.items():
+                values.append(response["timings_ms"].get(stage, 0.0))
             results += len(response["results"])
-        figures["filtered"][name] = {**_percentiles(totals), "results_per_query": results / queries}
+        figures["filtered"][name] = {**_percentiles(stages.pop("total")), "results_per_query": results / queries,
+                                     **{stage: _percentiles(values) for stage, values in stages.items()}}
     figures["memory"] = engine_memory()
     figures["memory"]["baselines_mb"] = (corpus.vectors.nbytes + (
         faiss_index.index.ntotal * (corpus.dim * 4 + 16 * 2 * 8) if faiss_index is not None else 0)) / 2 ** 20
@@ -413,7 +411,7 @@ def _engine(uri: str):
 
 
 def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, batch_size: int = 10_000,
-                    faiss_items: int = 200_000, keep: bool = False, index_timeout_s: float = 1800,
+                    writers: int = 2, faiss_items: int = 200_000, keep: bool = False, index_timeout_s: float = 1800,
                     on_fill_start=None, on_progress=None) -> dict:
     """Grow a synthetic corpus through ``sizes`` in each engine (Milvus URIs) and time every stage at each size.
 
@@ -440,7 +438,8 @@ def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, 
                 if on_fill_start:
                     on_fill_start(uri, max(sizes))
                 for size in sizes:
-                    fill = corpus.grow(size, collection=collection, batch_size=batch_size, on_progress=on_progress)
+                    fill = corpus.grow(size, collection=collection, batch_size=batch_size, writers=writers,
+                                       on_progress=on_progress)
                     fill["keyword_rows"] = keyword_rows(corpus)
                     tick = time.perf_counter()
                     collection.wait_indexed(timeout_s=index_timeout_s)

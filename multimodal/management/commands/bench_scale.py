@@ -28,6 +28,9 @@ class Command(BaseCommand):
                                  "repeatable; default: the configured MILVUS_URI")
         parser.add_argument("--queries", type=int, default=50, help="queries per figure (default 50)")
         parser.add_argument("--batch", type=int, default=10_000, help="items written per batch (default 10000)")
+        parser.add_argument("--writers", type=int, default=2,
+                            help="processes writing vectors to a server engine while rows are written (default 2; "
+                                 "0: a thread, as always with Milvus Lite)")
         parser.add_argument("--faiss-items", type=int, default=200_000,
                             help="build the faiss HNSW baseline up to this many items (default 200000; 0: never): "
                                  "its build takes ~1.6 ms per 512-d vector on two cores")
@@ -36,15 +39,15 @@ class Command(BaseCommand):
         parser.add_argument("--keep", action="store_true", help="keep the generated corpus afterwards")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the figures as JSON")
 
-    def handle(self, *args, items, engines, queries, batch, faiss_items, index_timeout, keep, as_json, **options):
+    def handle(self, *args, items, engines, queries, batch, writers, faiss_items, index_timeout, keep, as_json, **options):
         try:
             sizes = [int(value) for value in items.split(",") if value.strip()]
         except ValueError:
             raise CommandError(f"--items: '{items}' is not a comma-separated list of numbers") from None
         if not sizes or min(sizes) < 20 or sizes != sorted(set(sizes)):
             raise CommandError("--items: give increasing sizes of at least 20 items")
-        if queries < 1 or batch < 1:
-            raise CommandError("--queries and --batch must be at least 1")
+        if queries < 1 or batch < 1 or writers < 0:
+            raise CommandError("--queries and --batch must be at least 1, --writers at least 0")
         # One bar per engine: the previous engine's closes when the next one starts filling.
         with ExitStack() as bar_stack:
             update = []
@@ -56,7 +59,7 @@ class Command(BaseCommand):
 
             figures = scale_benchmark(
                 sizes=sizes, engines=engines or [str(settings.MILVUS_URI)], queries=queries, batch_size=batch,
-                faiss_items=faiss_items, keep=keep, index_timeout_s=index_timeout,
+                writers=writers, faiss_items=faiss_items, keep=keep, index_timeout_s=index_timeout,
                 on_fill_start=fill_start, on_progress=lambda done: update[0](done),
             )
         if as_json:
@@ -120,6 +123,8 @@ def _rows(sizes: list[dict]) -> list[list]:
     rows.append(row("hydrate alone (10 results)", lambda size: _both(size["hydrate"])))
     for name in FILTERS:
         rows.append(row(f"filtered by {name}, end to end", lambda size, name=name: _both(size["filtered"][name])))
+        for stage in ("keyword", "search"):
+            rows.append(row(f"  {stage}", lambda size, name=name, stage=stage: _both(size["filtered"][name].get(stage))))
     rows += [
         row("RSS this process MB", lambda size: rss(size["memory"]["process_mb"])),
         row("  of which baselines MB", lambda size: rss(size["memory"]["baselines_mb"])),
