@@ -229,8 +229,9 @@ class MilvusCollection:
         deadline = time.monotonic() + timeout_s
         while True:
             index = milvus.describe_index(self.name, "vector")
-            pending = int(index.get("pending_index_rows", 0) or 0)
-            if pending == 0 and int(index.get("indexed_rows", 0) or 0) >= int(index.get("total_rows", 0) or 0):
+            # Done when every row is indexed (``pending_index_rows`` can stay above 0 after that, while
+            # the server compacts segments it has already indexed).
+            if int(index.get("indexed_rows", 0) or 0) >= int(index.get("total_rows", 0) or 0):
                 return
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"collection {self.name}: index not built within {timeout_s:.0f} s "
