@@ -1,10 +1,12 @@
 """Benchmarks that print figures: the product's path measured against a baseline in the same run."""
+import csv
 import io
 import statistics
 import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +20,11 @@ from .audio import SAMPLE_RATE, audio_decode, wav_encode
 from .forms import SearchForm
 from .models import Corpus, IngestJob
 from .selectors import search_response
+from .services.embedding import ENCODER_TEXT_CHARS, product_text
 from .services.ingest import Source, items_ingest
 from .services.jobs import job_create_from_paths, job_enqueue, job_run
 from .services.search import QueryPart, SearchFilters, SearchQuery
+from .tabular import table_read
 
 WORDS = "red green blue bicycle chair wall cat dog tree river house lamp table car boat mountain city night".split()
 
@@ -199,6 +203,137 @@ def _job_complete(corpus, paths, batch_size, via_worker, poll_s, *, on_progress)
         if job.status in (IngestJob.Status.DONE, IngestJob.Status.FAILED):
             return job
         time.sleep(poll_s)
+
+
+# A knowledge base's vocabulary: every row draws its own mix, so texts (and content hashes) differ.
+CATALOGUE_WORDS = {
+    "colour": "red green blue black white grey navy olive amber teal ivory coral".split(),
+    "material": "oak walnut steel aluminium brass wool cotton linen leather glass ceramic bamboo".split(),
+    "thing": "chair table lamp sofa shelf bench stool desk rug mirror vase clock kettle bicycle helmet".split(),
+    "quality": "sturdy light compact foldable hand-made quiet waterproof adjustable stackable vintage modern".split(),
+    "use": "garden kitchen office bedroom terrace workshop studio hallway cabin balcony".split(),
+}
+
+
+def _catalogue_write(path: Path, rows: int, rng: np.random.Generator, *, sku_prefix: str = "SKU") -> None:
+    """A CSV knowledge base (sku, title, description, specs) of ``rows`` distinct products."""
+    words = {role: np.array(values) for role, values in CATALOGUE_WORDS.items()}
+    every_word = np.concatenate(list(words.values()))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sku", "title", "description", "specs"])
+        for index in range(rows):
+            colour, material, thing = (str(rng.choice(words[role])) for role in ("colour", "material", "thing"))
+            qualities = " and ".join(rng.choice(words["quality"], size=2, replace=False))
+            places = ", ".join(rng.choice(words["use"], size=int(rng.integers(1, 4)), replace=False))
+            description = (f"A {qualities} {thing} in {colour} {material}, made for the {places}. "
+                           f"{' '.join(rng.choice(every_word, size=int(rng.integers(4, 16))))}.")
+            specs = (f"colour: {colour}; material: {material}; weight: {int(rng.integers(200, 40_000))} g; "
+                     f"width: {int(rng.integers(10, 250))} cm")
+            writer.writerow([f"{sku_prefix}-{index:07d}", f"{colour.title()} {material} {thing}", description, specs])
+
+
+def csv_ingest_benchmark(*, rows: int, batch_size: int, keep: bool = False, on_progress=None) -> dict:
+    """Ingest a generated CSV knowledge base of ``rows`` products as ``manage.py ingest`` does (a job
+    run in this process) and compare with the bare text encoder on the same rows, in the same run.
+
+    The baseline encodes the product texts exactly as ingest builds them (`product_text` over the
+    rows `table_read` returns) in batches of ``batch_size``, as ingest does. It takes turns with
+    the job: after each of the job's batches it encodes the rows that batch has just processed, so
+    both figures see the same load on a shared machine; its turns are left out of the job's time.
+    The job's rate is rows over its own time (reading the table, decoding, encoding, database,
+    vector upsert, flush). The rates over the first and the last 10% of rows (from the job's
+    progress after each batch), and their ratios to the baseline's turns on the same rows, show
+    whether ingest slows down as the corpus grows.
+    """
+    encoder = encoders.get()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-csv-") as directory:
+        catalogue, warm_up = Path(directory) / "catalogue.csv", Path(directory) / "warm-up.csv"
+        _catalogue_write(catalogue, rows, rng)
+        _catalogue_write(warm_up, 1, rng, sku_prefix="WARM-UP")
+        texts = [product_text(row.title, row.description, row.specs, row.specs_text)[:ENCODER_TEXT_CHARS]
+                 for row in table_read(catalogue, name=catalogue.name, max_rows=rows).rows]
+        encoder.encode_text(texts[:batch_size])  # warm-up, not timed
+        baseline = {"seconds": 0.0, "rows": 0}
+        timeline: list[_Point] = []
+
+        def take_turns(job: IngestJob) -> None:
+            job_clock = time.perf_counter() - baseline["seconds"]
+            tick = time.perf_counter()
+            processed = min(job.processed, len(texts))
+            for start in range(baseline["rows"], processed, batch_size):
+                encoder.encode_text(texts[start:min(start + batch_size, processed)])
+            baseline["rows"] = max(baseline["rows"], processed)
+            baseline["seconds"] += time.perf_counter() - tick
+            if job.expanded and (not timeline or job.processed != timeline[-1].rows):
+                timeline.append(_Point(job_clock, job.processed, baseline["seconds"], baseline["rows"]))
+            if on_progress:
+                on_progress(job)
+
+        corpus = Corpus.objects.create(name=f"bench-{uuid.uuid4().hex[:8]}")
+        try:
+            # A one-row job first, so the model load and the collection's creation are not timed.
+            job_run(job_id=job_create_from_paths(corpus=corpus, paths=[str(warm_up)]).pk, batch_size=batch_size)
+            started = time.perf_counter()
+            job = job_create_from_paths(corpus=corpus, paths=[str(catalogue)])
+            job = job_run(job_id=job.pk, batch_size=batch_size, on_progress=take_turns)
+            job_s = time.perf_counter() - started - baseline["seconds"]
+            failures = list(job.units.filter(status="failed").values_list("name", "reason")[:5])
+        finally:
+            if not keep:
+                corpus.delete()
+    encoder_rate = _rate(baseline["rows"], baseline["seconds"])
+    job_rate = _rate(job.done, job_s)
+    (first_rate, first_bare), (last_rate, last_bare) = (_edge_rates(timeline, rows, first=first)
+                                                        for first in (True, False))
+    return {
+        "encoder": encoder.name,
+        "rows": rows,
+        "batch_size": batch_size,
+        "job": {"done": job.done, "failed": job.failed, "seconds": job_s, "items_per_s": job_rate,
+                "first_10pct_items_per_s": first_rate, "first_10pct_ratio_vs_bare_encoder": first_rate / first_bare,
+                "last_10pct_items_per_s": last_rate, "last_10pct_ratio_vs_bare_encoder": last_rate / last_bare,
+                "failures": failures},
+        "bare_encoder_rows": baseline["rows"],
+        "bare_encoder_items_per_s": encoder_rate,
+        "ratio_vs_bare_encoder": job_rate / encoder_rate,
+    }
+
+
+@dataclass(frozen=True)
+class _Point:
+    """The CSV benchmark after one of the job's batches (and the baseline's turn on its rows)."""
+
+    job_s: float  # the job's own clock: time since an arbitrary start, the baseline's turns left out
+    rows: int  # processed by the job
+    baseline_s: float  # spent by the baseline so far
+    baseline_rows: int  # encoded by the baseline so far
+
+
+def _rate(count: float, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
+
+
+def _edge_rates(timeline: list[_Point], rows: int, *, first: bool) -> tuple[float, float]:
+    """The job's and the baseline's rows per second over the first (or last) tenth of ``rows``, at
+    batch granularity.
+
+    ``timeline`` starts when the job begins on its units (after reading the table) and has a point
+    after every batch.
+    """
+    tenth = max(rows // 10, 1)
+    start = end = None
+    if timeline and first:
+        start = timeline[0]
+        end = next((point for point in timeline if point.rows - start.rows >= tenth), None)
+    elif timeline:
+        end = timeline[-1]
+        start = next((point for point in reversed(timeline) if end.rows - point.rows >= tenth), None)
+    if start is None or end is None:
+        return float("nan"), float("nan")
+    return (_rate(end.rows - start.rows, end.job_s - start.job_s),
+            _rate(end.baseline_rows - start.baseline_rows, end.baseline_s - start.baseline_s))
 
 
 BENCH_SENTENCES = (

@@ -61,7 +61,14 @@ class Item(models.Model):
                 name="item_unique_external_id_per_corpus",
             ),
         ]
-        indexes = [models.Index(fields=["corpus", "kind"])]
+        indexes = [
+            models.Index(fields=["corpus", "kind"]),
+            # Ingest finds a batch's existing products by (corpus, external_id). The unique index
+            # above is partial (external_id <> ''), and SQLite only uses a partial index when the
+            # query repeats its condition word for word, so without this one every lookup scanned
+            # the whole corpus and ingest slowed down as the corpus grew.
+            models.Index(fields=["corpus", "external_id"], name="item_corpus_external_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.kind})"

@@ -5,17 +5,22 @@ real Celery worker.
 """
 import io
 import json
+import os
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from multimodal import encoders, store
-from multimodal.models import ApiToken, IngestJob, Item
+from multimodal.models import ApiToken, Corpus, IngestJob, Item
 from multimodal.selectors import search_response
+from multimodal.services.ingest import IngestReport, ProductRow, Source, sources_ingest_batch
 from multimodal.services.search import SearchQuery
 
 from .conftest import image_bytes, noise_png, zip_bytes
@@ -131,6 +136,80 @@ def test_reuploading_a_catalogue_updates_products_by_their_id(staff_client, djan
     assert Item.objects.get().text == "A wooden chair with a cushion"
     assert job.units.get().created_item is False
     assert store.collection_for(encoders.get()).count() == 1
+
+
+def test_a_product_listed_twice_in_one_catalogue_is_one_item_holding_the_later_line(
+        staff_client, django_capture_on_commit_callbacks):
+    table = "sku,title,description\nB-1,Bench,A garden bench\nB-2,Stool,A stool\nB-1,Bench,A teak garden bench\n"
+    job = _upload(staff_client, django_capture_on_commit_callbacks, [_file("c.csv", table.encode())])
+    assert (job.done, job.failed) == (3, 0)
+    assert Item.objects.count() == 2 and Item.objects.get(external_id="B-1").text == "A teak garden bench"
+    assert list(job.units.order_by("pk").values_list("created_item", flat=True)) == [True, True, False]
+    assert store.collection_for(encoders.get()).count() == 2
+
+
+def test_a_product_whose_picture_changed_shows_the_new_one_and_the_old_file_is_removed(
+        staff_client, django_capture_on_commit_callbacks):
+    table = b"sku,title,image\nL-1,Lamp,lamp.png\n"
+    _upload(staff_client, django_capture_on_commit_callbacks,
+            [_file("c.csv", table), _file("lamp.png", image_bytes((250, 250, 240)))])
+    old = Item.objects.get()
+    _upload(staff_client, django_capture_on_commit_callbacks,
+            [_file("c.csv", table), _file("lamp.png", image_bytes((20, 20, 200)))])
+    lamp = Item.objects.get()
+    assert lamp.file.name != old.file.name and lamp.thumbnail.name != old.thumbnail.name
+    assert Image.open(lamp.file.path).getpixel((0, 0)) == (20, 20, 200)
+    assert not os.path.exists(old.file.path) and not os.path.exists(old.thumbnail.path)
+    assert store.collection_for(encoders.get()).count() == 2
+
+
+def test_a_product_whose_save_fails_fails_alone_and_the_rest_of_its_batch_lands_without_stray_files(
+        staff_client, django_capture_on_commit_callbacks, monkeypatch, settings):
+    """A storage error on one row's picture sinks the batch's joint save; each row is then saved
+    on its own, so only that row fails, and the files the joint attempt wrote are removed."""
+    from multimodal.services import ingest as ingest_service
+
+    make_thumbnail = ingest_service.thumbnail_jpeg
+
+    def thumbnail_or_disk_full(image):
+        if image.size == (64, 64):
+            raise OSError("No space left on device")
+        return make_thumbnail(image)
+
+    monkeypatch.setattr(ingest_service, "thumbnail_jpeg", thumbnail_or_disk_full)
+    table = b"sku,title,image\nR-1,Red cup,red.png\nX-1,Broken cup,broken.png\nB-1,Blue cup,blue.png\n"
+    files = [_file("c.csv", table), _file("red.png", image_bytes((220, 20, 20))),
+             _file("broken.png", image_bytes((9, 9, 9), size=(64, 64))), _file("blue.png", image_bytes((20, 20, 220)))]
+    job = _upload(staff_client, django_capture_on_commit_callbacks, files)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == ("done", 2, 1)
+    assert _failures(job) == {"c.csv line 3": "could not be saved (No space left on device)"}
+    assert set(Item.objects.values_list("external_id", flat=True)) == {"R-1", "B-1"}
+    assert all(item.file and item.thumbnail for item in Item.objects.all())
+    assert store.collection_for(encoders.get()).count() == 4
+    kept = {item_file.name for item in Item.objects.all() for item_file in (item.file, item.thumbnail)}
+    stored = {str(path.relative_to(settings.MEDIA_ROOT)) for path in Path(settings.MEDIA_ROOT).rglob("*")
+              if path.is_file()}
+    assert stored == kept
+
+
+def test_a_batch_of_rows_is_saved_with_as_many_queries_for_five_rows_as_for_fifty(deterministic_encoder):
+    """Rows are looked up, inserted and updated together: a batch's queries do not grow with its rows."""
+    corpus = Corpus.objects.create(name="counted")
+
+    def queries(numbers: range) -> int:
+        sources = [Source(name=f"c.csv line {number}", key=number, row=ProductRow(
+            title=f"Chair {number}", description="A red chair", external_id=f"C-{number}")) for number in numbers]
+        report = IngestReport()
+        with CaptureQueriesContext(connection) as captured:
+            sources_ingest_batch(corpus=corpus, sources=sources, report=report)
+        assert report.landed == len(numbers)
+        return len(captured)
+
+    few, many = range(5), range(100, 150)
+    assert queries(few) == queries(many)  # new rows: inserted
+    assert queries(few) == queries(many)  # the same rows again: updated
+    assert corpus.items.count() == 55
 
 
 def test_admin_chooses_columns_explicitly(staff_client, django_capture_on_commit_callbacks):

@@ -20,11 +20,12 @@ class EmbedInput:
     text: str = ""
 
 
-def inputs_encode(inputs: list[EmbedInput], *, encoder) -> tuple[dict[Hashable, np.ndarray], dict[Hashable, str]]:
+def inputs_encode(inputs: list[EmbedInput], *, encoder,
+                  batch_size: int | None = None) -> tuple[dict[Hashable, np.ndarray], dict[Hashable, str]]:
     """Vectors for ``inputs`` keyed by ``key``, plus the reason for each input that failed.
 
-    Images and texts are encoded in one batch each; if a batch breaks, its inputs are encoded
-    one by one so only the culprit fails.
+    Images and texts are encoded in batches of ``batch_size`` (None: all images in one, all texts
+    in one); if a batch breaks, its inputs are encoded one by one so only the culprit fails.
     """
     vectors: dict[Hashable, np.ndarray] = {}
     errors: dict[Hashable, str] = {}
@@ -36,17 +37,17 @@ def inputs_encode(inputs: list[EmbedInput], *, encoder) -> tuple[dict[Hashable, 
             return encoder.encode_image([entry.image for entry in batch])
         return encoder.encode_text([entry.text[:ENCODER_TEXT_CHARS] for entry in batch])
 
-    for batch in (images, texts):
-        if not batch:
-            continue
-        try:
-            vectors.update(zip((entry.key for entry in batch), encode(batch)))
-        except Exception:
-            for entry in batch:
-                try:
-                    vectors[entry.key] = encode([entry])[0]
-                except Exception as exc:  # the model's own errors vary; the reason is reported
-                    errors[entry.key] = f"could not be encoded ({exc})"
+    for group in (images, texts):
+        step = batch_size or len(group) or 1
+        for batch in (group[start:start + step] for start in range(0, len(group), step)):
+            try:
+                vectors.update(zip((entry.key for entry in batch), encode(batch)))
+            except Exception:
+                for entry in batch:
+                    try:
+                        vectors[entry.key] = encode([entry])[0]
+                    except Exception as exc:  # the model's own errors vary; the reason is reported
+                        errors[entry.key] = f"could not be encoded ({exc})"
     return vectors, errors
 
 

@@ -1,9 +1,12 @@
 """Turning sources (files, archive entries, table rows) into items and vectors.
 
 A batch of sources is checked and decoded one by one (a bad source fails alone, with its reason),
-the good ones are encoded together, saved, and their vectors upserted in bulk. Items are keyed by
-(corpus, content hash), or by (corpus, external id) for table rows that carry one, so ingesting the
-same source again updates its item and overwrites its vectors instead of adding new ones.
+the good ones are encoded together, saved together, and their vectors upserted in bulk. Items are
+keyed by (corpus, content hash), or by (corpus, external id) for table rows that carry one, so
+ingesting the same source again updates its item and overwrites its vectors instead of adding new
+ones. Saving together means a batch costs a few statements however many rows it has (one lookup,
+one insert, one round of updates); a batch the database refuses is saved again one item at a time,
+so a source whose save fails still fails alone.
 
 A recording (audio, or a video's sound) is transcribed while it is decoded and becomes an item
 that owns no vector, plus one segment item per passage of its transcript, each with the text
@@ -14,6 +17,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Hashable, Iterable
 
@@ -28,6 +32,7 @@ from ..audio import clock
 from ..errors import IngestError, UserInputError
 from ..imaging import image_open, thumbnail_jpeg
 from ..models import Corpus, Item
+from ..row_updates import rows_update
 from ..sniffing import HEAD_BYTES, content_kind, is_image
 from ..speech.segmenting import Passage
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
@@ -36,6 +41,9 @@ from .voice import recording_transcribe
 logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 200
+# What ingesting a source again rewrites in its item (its identity, corpus and parent stay).
+ITEM_FIELDS_WRITTEN = ["kind", "title", "text", "content_hash", "source_name", "metadata", "file", "thumbnail",
+                       "updated_at"]
 
 
 @dataclass(frozen=True)
@@ -165,9 +173,10 @@ def items_ingest(
 
 
 def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: IngestReport,
-                         heartbeat: Heartbeat | None = None) -> None:
-    """Decode, encode together, save and upsert one batch, adding its outcomes to ``report``.
+                         heartbeat: Heartbeat | None = None, encode_batch_size: int | None = None) -> None:
+    """Decode, encode, save together and upsert one batch, adding its outcomes to ``report``.
 
+    The model encodes ``encode_batch_size`` inputs at a time (None: the whole batch at once).
     Vectors go to every index the corpus may be searched in (`indexes.vectors_upsert`). They are
     not flushed: callers flush once after their last batch.
     """
@@ -187,31 +196,29 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
                        for number, passage in enumerate(entry.passages)]
         elif entry.kind != Item.Kind.IMAGE:
             inputs.append(EmbedInput(key=(index, "text"), text=entry.encoder_text or entry.text))
-    vectors, errors = inputs_encode(inputs, encoder=encoder)
-    records = []
+    vectors, errors = inputs_encode(inputs, encoder=encoder, batch_size=encode_batch_size)
+    encoded = []
     for index, entry in enumerate(decoded):
         error = next((reason for key, reason in errors.items() if key[0] == index), None)
         if error:
             report.fail(entry.source, error)
+        else:
+            encoded.append((index, entry))
+    records = []
+    for (index, entry), saved in zip(encoded, _items_save(corpus=corpus, entries=[entry for _, entry in encoded])):
+        if isinstance(saved, Exception):
+            report.fail(entry.source, f"could not be saved ({saved})")
             continue
-        try:
-            with transaction.atomic():
-                item, created = _item_save(corpus=corpus, entry=entry)
-                segments = _segments_save(recording=item, passages=entry.passages) if entry.kind == Item.Kind.AUDIO else []
-        except Exception as exc:  # a storage or database problem with one item must not sink the batch
-            logger.exception("saving %s failed", entry.source.name)
-            report.fail(entry.source, f"could not be saved ({exc})")
-            continue
-        report.created += created
-        report.updated += not created
-        report.items[entry.source.key] = (item.pk, created)
+        report.created += saved.created
+        report.updated += not saved.created
+        report.items[entry.source.key] = (saved.item.pk, saved.created)
         records += [
-            item_vector_record(item, modality, vectors[(index, modality)])
+            item_vector_record(saved.item, modality, vectors[(index, modality)])
             for modality in ("image", "text")
             if (index, modality) in vectors
         ]
         records += [item_vector_record(segment, "text", vectors[(index, "segment", number)])
-                    for number, segment in enumerate(segments)]
+                    for number, segment in enumerate(saved.segments)]
     indexes.vectors_upsert(records)
 
 
@@ -344,26 +351,90 @@ def _text_title(text: str, fallback: str) -> str:
     return first_line if 0 < len(first_line) <= TITLE_MAX_CHARS else fallback
 
 
-def _item_save(*, corpus: Corpus, entry: _Decoded) -> tuple[Item, bool]:
-    if entry.external_id:
-        identity = {"external_id": entry.external_id}
-    else:
-        identity = {"content_hash": entry.content_hash, "external_id": ""}
-    with transaction.atomic():
-        item, created = Item.objects.select_for_update().get_or_create(
-            corpus=corpus, **identity,
-            defaults={"kind": entry.kind, "title": entry.title, "content_hash": entry.content_hash},
-        )
-        item.kind = entry.kind
-        item.title = entry.title
-        item.text = entry.text
-        item.content_hash = entry.content_hash
-        item.source_name = entry.source.name
-        item.metadata = {**item.metadata, **entry.metadata}
-        if entry.image is not None or entry.kind == Item.Kind.AUDIO:
-            _files_save(item=item, entry=entry)
-        item.save()
-    return item, created
+@dataclass
+class _Saved:
+    item: Item
+    created: bool
+    segments: list[Item] = field(default_factory=list)  # a recording's, in order
+
+
+def _items_save(*, corpus: Corpus, entries: list[_Decoded]) -> list[_Saved | Exception]:
+    """Each entry's item (and a recording's segments) saved, or the exception its save raised.
+
+    The entries are saved together first (`_items_write`). If that fails (a storage error, a row
+    the database refuses, a concurrent ingest that inserted the same item first), none of it is
+    kept and each entry is saved on its own, so only the culprit fails.
+    """
+    if not entries:
+        return []
+    try:
+        with transaction.atomic():
+            return _items_write(corpus=corpus, entries=entries)
+    except Exception:  # told apart below, one entry at a time
+        logger.warning("saving %d items together failed; saving them one by one", len(entries), exc_info=True)
+    outcomes: list[_Saved | Exception] = []
+    for entry in entries:
+        try:
+            with transaction.atomic():
+                outcomes += _items_write(corpus=corpus, entries=[entry])
+        except Exception as exc:  # a storage or database problem with one item must not sink the batch
+            logger.exception("saving %s failed", entry.source.name)
+            outcomes.append(exc)
+    return outcomes
+
+
+def _items_write(*, corpus: Corpus, entries: list[_Decoded]) -> list[_Saved]:
+    """Save ``entries`` in a few statements however many they are: one query finds the items that
+    exist, the new ones are inserted together and the others updated together. The caller holds
+    the transaction.
+
+    Entries with the same identity (external id, else content hash) are one item, updated by each
+    in turn as if they had been saved one after another. The rows found stay locked until the
+    transaction ends, so two ingests of the same item update it in turn.
+    """
+    external_ids = {entry.external_id for entry in entries if entry.external_id}
+    content_hashes = {entry.content_hash for entry in entries if not entry.external_id}
+    # Unordered: ordered by id, SQLite prefers walking every item of the corpus in id order to
+    # sorting the few found by the (corpus, external id) or (corpus, content hash) index.
+    existing = Item.objects.select_for_update().order_by()
+    found: dict[tuple[str, str], Item] = {}
+    if external_ids:
+        found.update((("id", item.external_id), item)
+                     for item in existing.filter(corpus=corpus, external_id__in=external_ids))
+    if content_hashes:
+        found.update((("hash", item.content_hash), item)
+                     for item in existing.filter(corpus=corpus, external_id="", content_hash__in=content_hashes))
+    saved, new_items, existing_items, files_written = [], [], {}, []
+    try:
+        for entry in entries:
+            identity = ("id", entry.external_id) if entry.external_id else ("hash", entry.content_hash)
+            item = found.get(identity)
+            created = item is None
+            if created:
+                item = found[identity] = Item(corpus=corpus, external_id=entry.external_id)
+                new_items.append(item)
+            elif item.pk is not None:
+                existing_items[item.pk] = item
+            item.kind = entry.kind
+            item.title = entry.title
+            item.text = entry.text
+            item.content_hash = entry.content_hash
+            item.source_name = entry.source.name
+            item.metadata = {**item.metadata, **entry.metadata}
+            if entry.image is not None or entry.kind == Item.Kind.AUDIO:
+                _files_save(item=item, entry=entry, written=files_written)
+            saved.append(_Saved(item=item, created=created))
+        Item.objects.bulk_create(new_items)
+        rows_update(list(existing_items.values()), ITEM_FIELDS_WRITTEN)
+        for entry, outcome in zip(entries, saved):
+            if entry.kind == Item.Kind.AUDIO:
+                outcome.segments = _segments_save(recording=outcome.item, passages=entry.passages)
+    except BaseException:
+        # The rows roll back; the files would stay behind, and saving again picks new names.
+        for name in files_written:
+            default_storage.delete(name)
+        raise
+    return saved
 
 
 def _segments_save(*, recording: Item, passages: list[Passage]) -> list[Item]:
@@ -392,8 +463,12 @@ def _segments_save(*, recording: Item, passages: list[Passage]) -> list[Item]:
     return segments
 
 
-def _files_save(*, item: Item, entry: _Decoded) -> None:
-    """Keep the original (and an image's thumbnail), named by content so unchanged files are not rewritten."""
+def _files_save(*, item: Item, entry: _Decoded, written: list[str]) -> None:
+    """Keep the original (and an image's thumbnail), named by content so unchanged files are not rewritten.
+
+    Adds the name of each file it writes to ``written`` as it goes (a failure halfway leaves the
+    caller a full list to remove). A file it replaces is deleted only once the transaction commits.
+    """
     extension = Path(entry.metadata.get("image", entry.source.name)).suffix.lower() or ".bin"
     base = f"{item.corpus_id}/{entry.content_hash[:2]}/{entry.content_hash}"
     files = [(item.file, f"{base}{extension}", lambda: entry.data)]
@@ -402,6 +477,7 @@ def _files_save(*, item: Item, entry: _Decoded) -> None:
     for field_file, name, content in files:
         if field_file and field_file.name.endswith(name) and default_storage.exists(field_file.name):
             continue
-        if field_file:  # a product whose image changed: drop the old file
-            default_storage.delete(field_file.name)
+        if field_file:  # a product whose image changed: the row keeps pointing at the old file until commit
+            transaction.on_commit(partial(default_storage.delete, field_file.name))
         field_file.save(name, ContentFile(content()), save=False)
+        written.append(field_file.name)
