@@ -21,7 +21,7 @@ class VectorWriters:
 
     def __init__(self, collection: store.VectorCollection, *, processes: int):
         self.collection = collection
-        in_process = processes < 1 or store.engine_status().engine == "milvus-lite"
+        in_process = processes < 1 or not store.engine_status().shared
         self.pool = ThreadPoolExecutor(max_workers=1) if in_process else ProcessPoolExecutor(
             max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_writer_start,
             initargs=(str(settings.MILVUS_URI),))

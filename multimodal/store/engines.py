@@ -68,7 +68,7 @@ class LiteEngine(Engine):
 
     def status(self) -> EngineStatus:
         opened = self.uri in _clients
-        return EngineStatus(engine=self.name, uri=self.uri, address=self.uri, running=opened,
+        return EngineStatus(engine=self.name, uri=self.uri, address=self.uri, running=opened, shared=False,
                             pid=os.getpid() if opened else None,
                             detail="embedded in the process that opens it" if opened else "not opened by this process")
 

@@ -63,3 +63,4 @@ class EngineStatus:
     pid: int | None = None  # the engine's process, None when it is remote
     version: str = ""
     detail: str = ""  # why it is not running, or where its data and log are
+    shared: bool = True  # other processes may use it at the same time (Milvus Lite: one process only)
