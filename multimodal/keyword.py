@@ -10,9 +10,9 @@ The cost of a query is bounded whatever the corpus size: ranking computes a scor
 word in most of a million items would be a million scores. So a word matching more than
 MAX_RANKED_MATCHES items is left out of a query that has rarer words (its weight there is next to
 nothing, yet it was nearly all the work; it still counts inside the whole-phrase match), and a query
-of such words only ranks the newest MAX_RANKED_MATCHES of its matches. Matches are checked against
-the search's filters one by one, by primary key, so a filter costs what the matches cost, not what
-the corpus holds.
+of such words only ranks the newest MAX_RANKED_MATCHES of its matches, then keeps those the search's
+filters let through (each checked by primary key): a filter costs what the matches cost, not what
+the corpus holds, and a narrow filter with only common words may find fewer keyword matches.
 """
 import re
 
@@ -56,20 +56,19 @@ def _sqlite(terms, candidates_sql, candidates_params, limit):
     if len(terms) > 1:
         alternatives.append('"' + " ".join(terms) + '"')
     weights = ", ".join(str(weight) for weight in COLUMN_WEIGHTS)
-    # The full-text index is the outer loop (CROSS JOIN keeps it there), newest match first; each
-    # match is looked up in the candidates by primary key, and bm25 is computed only for the
-    # matches that pass, up to the bound. ("MATCH ... AND rowid IN (candidates)" instead ran one
-    # full-text lookup per candidate, and "id IN (candidates)" built a table of every candidate.)
+    # The newest matches, up to the bound, with their bm25; then each is looked up in the
+    # candidates by primary key (CROSS JOIN keeps the matches the outer loop). Bounding before the
+    # filter keeps a selective filter (a spec, a month) from walking every match of a common word.
+    # ("MATCH ... AND rowid IN (candidates)" instead ran one full-text lookup per candidate, and
+    # "id IN (candidates)" built a table of every candidate.)
     sql = (
-        f"WITH matches AS MATERIALIZED (SELECT multimodal_item_fts.rowid AS id, "
-        f"    -bm25(multimodal_item_fts, {weights}) AS score "
-        f"  FROM multimodal_item_fts CROSS JOIN ({candidates_sql}) AS candidates "
-        f"    ON candidates.id = multimodal_item_fts.rowid "
-        f"  WHERE multimodal_item_fts MATCH %s ORDER BY multimodal_item_fts.rowid DESC LIMIT %s) "
-        f"SELECT id, score FROM matches ORDER BY score DESC, id LIMIT %s"
+        f"WITH matches AS MATERIALIZED (SELECT rowid AS id, -bm25(multimodal_item_fts, {weights}) AS score "
+        f"  FROM multimodal_item_fts WHERE multimodal_item_fts MATCH %s ORDER BY rowid DESC LIMIT %s) "
+        f"SELECT matches.id, matches.score FROM matches CROSS JOIN ({candidates_sql}) AS candidates "
+        f"  ON candidates.id = matches.id ORDER BY matches.score DESC, matches.id LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*candidates_params, " OR ".join(alternatives), MAX_RANKED_MATCHES, limit])
+        cursor.execute(sql, [" OR ".join(alternatives), MAX_RANKED_MATCHES, *candidates_params, limit])
         return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
 
 
@@ -117,8 +116,7 @@ def _postgres(text, candidates_sql, candidates_params, limit):
             f"    tsvector_to_array(to_tsvector('simple', {_POSTGRES_TITLE})) AS title_words, "
             f"    tsvector_to_array(to_tsvector('simple', {_POSTGRES_EXTRA})) AS extra_words, "
             f"    {POSTGRES_DOCUMENT} @@ phraseto_tsquery('simple', %s) AS phrase "
-            f"  FROM multimodal_item JOIN ({candidates_sql}) AS candidates ON candidates.id = multimodal_item.id "
-            f"  WHERE {POSTGRES_DOCUMENT} @@ %s::tsquery ORDER BY multimodal_item.id DESC LIMIT %s), "
+            f"  FROM multimodal_item WHERE {POSTGRES_DOCUMENT} @@ %s::tsquery ORDER BY multimodal_item.id DESC LIMIT %s), "
             f"frequencies AS (SELECT word, items FROM unnest(%s::text[], %s::bigint[]) AS counted (word, items) "
             f"  WHERE items > 0), "
             f"total AS (SELECT CASE WHEN reltuples >= 100000 THEN reltuples::bigint "
@@ -129,10 +127,11 @@ def _postgres(text, candidates_sql, candidates_params, limit):
             f"  * CASE WHEN frequencies.word = ANY(matches.title_words) THEN {title_weight} "
             f"         WHEN frequencies.word = ANY(matches.extra_words) THEN {extra_weight} ELSE {body_weight} END) "
             f"  * CASE WHEN matches.phrase THEN 2 ELSE 1 END AS score "
-            f"FROM matches JOIN frequencies ON frequencies.word = ANY(matches.words) CROSS JOIN total "
+            f"FROM matches JOIN ({candidates_sql}) AS candidates ON candidates.id = matches.id "
+            f"  JOIN frequencies ON frequencies.word = ANY(matches.words) CROSS JOIN total "
             f"GROUP BY matches.id, matches.phrase ORDER BY score DESC, matches.id LIMIT %s"
         )
-        cursor.execute(sql, [text, *candidates_params, any_word, MAX_RANKED_MATCHES, lexemes, frequencies, limit])
+        cursor.execute(sql, [text, any_word, MAX_RANKED_MATCHES, lexemes, frequencies, *candidates_params, limit])
         return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
 
 

@@ -104,7 +104,8 @@ def _rows(sizes: list[dict]) -> list[list]:
         row("fill items/s (db + keyword + vectors)", lambda size: f"{size['fill']['items_per_s']:,.0f}"),
         row("keyword index rows", lambda size: size["fill"]["keyword_rows"]),
         row("vectors in store", lambda size: size["fill"]["vectors_in_store"]),
-        row("index wait s", lambda size: f"{size['fill']['index_wait_s']:.1f}"),
+        row("index wait s", lambda size: f"{size['fill']['index_wait_s']:.1f}"
+            + ("" if size["fill"].get("index_complete", True) else " (timed out: index incomplete)")),
     ]
     for shape in sizes[0]["end_to_end"]:
         for stage in ("total", "encode", "keyword", "search", "fusion", "hydrate"):
