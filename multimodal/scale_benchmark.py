@@ -159,7 +159,7 @@ class SyntheticCorpus:
                 self.item_ids[start:stop] = [item.pk for item in items]
                 self.vectors[start:stop] = self.vectors_for(start, stop)
                 vector_writers.write(corpus_id=self.corpus.pk, item_ids=self.item_ids[start:stop],
-                                     kinds=[item.kind for item in items],
+                                     kinds=[str(item.kind) for item in items],  # plain strings: no model import
                                      created_at=[int(item.created_at.timestamp()) for item in items],
                                      vectors=self.vectors[start:stop])
                 self.size = stop
