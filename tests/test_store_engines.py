@@ -46,6 +46,22 @@ def test_a_restarted_local_server_has_every_vector_and_answers_the_same(store_en
     assert server.state().pid != old_pid
 
 
+@pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
+def test_a_collection_the_server_released_is_loaded_again_by_the_next_search(store_engine, deterministic_encoder):
+    """A restarted server reloads its collections in the background; until then it answers "collection not
+    loaded" (what another client's release_collection does here, on purpose)."""
+    corpus = Corpus.objects.create(name="shop")
+    ingest_files(corpus, {"red.txt": b"red chair", "blue.png": image_bytes((0, 0, 255))})
+    before = _titles("blue chair", corpus)
+    from pymilvus import MilvusClient
+
+    other = MilvusClient(uri=store.engine_status().address)
+    other.release_collection(store.collection_for(encoders.get()).name)
+    other.close()
+    assert _titles("blue chair", corpus) == before
+    assert store.collection_for(encoders.get()).count() == 2
+
+
 def test_milvus_lite_open_in_another_process_is_refused_with_a_way_out(tmp_path, settings):
     folder = tmp_path / "lite.db"
     holder = subprocess.Popen(

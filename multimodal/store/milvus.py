@@ -61,9 +61,11 @@ def expression(where: VectorFilter | None) -> str:
 def _engine_errors(method):
     """Run ``method`` with pymilvus errors translated to StoreUnavailable (see `engines.translated`).
 
-    A failure also forgets which collections exist (another process may have dropped one). When the
-    engine is the local server and it is down (stopped, crashed), the call is made once more, which
-    starts it again: the site and the workers outlive a restart of their store.
+    A failure also forgets which collections exist and are loaded (another process may have dropped
+    one; a restarted server reloads them in the background). The call is made once more when the
+    engine is the local server and it is down (stopped, crashed: the retry starts it again), or when
+    the server answered that a collection is not loaded (the retry loads it): the site and the
+    workers outlive a restart of their store.
     """
 
     @functools.wraps(method)
@@ -71,10 +73,11 @@ def _engine_errors(method):
         try:
             with engines.translated():
                 return method(*args, **kwargs)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             forget_ensured()
             engine = engines.current()
-            if not engine.restarts_when_down or engine.status().running:
+            restart = engine.restarts_when_down and not engine.status().running
+            if not restart and "not loaded" not in str(exc):
                 raise
         with engines.translated():
             return method(*args, **kwargs)
@@ -107,27 +110,35 @@ class MilvusCollection:
     def exists(self) -> bool:
         return self._known() in _ensured or engines.client().has_collection(self.name)
 
+    def _loaded(self) -> bool:
+        """Whether the collection exists; if it does, it is loaded (searchable) when this returns.
+
+        Asks the engine once per process (and again after a failure): a collection reopened by a new
+        process, or by a server that restarted, must be loaded before it can be read.
+        """
+        if self._known() in _ensured:
+            return True
+        milvus = engines.client()
+        if not milvus.has_collection(self.name):
+            return False
+        dim = self.describe()["dim"]
+        milvus.load_collection(self.name)  # returns once loaded; a no-op when it already is
+        with _ensured_lock:
+            _ensured[self._known()] = dim
+        return True
+
     @_engine_errors
     def ensure(self) -> None:
         """Create the collection and its index if missing (loaded, ready to search); refuse one of another dimension."""
-        known_dim = _ensured.get(self._known())
-        if known_dim is not None and known_dim != self.dim:
+        if not self._loaded():
+            if self.dim is None:
+                raise StoreError(f"collection {self.name} was opened without a dimension and cannot be created")
+            self._create(engines.client())
+            with _ensured_lock:
+                _ensured[self._known()] = self.dim
+        known_dim = _ensured[self._known()]
+        if self.dim is not None and known_dim != self.dim:
             raise StoreError(f"collection {self.name} holds {known_dim}-d vectors, not {self.dim}-d")
-        if known_dim is not None:
-            return
-        if self.dim is None:
-            raise StoreError(f"collection {self.name} was opened without a dimension and cannot be created")
-        milvus = engines.client()
-        if milvus.has_collection(self.name):
-            existing_dim = self.describe()["dim"]
-            if existing_dim != self.dim:
-                raise StoreError(f"collection {self.name} holds {existing_dim}-d vectors, not {self.dim}-d")
-            # A collection reopened by a new process (or released by a server) must be loaded to search.
-            milvus.load_collection(self.name)
-        else:
-            self._create(milvus)
-        with _ensured_lock:
-            _ensured[self._known()] = self.dim
 
     def _create(self, milvus) -> None:
         from pymilvus import DataType, MilvusClient
@@ -185,20 +196,20 @@ class MilvusCollection:
     @_engine_errors
     def delete_items(self, item_ids: Iterable[int]) -> None:
         ids = sorted({int(item_id) for item_id in item_ids})
-        if not ids or not self.exists():
+        if not ids or not self._loaded():
             return
         for start in range(0, len(ids), _CHUNK):
             engines.client().delete(self.name, filter=f"item_id in {ids[start:start + _CHUNK]}")
 
     @_engine_errors
     def delete_corpus(self, corpus_id: int) -> None:
-        if self.exists():
+        if self._loaded():
             engines.client().delete(self.name, filter=f"corpus_id == {int(corpus_id)}")
 
     @_engine_errors
     def clear(self) -> None:
         """Delete every row, keeping the collection and its index."""
-        if self.exists() and engines.client().query(self.name, filter=_EVERYTHING, output_fields=["pk"], limit=1,
+        if self._loaded() and engines.client().query(self.name, filter=_EVERYTHING, output_fields=["pk"], limit=1,
                                                     consistency_level=READ_CONSISTENCY):
             engines.client().delete(self.name, filter=_EVERYTHING)
 
@@ -211,7 +222,7 @@ class MilvusCollection:
         they come and seals them by size and time, but makes them visible to other processes only a
         moment later: a read at Strong consistency returns once they are.
         """
-        if not self.exists():
+        if not self._loaded():
             return
         if engines.current().flushes:
             engines.client().flush(self.name)
@@ -222,7 +233,7 @@ class MilvusCollection:
     @_engine_errors
     def wait_indexed(self, timeout_s: float = 1800.0) -> None:
         """Flush and wait until the engine's vector index covers every row (before timing searches)."""
-        if not self.exists():
+        if not self._loaded():
             return
         milvus = engines.client()
         milvus.flush(self.name)
@@ -242,7 +253,7 @@ class MilvusCollection:
     def count(self, where: VectorFilter | None = None) -> int:
         """How many vectors (not items) the collection holds, or those matching ``where``, counting every
         write acknowledged so far (by any process)."""
-        if not self.exists():
+        if not self._loaded():
             return 0
         result = engines.client().query(self.name, filter=expression(where), output_fields=["count(*)"],
                                          consistency_level=COUNT_CONSISTENCY)
@@ -258,9 +269,8 @@ class MilvusCollection:
     @_engine_errors
     def search(self, query_vector: np.ndarray, *, limit: int, where: VectorFilter | None = None) -> list[VectorHit]:
         """Items nearest to ``query_vector``, best first, one hit per item (its best vector)."""
-        if limit <= 0 or (where is not None and where.matches_nothing) or not self.exists():
+        if limit <= 0 or (where is not None and where.matches_nothing) or not self._loaded():
             return []
-        self.ensure()
         # An item may own several vectors: over-fetch, then keep each item's best row.
         fetch = min(limit * 2, 16384)
         search_params = dict(settings.MILVUS_SEARCH_PARAMS or DEFAULT_SEARCH_PARAMS.get(self.index_type, {}))
@@ -287,9 +297,8 @@ class MilvusCollection:
     def vectors(self, item_ids: Iterable[int]) -> dict[int, dict[str, np.ndarray]]:
         """The stored vectors of these items: {item id: {modality: unit vector}}."""
         ids = sorted({int(item_id) for item_id in item_ids})
-        if not ids or not self.exists():
+        if not ids or not self._loaded():
             return {}
-        self.ensure()
         found: dict[int, dict[str, np.ndarray]] = {}
         for start in range(0, len(ids), _CHUNK):
             keys = [_row_key(item_id, modality) for item_id in ids[start:start + _CHUNK] for modality in SLOTS]
