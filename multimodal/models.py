@@ -280,3 +280,26 @@ class CorpusIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.corpus} searched with {self.live or 'the base vectors'}"
+
+
+class PendingVectorDeletion(models.Model):
+    """Vectors that must go but could not, because the vector store was unavailable when their rows were deleted.
+
+    Applied (and then removed) by the next successful store write, by ``check_store --repair`` and by
+    its periodic run (`multimodal.services.store_sync`). Item ids are never reused, so deleting these
+    items' vectors later is safe; ids that exist again (a restored backup) are skipped anyway.
+    """
+
+    collection = models.CharField(max_length=255, blank=True, help_text="Empty: every collection of ours.")
+    item_ids = models.JSONField(default=list, blank=True, help_text="Items whose vectors to delete.")
+    drop_collection = models.BooleanField(default=False, help_text="Drop the whole collection (an index build's).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Tries that failed since it was queued.")
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        what = f"drop {self.collection}" if self.drop_collection else f"{len(self.item_ids)} items' vectors"
+        return f"pending deletion: {what}"
