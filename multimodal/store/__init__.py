@@ -26,7 +26,7 @@ from .types import SLOTS, EngineStatus, StoreError, StoreUnavailable, VectorFilt
 __all__ = [
     "SLOTS", "EngineStatus", "StoreError", "StoreUnavailable", "VectorCollection", "VectorFilter", "VectorHit",
     "VectorRecord", "close_all", "collection", "collection_for", "collection_name", "collections_with_prefix",
-    "engine_serving", "engine_start", "engine_status", "engine_stop", "items_delete_everywhere",
+    "engine_serving", "engine_start", "engine_status", "engine_stop", "items_delete_everywhere", "unavailable_message",
 ]
 
 # Bumped when the collection's fields change: a new name, so `reindex` rebuilds rather than mixes.
@@ -65,6 +65,13 @@ def items_delete_everywhere(item_ids: Iterable[int]) -> None:
     item_ids = list(item_ids)
     for found in collections_with_prefix():
         found.delete_items(item_ids)
+
+
+def unavailable_message(exc: StoreUnavailable) -> str:
+    """What anyone may be told when the store is down: which engine, and to try again; never its address or
+    folder (the exception's own message, for operators, names those)."""
+    engine = exc.engine or engines.current().name
+    return f"the vector store ({engine}) is unavailable: it did not answer, try again shortly"
 
 
 def engine_status() -> EngineStatus:

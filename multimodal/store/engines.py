@@ -53,7 +53,8 @@ class Engine:
         return False
 
     def unavailable(self, exc: Exception) -> StoreUnavailable:
-        return StoreUnavailable(f"the vector store ({self.name} at {self.uri}) failed: {_first_line(exc)}")
+        return StoreUnavailable(f"the vector store ({self.name} at {self.uri}) failed: {_first_line(exc)}",
+                                engine=self.name)
 
     @contextmanager
     def serving(self):
@@ -77,7 +78,7 @@ class LiteEngine(Engine):
             return StoreUnavailable(
                 f"Milvus Lite at {self.uri} is open in another process, and Lite serves one process at a time. "
                 f"Leave MILVUS_URI unset to use the local Milvus server that the site, commands and workers "
-                f"share, or set MILVUS_URI=http://HOST:PORT to use a Milvus server."
+                f"share, or set MILVUS_URI=http://HOST:PORT to use a Milvus server.", engine=self.name,
             )
         return super().unavailable(exc)
 
@@ -119,7 +120,7 @@ class LocalEngine(Engine):
         try:
             return self.server.ensure_running(on_wait=on_wait).address
         except LocalServerError as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise StoreUnavailable(str(exc), engine=self.name) from None
 
     def start(self, on_wait=None) -> None:
         self.address(on_wait=on_wait)

@@ -294,6 +294,29 @@ class MilvusCollection:
         return sorted(best.values(), key=lambda hit: (-hit.score, hit.item_id))[:limit]
 
     @_engine_errors
+    def item_ids(self, where: VectorFilter | None = None, *, batch_size: int = 10_000) -> np.ndarray:
+        """The ids of the items holding at least one vector here (or one matching ``where``), sorted,
+        counting every write acknowledged so far (by any process).
+
+        Read ``batch_size`` rows at a time (only their keys, not their vectors), so a collection of
+        millions of vectors costs 8 bytes a row in memory, not a copy of its rows.
+        """
+        if not self._loaded():
+            return np.empty(0, dtype=np.int64)
+        chunks = []
+        iterator = engines.client().query_iterator(
+            self.name, batch_size=batch_size, filter=expression(where) or _EVERYTHING, output_fields=["pk"],
+            consistency_level=COUNT_CONSISTENCY,
+        )
+        try:
+            while rows := iterator.next():
+                chunks.append(np.fromiter((row["pk"] for row in rows), dtype=np.int64, count=len(rows)))
+        finally:
+            iterator.close()
+        keys = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+        return np.unique(keys // SLOTS_PER_ITEM)
+
+    @_engine_errors
     def vectors(self, item_ids: Iterable[int]) -> dict[int, dict[str, np.ndarray]]:
         """The stored vectors of these items: {item id: {modality: unit vector}}."""
         ids = sorted({int(item_id) for item_id in item_ids})

@@ -12,7 +12,15 @@ class StoreError(RuntimeError):
 
 
 class StoreUnavailable(StoreError):
-    """The vector store could not be reached or failed to answer: it may work again later."""
+    """The vector store could not be reached or failed to answer: it may work again later.
+
+    The message is for operators (it may name the engine's address or folder); ``engine`` names the
+    kind of engine (milvus-lite, milvus-local, milvus-server) for messages shown to anyone.
+    """
+
+    def __init__(self, message: str = "", *, engine: str = ""):
+        super().__init__(message)
+        self.engine = engine
 
 
 @dataclass(frozen=True)
