@@ -82,6 +82,11 @@ class Item(models.Model):
         return reverse("multimodal:item-detail", args=[self.pk])
 
 
+def job_files_dir_new() -> str:
+    """A job's own folder name: a random token, so an id reused after a rolled-back upload cannot collide."""
+    return f"jobs/{secrets.token_hex(12)}"
+
+
 class IngestJob(models.Model):
     """One upload (or one ``ingest`` run): its inputs expand into units, each accounted for once."""
 
@@ -90,6 +95,9 @@ class IngestJob(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -104,6 +112,14 @@ class IngestJob(models.Model):
     error = models.TextField(blank=True, help_text="Why the whole job failed, if it did.")
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    files_dir = models.CharField(
+        max_length=100, default=job_files_dir_new,
+        help_text="Its upload copies and extracted archives, under MULTIMODAL_UPLOAD_ROOT (random: never reused).",
+    )
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When it was last handed to a worker.")
+    expand_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Runs that began reading its uploads and died before finishing (out of memory?).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -153,6 +169,9 @@ class IngestUnit(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     reason = models.TextField(blank=True)
     retryable = models.BooleanField(default=True, help_text="False for inputs rejected before reading.")
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Runs that began processing it and died before recording an outcome (out of memory?).",
+    )
     item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_item = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
