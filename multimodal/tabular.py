@@ -15,11 +15,20 @@ Contract:
   and the other rows are returned. Rows that are entirely empty are skipped without a failure.
 * Text is normalised: runs of whitespace (newlines and tabs too) become single spaces, ends stripped.
   Blank or duplicate header names are renamed (to "column 3" or "colour (column 3)") instead of failing.
+* Text is bounded while it is read (``TextLimits``): a cell longer than ``cell`` characters is cut (an
+  .xlsx's shared strings are cut as they stream in, so a 100 MB string is never held whole), a row keeps
+  at most ``row`` characters, a table at most ``table`` (past that the file is refused). Every change is
+  said: a row that was read altered carries ``notes`` ("description cut from 131,072,000 to 32,767
+  characters", "2 cells past the header's 3 columns were dropped: 'x', 'y'"), the table's own (the
+  encoding it was decoded from, a header cut) are in ``Table.notes``.
+* A CSV row whose quoted cell swallows what look like the next rows (an unterminated quote) fails
+  with the text lines it spans; the rows it swallowed are named in its reason.
 
 Nothing here touches Django, so it can be used and tested on its own.
 """
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -49,6 +58,14 @@ SNIFF_CHARS = 64 * 1024
 TITLE_MAX_CHARS = 80
 NO_TEXT_REASON = "row without text (title and description are empty)"
 
+# Excel's own limit for one cell: a longer cell was not typed in a spreadsheet.
+CELL_MAX_CHARS = 32_767
+HEADER_MAX_CHARS = 200
+# How many cells a note quotes by name before it says "and N more".
+NOTE_CELLS_NAMED = 3
+# Encodings a short Western European file is read as when the detector cannot tell them apart.
+WESTERN_ENCODING = "cp1252"
+
 # A spec key is a short label ("Screen size", "Max. speed"), not a sentence that happens to hold a colon.
 SPEC_KEY_MAX_CHARS = 50
 SPEC_KEY_MAX_WORDS = 6
@@ -76,6 +93,17 @@ class ColumnMapping:
 
 
 @dataclass(frozen=True)
+class TextLimits:
+    """Characters kept per cell, per row (all its cells) and per table (all its rows), and the bytes an
+    .xlsx may unpack to."""
+
+    cell: int = CELL_MAX_CHARS
+    row: int = 100_000
+    table: int = 256 * 1024 * 1024
+    xlsx_bytes: int = 4096 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class TableRow:
     line: int  # 1-based row number as a spreadsheet shows it (the header is line 1)
     external_id: str  # '' when no id column
@@ -84,6 +112,7 @@ class TableRow:
     specs: dict[str, str]  # parsed specs column + every column without a role, empty values dropped
     specs_text: str  # the specs column's text when it is not key:value pairs, else ''
     image_ref: str  # '' when none; as written in the cell (a path inside a zip or a file name)
+    notes: tuple[str, ...] = ()  # how reading changed the row (cells cut or dropped), for people
 
 
 @dataclass(frozen=True)
@@ -98,30 +127,55 @@ class Table:
     headers: list[str]
     rows: list[TableRow] = field(default_factory=list)
     failures: list[RowFailure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the whole file: its encoding, headers cut
+
+
+@dataclass
+class _Record:
+    """One row as read: its cells (each already cut to the limits) and what reading did to them."""
+
+    line: int
+    cells: list[str]
+    cut: dict[int, int] = field(default_factory=dict)  # column index -> characters the cell had
+    failure: str = ""  # set when the reader can tell the record is not one row (an unterminated quote)
 
 
 # --- public entry points -------------------------------------------------------------------------
 
 
-def table_read(path: Path, *, name: str, mapping: dict[str, str] | None = None, max_rows: int = 100_000) -> Table:
+def table_read(path: Path, *, name: str, mapping: dict[str, str] | None = None, max_rows: int = 100_000,
+               limits: TextLimits = TextLimits()) -> Table:
     """Read the table at ``path`` (shown to people as ``name``) into rows and per-row failures."""
-    records = _records_open(Path(path), name)
+    file_notes: list[str] = []
+    records = _records_open(Path(path), name, limits, file_notes)
     with contextlib.closing(records):
-        headers = headers_clean(_header_find(records, name))
-        table = Table(mapping=mapping_resolve(headers, mapping, name=name), headers=headers)
+        header = _header_find(records, name)
+        headers = headers_clean(header.cells)
+        file_notes += _header_notes(header, headers, limits)
+        headers = [header_name[:HEADER_MAX_CHARS] for header_name in headers]
+        table = Table(mapping=mapping_resolve(headers, mapping, name=name), headers=headers, notes=file_notes)
         row_count = 0
-        for line, cells in records:
-            if _is_blank(cells):
+        characters = 0
+        for record in records:
+            if _is_blank(record.cells):
                 continue
             row_count += 1
             # Past the limit, keep counting (cheaply) so the message can say how big the file is.
             if row_count > max_rows:
                 continue
-            outcome = row_build(line, cells, headers, table.mapping)
+            characters += sum(len(cell) for cell in record.cells)
+            if characters > limits.table:
+                raise UserInputError(f"{name}: holds more than {limits.table:,} characters of text by line "
+                                     f"{record.line}; the limit is {limits.table:,}: split the table")
+            if record.failure:
+                table.failures.append(RowFailure(line=record.line, reason=record.failure))
+                continue
+            outcome = row_build(record.line, record.cells, headers, table.mapping)
             if isinstance(outcome, RowFailure):
                 table.failures.append(outcome)
-            else:
-                table.rows.append(outcome)
+                continue
+            notes = _row_notes(record, headers, limits)
+            table.rows.append(dataclasses.replace(outcome, notes=tuple(notes)) if notes else outcome)
     if row_count > max_rows:
         raise UserInputError(f"{name}: {row_count} rows, the limit is {max_rows}")
     return table
@@ -149,56 +203,111 @@ def specs_parse(text: str) -> dict[str, str] | None:
 # --- reading records ------------------------------------------------------------------------------
 
 
-def _records_open(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
-    """(line, cells) for every row of the file, blank rows included so line numbers stay true."""
+def _records_open(path: Path, name: str, limits: TextLimits, notes: list[str]) -> Iterator[_Record]:
+    """Every row of the file, blank rows included so line numbers stay true; file notes go to ``notes``."""
     kind = FORMATS.get(Path(name).suffix.lower())
     if kind is None:
         raise UserInputError(f"{name}: not a table file (expected .csv, .tsv or .xlsx)")
     if kind == "xlsx":
-        return _xlsx_records(path, name)
-    return _csv_records(path.read_bytes(), name, fallback_delimiter="\t" if kind == "tsv" else ",")
+        return _xlsx_records(path, name, limits)
+    data = path.read_bytes()
+    if not data.strip():
+        raise UserInputError(f"{name}: the file is empty")
+    text, encoding = text_decode(data, name)
+    if encoding:
+        notes.append(f"not UTF-8: read as {encoding}")
+    return _csv_records(text, name, limits, fallback_delimiter="\t" if kind == "tsv" else ",")
 
 
-def _header_find(records: Iterator[tuple[int, list[str]]], name: str) -> list[str]:
+def _header_find(records: Iterator[_Record], name: str) -> _Record:
     # Blank lines above the header are tolerated: a spreadsheet shows them, and so do our line numbers.
-    for _line, cells in records:
-        if not _is_blank(cells):
-            return cells
+    for record in records:
+        if not _is_blank(record.cells):
+            return record
     raise UserInputError(f"{name}: no header row (the file has no content)")
 
 
-def _csv_records(data: bytes, name: str, *, fallback_delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    if not data.strip():
-        raise UserInputError(f"{name}: the file is empty")
-    text = text_decode(data, name)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_detect(text, fallback_delimiter))
+def _csv_records(text: str, name: str, limits: TextLimits, *, fallback_delimiter: str) -> Iterator[_Record]:
+    delimiter = delimiter_detect(text, fallback_delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     line = 0
+    columns = None  # the header's cell count, once read
+    text_line = 1  # the text line the next record starts on
     try:
         # One record is one spreadsheet row, even when a quoted cell spans several text lines.
         for line, cells in enumerate(reader, start=1):
-            yield line, cells
+            record = _record_cut(line, cells, limits)
+            if columns is None and not _is_blank(cells):
+                columns = len(cells)
+            elif columns is not None and reader.line_num > text_line:
+                record.failure = _swallowed_rows(cells, delimiter, columns, text_line, reader.line_num)
+            text_line = reader.line_num + 1
+            yield record
     except csv.Error as error:
         raise UserInputError(f"{name}: line {line + 1} cannot be read as CSV ({error})") from error
 
 
-def text_decode(data: bytes, name: str) -> str:
-    """The file's text: UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252/Latin-1."""
+def _swallowed_rows(cells: list[str], delimiter: str, columns: int, first: int, last: int) -> str:
+    """Why a record spanning text lines ``first``..``last`` is not one row, or '' when it is.
+
+    A quoted cell may hold line breaks (a description in paragraphs). It is taken for an unterminated
+    quote when a line inside it has as many delimiters as a row of the table does: that line is a row
+    the quote swallowed, and ingesting the record would lose it silently.
+    """
+    if columns < 2:
+        return ""
+    swallowed = sum(
+        1 for cell in cells if "\n" in cell or "\r" in cell
+        for text_line in cell.splitlines()[1:] if text_line.count(delimiter) >= columns - 1
+    )
+    if not swallowed:
+        return ""
+    return (f"a quote opened in this row is not closed before text line {last} (an unterminated quote?): "
+            f"text lines {first}-{last} were read as one cell, and the {swallowed} rows inside it "
+            "were not ingested; close the quote and upload the file again")
+
+
+def text_decode(data: bytes, name: str) -> tuple[str, str]:
+    """The file's text, and the encoding it was read as when that was not UTF-8 ('' for UTF-8).
+
+    UTF-8 (with or without BOM) and UTF-16 with a BOM are taken as they say; anything else is
+    detected (charset-normalizer): a Shift-JIS or Windows-1251 file is read as such, not as mojibake.
+    A short Western text the detector cannot place between the Windows code pages is read as
+    Windows-1252. Bytes that fit no encoding raise ``UserInputError``.
+    """
     # Excel's "Unicode text" export is UTF-16 with a BOM; without this check it would look binary.
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            return data.decode("utf-16"), ""
         except UnicodeDecodeError as error:
             raise UserInputError(f"{name}: cannot be decoded as text ({error.reason})") from error
     # NUL bytes never occur in text encodings we accept: this is a binary file (an .xlsx renamed .csv...).
     if b"\x00" in data:
         raise UserInputError(f"{name}: cannot be decoded as text (it looks like a binary file)")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    # Latin-1 maps every byte, so this is the last resort for the few bytes cp1252 leaves undefined.
-    return data.decode("latin-1")
+    try:
+        return data.decode("utf-8-sig"), ""
+    except UnicodeDecodeError:
+        pass
+    encoding = encoding_detect(data)
+    if encoding is None:
+        raise UserInputError(f"{name}: cannot be decoded as text (not UTF-8, and no other text encoding fits "
+                             "its bytes); save it as UTF-8")
+    return data.decode(encoding), encoding
+
+
+def encoding_detect(data: bytes) -> str | None:
+    """The text encoding of ``data`` (not UTF-8) as charset-normalizer judges it, or None when none fits."""
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    if not matches:
+        return None
+    best = matches[0]
+    # Equally likely matches are the same text in sibling code pages; the West's most common one wins.
+    for match in matches:
+        if match.chaos <= best.chaos + 0.01 and WESTERN_ENCODING in match.could_be_from_charset:
+            return WESTERN_ENCODING
+    return best.encoding
 
 
 def delimiter_detect(text: str, fallback: str) -> str:
@@ -237,13 +346,14 @@ def _header_delimiter_counts(text: str) -> dict[str, int]:
     return counts
 
 
-def _xlsx_records(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
-    # Imported here so that CSV-only use does not need openpyxl.
-    from openpyxl import load_workbook
+def _xlsx_records(path: Path, name: str, limits: TextLimits) -> Iterator[_Record]:
+    from .spreadsheets import XlsxRefused, workbook_open
 
     invalid = f"{name}: not a valid .xlsx file"
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        workbook, cut_strings = workbook_open(path, limits)
+    except XlsxRefused as error:
+        raise UserInputError(f"{name}: {error}") from None
     except Exception as error:  # openpyxl lets zip, XML and key errors of a broken file through as they are
         raise UserInputError(invalid) from error
     try:
@@ -253,11 +363,29 @@ def _xlsx_records(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
         try:
             # read-only sheets yield empty rows for missing row numbers, so enumerate gives the true line.
             for line, row in enumerate(sheet.iter_rows(), start=1):
-                yield line, [cell_text(cell.value, getattr(cell, "number_format", None)) for cell in row]
+                cells = [cell_text(cell.value, getattr(cell, "number_format", None)) for cell in row]
+                record = _record_cut(line, cells, limits)
+                # A shared string was cut while the workbook was opened: say how long it really was.
+                record.cut.update((index, cut_strings[cell]) for index, cell in enumerate(cells)
+                                  if cell in cut_strings)
+                yield record
         except Exception as error:  # a sheet whose XML is broken only fails while being read
             raise UserInputError(invalid) from error
     finally:
         workbook.close()  # read-only mode keeps the file open until closed
+
+
+def _record_cut(line: int, cells: list[str], limits: TextLimits) -> _Record:
+    """The record with each cell cut to ``limits.cell`` and all of them to ``limits.row`` characters."""
+    record = _Record(line=line, cells=cells)
+    room = limits.row
+    for index, cell in enumerate(cells):
+        keep = min(limits.cell, max(room, 0))
+        if len(cell) > keep:
+            record.cut[index] = len(cell)
+            cells[index] = cell[:keep]
+        room -= len(cells[index])
+    return record
 
 
 def cell_text(value: object, number_format: str | None = None) -> str:
@@ -285,6 +413,40 @@ def _number_text(value: int | float) -> str:
     if isinstance(value, float):
         return f"{value:.15g}"  # 15 significant digits, as Excel shows: 0.1 + 0.2 -> "0.3"
     return str(value)
+
+
+def _header_notes(header: _Record, headers: list[str], limits: TextLimits) -> list[str]:
+    notes = [f"header of column {index + 1} cut from {length:,} to {limits.cell:,} characters"
+             for index, length in sorted(header.cut.items())]
+    notes += [f"header of column {index + 1} cut from {len(header_name):,} to {HEADER_MAX_CHARS} characters"
+              for index, header_name in enumerate(headers)
+              if len(header_name) > HEADER_MAX_CHARS and index not in header.cut]
+    return notes
+
+
+def _row_notes(record: _Record, headers: list[str], limits: TextLimits) -> list[str]:
+    """What reading changed in the row: cells cut to the limits, cells past the header dropped."""
+    def column(index: int) -> str:
+        return headers[index] if index < len(headers) else f"column {index + 1}"
+
+    cut = [f"{column(index)} cut from {length:,} to {len(record.cells[index]):,} characters"
+           for index, length in sorted(record.cut.items())]
+    if len(cut) > NOTE_CELLS_NAMED:
+        limit = f"{limits.row:,} characters per row and {limits.cell:,} per cell"
+        cut = cut[:NOTE_CELLS_NAMED] + [f"{len(cut) - NOTE_CELLS_NAMED} more cells cut (the limits are {limit})"]
+    notes = cut
+    extra = [cell for cell in record.cells[len(headers):] if cell.strip()]
+    if extra:
+        shown = ", ".join(repr(_shortened(cell)) for cell in extra[:NOTE_CELLS_NAMED])
+        more = f" and {len(extra) - NOTE_CELLS_NAMED} more" if len(extra) > NOTE_CELLS_NAMED else ""
+        notes.append(f"{len(record.cells)} cells but the header has {len(headers)} columns: "
+                     f"{len(extra)} cells past column {len(headers)} were dropped ({shown}{more})")
+    return notes
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    text = text_normalise(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # --- header and mapping ---------------------------------------------------------------------------
