@@ -3,23 +3,65 @@
 Unlike ``django.views.static.serve`` this answers HTTP Range requests (206 Partial Content), which
 browsers need to seek in audio and video, so a hit can play from its second; and it reads
 ``MEDIA_ROOT`` per request, so the setting in force is the one served. Behind nginx set
-``MULTIMODAL_SERVE_MEDIA=0`` and let nginx serve media instead.
+``MULTIMODAL_SERVE_MEDIA=0`` and let nginx serve media instead (with the headers below).
+
+Media are files people uploaded, so they are served as inert data whatever their name says: the
+Content-Type comes from the file's bytes (`sniffing.media_type`: raster images, audio, video, PDF,
+shown inline), anything else is ``application/octet-stream`` as a download; every response carries
+``X-Content-Type-Options: nosniff`` and a sandboxing Content-Security-Policy, so even a file that is
+also valid HTML or JavaScript (a GIF/HTML polyglot) never runs as a page or script of this site.
+Files kept under an uploader's extension before names came from content (``….js``, ``….html``) are
+served the same way, by their bytes. With an absolute ``MEDIA_URL`` (``MULTIMODAL_MEDIA_URL``, a
+separate origin, as Django's docs advise) Django answers media only on that origin's host.
 """
-import mimetypes
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse
 from django.utils._os import safe_join
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
+
+from .sniffing import MEDIA_HEAD_BYTES, media_type
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK_BYTES = 64 * 1024
+# No script, plugin, form or same-origin access even if a browser did parse the file as a document;
+# images and media (a browser's own viewer of an image, a recording) still display.
+MEDIA_CONTENT_SECURITY_POLICY = "; ".join((
+    "sandbox",
+    "default-src 'none'",
+    "img-src 'self' data:",
+    "media-src 'self'",
+    "style-src 'unsafe-inline'",
+    "frame-ancestors 'none'",
+))
+DOWNLOAD_CONTENT_TYPE = "application/octet-stream"
+
+
+def media_origin() -> str:
+    """``scheme://host[:port]`` of ``MEDIA_URL`` when media live on an origin of their own, else ""."""
+    parts = urlsplit(str(settings.MEDIA_URL))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def media_headers(response, *, content_type: str | None, name: str) -> None:
+    """The headers every media response carries; a download (no displayable type) gets ``attachment``."""
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = MEDIA_CONTENT_SECURITY_POLICY
+    if content_type is None:
+        response["Content-Disposition"] = content_disposition_header(True, f"{Path(name).stem}.bin")
+    else:
+        response["Content-Disposition"] = "inline"
 
 
 @require_safe
 def media_serve(request, path: str):
+    origin = media_origin()
+    if origin and request.get_host().lower() != urlsplit(origin).netloc.lower():
+        raise Http404("media are served from their own origin")  # never from the site's
     try:
         full_path = Path(safe_join(settings.MEDIA_ROOT, path))
     except Exception:  # SuspiciousFileOperation: a path escaping MEDIA_ROOT
@@ -27,23 +69,27 @@ def media_serve(request, path: str):
     if not full_path.is_file():
         raise Http404("no such file")
     size = full_path.stat().st_size
-    content_type = mimetypes.guess_type(full_path.name)[0] or "application/octet-stream"
+    with full_path.open("rb") as handle:
+        detected = media_type(handle.read(MEDIA_HEAD_BYTES))
+    content_type = detected[0] if detected else None
     requested = _byte_range(request.headers.get("Range", ""), size)
     if requested is None:
-        response = FileResponse(full_path.open("rb"), content_type=content_type)
+        response = FileResponse(full_path.open("rb"), content_type=content_type or DOWNLOAD_CONTENT_TYPE)
     elif requested == "unsatisfiable":
-        response = HttpResponse(status=416)
+        response = HttpResponse(status=416, content_type="text/plain; charset=utf-8")
         response["Content-Range"] = f"bytes */{size}"
+        media_headers(response, content_type=content_type, name=full_path.name)
         return response
     else:
         start, end = requested
         handle = full_path.open("rb")
         handle.seek(start)
-        response = FileResponse(_read_span(handle, end - start + 1), status=206, content_type=content_type)
+        response = FileResponse(_read_span(handle, end - start + 1), status=206,
+                                content_type=content_type or DOWNLOAD_CONTENT_TYPE)
         response["Content-Length"] = str(end - start + 1)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
-    response["X-Content-Type-Options"] = "nosniff"
+    media_headers(response, content_type=content_type, name=full_path.name)
     return response
 
 

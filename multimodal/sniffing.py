@@ -76,3 +76,54 @@ def content_kind(name: str, head: bytes) -> str:
 def file_head(path: Path) -> bytes:
     with open(path, "rb") as handle:
         return handle.read(HEAD_BYTES)
+
+
+# What a kept original may be served as, and the extension it is stored under: decided by its bytes only,
+# never by the uploader's name (a GIF named poly.js must not come back as a script).
+MEDIA_HEAD_BYTES = 64
+_MEDIA_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (b"GIF87a", "image/gif", ".gif"),
+    (b"GIF89a", "image/gif", ".gif"),
+    (b"BM", "image/bmp", ".bmp"),
+    (b"II*\x00", "image/tiff", ".tif"),
+    (b"MM\x00*", "image/tiff", ".tif"),
+    (b"%PDF-", "application/pdf", ".pdf"),
+    (b"fLaC", "audio/flac", ".flac"),
+    (b"ID3", "audio/mpeg", ".mp3"),
+    (b"OggS", "audio/ogg", ".ogg"),
+    (b"0&\xb2u\x8ef\xcf\x11", "video/x-ms-asf", ".asf"),
+    (b"#!AMR", "audio/amr", ".amr"),
+)
+_RIFF_TYPES = {b"WEBP": ("image/webp", ".webp"), b"WAVE": ("audio/wav", ".wav"), b"AVI ": ("video/x-msvideo", ".avi")}
+
+
+def media_type(head: bytes) -> tuple[str, str] | None:
+    """(Content-Type, extension) of a file from its first ``MEDIA_HEAD_BYTES``; None when it is none we serve.
+
+    Only raster images, audio and video containers and PDF are recognised: nothing a browser would run
+    as a page or a script (no HTML, SVG, XML or JavaScript), whatever else the file's bytes also hold.
+    """
+    for magic, content_type, extension in _MEDIA_MAGIC:
+        if head.startswith(magic):
+            return content_type, extension
+    if head[:4] == b"RIFF" and head[8:12] in _RIFF_TYPES:
+        return _RIFF_TYPES[head[8:12]]
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio/aiff", ".aiff"
+    if head[:4] == b"\x1aE\xdf\xa3":  # EBML: WebM names its DocType in the header, anything else is Matroska
+        return ("video/webm", ".webm") if b"webm" in head else ("video/x-matroska", ".mkv")
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"M4A ", b"M4B "):
+            return "audio/mp4", ".m4a"
+        if brand == b"qt  ":
+            return "video/quicktime", ".mov"
+        if brand.startswith(b"3g"):
+            return "video/3gpp", ".3gp"
+        return "video/mp4", ".mp4"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        # An MPEG audio frame; layer bits 00 are ADTS (AAC), the others MP3.
+        return ("audio/aac", ".aac") if head[1] & 0x06 == 0 else ("audio/mpeg", ".mp3")
+    return None

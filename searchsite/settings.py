@@ -125,9 +125,11 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # Serve static files straight from static/ too, so the embedded default needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "static"]
-MEDIA_URL = "media/"
+# Uploaded originals are served from here: a path on this site (default), or an absolute URL on an origin
+# of its own (https://media.example.net/media/), as Django's docs advise for user-uploaded files.
+MEDIA_URL = os.environ.get("MULTIMODAL_MEDIA_URL") or "media/"
 MEDIA_ROOT = Path(os.environ.get("MULTIMODAL_MEDIA_ROOT", DATA_DIR / "media"))
-# Media is served by Django itself unless a front server (nginx) takes it over.
+# Media is served by Django itself (with the headers of multimodal/media.py) unless a front server takes it over.
 MULTIMODAL_SERVE_MEDIA = env_bool("MULTIMODAL_SERVE_MEDIA", True)
 # Search requests carry images; the upload limit below is checked with a clear error first.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

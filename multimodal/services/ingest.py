@@ -33,7 +33,7 @@ from ..errors import IngestError, UserInputError
 from ..imaging import image_open, thumbnail_jpeg
 from ..models import Corpus, Item
 from ..row_updates import rows_update
-from ..sniffing import HEAD_BYTES, content_kind, is_image
+from ..sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
 from ..speech.segmenting import Passage
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
 from .voice import recording_transcribe
@@ -466,10 +466,13 @@ def _segments_save(*, recording: Item, passages: list[Passage]) -> list[Item]:
 def _files_save(*, item: Item, entry: _Decoded, written: list[str]) -> None:
     """Keep the original (and an image's thumbnail), named by content so unchanged files are not rewritten.
 
-    Adds the name of each file it writes to ``written`` as it goes (a failure halfway leaves the
-    caller a full list to remove). A file it replaces is deleted only once the transaction commits.
+    The extension comes from the bytes (`media_type`), never from the uploader's name: a GIF uploaded
+    as ``poly.js`` is kept as ``….gif``. Adds the name of each file it writes to ``written`` as it goes
+    (a failure halfway leaves the caller a full list to remove). A file it replaces is deleted only
+    once the transaction commits.
     """
-    extension = Path(entry.metadata.get("image", entry.source.name)).suffix.lower() or ".bin"
+    detected = media_type(entry.data[:MEDIA_HEAD_BYTES])
+    extension = detected[1] if detected else ".bin"
     base = f"{item.corpus_id}/{entry.content_hash[:2]}/{entry.content_hash}"
     files = [(item.file, f"{base}{extension}", lambda: entry.data)]
     if entry.image is not None:
