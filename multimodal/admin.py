@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
@@ -7,6 +8,7 @@ from .adaptation import TrainingConfig
 from .encoders import EncoderLoadError
 from .errors import UserInputError
 from .models import Adapter, ApiToken, Corpus, IndexBuild, IngestJob, IngestUnit, Item
+from .permissions import CHANGE_JOB, job_may_change, job_may_view, jobs_visible, may_upload
 from .services.adapters import adapter_activate_start, adapter_train_start, index_describe, index_rollback
 from .services.jobs import job_retry_failed
 
@@ -15,6 +17,7 @@ from .services.jobs import job_retry_failed
 class CorpusAdmin(admin.ModelAdmin):
     list_display = ("name", "item_count", "searched_in", "created_at", "upload_link")
     search_fields = ("name", "description")
+    filter_horizontal = ("uploaders",)
     actions = ["train_adapter", "roll_back_index"]
 
     @admin.display(description="searched in")
@@ -26,7 +29,11 @@ class CorpusAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(item_count=Count("items")).prefetch_related("indexes__live__adapter")
 
-    @admin.action(description="Train an adapter on each selected corpus's pairs (background job)")
+    def has_train_adapter_permission(self, request) -> bool:
+        return request.user.has_perm("multimodal.add_adapter")
+
+    @admin.action(description="Train an adapter on each selected corpus's pairs (background job)",
+                  permissions=["train_adapter"])
     def train_adapter(self, request, queryset):
         for corpus in queryset:
             try:
@@ -37,7 +44,7 @@ class CorpusAdmin(admin.ModelAdmin):
             self.message_user(request, format_html('Training <a href="{}">{}</a>.', adapter.get_absolute_url(), adapter),
                               messages.INFO)
 
-    @admin.action(description="Roll back the search index of each selected corpus")
+    @admin.action(description="Roll back the search index of each selected corpus", permissions=["change"])
     def roll_back_index(self, request, queryset):
         for corpus in queryset:
             try:
@@ -89,6 +96,9 @@ class IngestUnitInline(admin.TabularInline):
 
 @admin.register(IngestJob)
 class IngestJobAdmin(admin.ModelAdmin):
+    """Jobs as multimodal/permissions.py says: everyone who may upload sees and retries their own jobs;
+    view_ingestjob / change_ingestjob extend that to every user's."""
+
     list_display = ("id", "corpus", "status", "total", "done", "failed", "created_by", "created_at", "page_link")
     list_filter = ("status", "corpus")
     readonly_fields = ("corpus", "created_by", "status", "total", "done", "failed", "error", "tables",
@@ -100,23 +110,47 @@ class IngestJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # jobs come from uploads
 
+    def get_queryset(self, request):
+        return jobs_visible(request.user, super().get_queryset(request))
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        if obj is not None:
+            return job_may_view(request.user, obj)
+        return super().has_view_permission(request) or may_upload(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None:
+            return job_may_change(request.user, obj)
+        return super().has_change_permission(request) or may_upload(request.user)
+
     @admin.display(description="progress page")
     def page_link(self, job: IngestJob) -> str:
         return format_html('<a href="{}">Open</a>', job.get_absolute_url())
 
-    @admin.action(description="Retry failed files of the selected jobs")
+    @admin.action(description="Retry failed files of the selected jobs", permissions=["change"])
     def retry_failed(self, request, queryset):
-        count = sum(job_retry_failed(job=job) for job in queryset)
+        allowed = [job for job in queryset if job_may_change(request.user, job)]
+        count = sum(job_retry_failed(job=job) for job in allowed)
         self.message_user(request, f"{count} failed files queued again.", messages.INFO)
+        if len(allowed) < len(queryset):
+            self.message_user(request, f"{len(queryset) - len(allowed)} jobs of other users were left alone: "
+                                       f"retrying them needs the permission '{CHANGE_JOB}'.", messages.WARNING)
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    """Keys are shown once, at issue. Only superusers issue keys for other users: a key acts as its user."""
+
     list_display = ("name", "user", "created_at", "last_used_at")
     fields = ("user", "name")
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None
+        return obj is None and super().has_change_permission(request)  # a token is issued or deleted, never edited
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         token, key = ApiToken.issue(user=obj.user, name=obj.name)
@@ -150,7 +184,8 @@ class AdapterAdmin(admin.ModelAdmin):
     def page_link(self, adapter: Adapter) -> str:
         return format_html('<a href="{}">Open</a>', adapter.get_absolute_url())
 
-    @admin.action(description="Activate on its corpus (re-embed in the background, then switch)")
+    @admin.action(description="Activate on its corpus (re-embed in the background, then switch)",
+                  permissions=["change"])
     def activate(self, request, queryset):
         for adapter in queryset:
             try:

@@ -6,6 +6,7 @@ operations and the shapes in `api_schemas`. Every error is ``{"error": "..."}`` 
 import json
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -14,11 +15,12 @@ from ninja.throttling import SimpleRateThrottle
 from pydantic import ValidationError as PydanticValidationError
 
 from . import api_schemas as schemas
-from .auth import token_user_for_key
+from .auth import TokenThrottled, client_ip, token_user_for_key
 from .encoders import EncoderLoadError
 from .errors import UserInputError
 from .forms import SearchForm, UploadForm, base64_decode, form_error_message
 from .models import IngestJob
+from .permissions import job_change_check, job_view_check, upload_check
 from .selectors import job_summary, search_response
 from .services.jobs import job_create_from_uploads, job_retry_failed
 
@@ -46,10 +48,13 @@ class SearchRateThrottle(SimpleRateThrottle):
 
 
 class StaffToken(HttpBearer):
-    """``Authorization: Bearer <key>`` from `manage.py create_api_token`, for a staff user."""
+    """``Authorization: Bearer <key>`` from `manage.py create_api_token`, for a staff user.
+
+    Bad keys are counted per address: too many and the address gets 429 for a while (multimodal/auth.py).
+    """
 
     def authenticate(self, request, token):
-        user = token_user_for_key(token)
+        user = token_user_for_key(token, ip=client_ip(request))
         if user is None:
             raise AuthenticationError(401, "the API token is not valid")
         if not user.is_staff:
@@ -92,7 +97,7 @@ api = SearchAPI(
 )
 STAFF = [StaffToken(), StaffSession()]
 SEARCH_ERRORS = {400: schemas.Error, 429: schemas.Error, 503: schemas.Error}
-STAFF_ERRORS = {401: schemas.Error, 403: schemas.Error}
+STAFF_ERRORS = {401: schemas.Error, 403: schemas.Error, 429: schemas.Error}
 
 
 def _error(request, message: str, status: int):
@@ -109,6 +114,18 @@ def _http_error(request, exc: HttpError):
     if exc.status_code == 403 and "CSRF" in message:
         message = "CSRF check failed: send the csrftoken with the request"
     return _error(request, message, exc.status_code)
+
+
+@api.exception_handler(TokenThrottled)
+def _token_throttled(request, exc: TokenThrottled):
+    response = _error(request, str(exc), 429)
+    response["Retry-After"] = str(exc.wait_s)
+    return response
+
+
+@api.exception_handler(PermissionDenied)
+def _permission_denied(request, exc: PermissionDenied):
+    return _error(request, str(exc) or "your account may not do this", 403)
 
 
 @api.exception_handler(ValidationError)
@@ -173,7 +190,7 @@ def _caller_known(request) -> bool:
     if request.user.is_authenticated:
         return True
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and token_user_for_key(key) is not None
+    return scheme.lower() == "bearer" and token_user_for_key(key, ip=client_ip(request)) is not None
 
 
 def _text_alias(data: dict) -> dict:
@@ -219,10 +236,14 @@ def _json_search_data(body: bytes) -> tuple[dict, dict]:
                   **{f"{role}_column": {"type": "string"} for role in UploadForm.ROLE_FIELDS},
               }}}}}})
 def uploads(request):
-    """Multipart ``corpus`` + one or more ``files`` (optional ``<role>_column``): 202 with the job to poll."""
+    """Multipart ``corpus`` + one or more ``files`` (optional ``<role>_column``): 202 with the job to poll.
+
+    Needs ``multimodal.add_item`` (and ``add_corpus`` for a new corpus; see multimodal/permissions.py).
+    """
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         raise UserInputError(form_error_message(form))
+    upload_check(user=request.user, corpus_name=form.cleaned_data["corpus"])
     job = job_create_from_uploads(
         corpus_name=form.cleaned_data["corpus"], files=form.cleaned_data["files"],
         user=request.user, column_mapping=form.column_mapping(),
@@ -234,13 +255,18 @@ def uploads(request):
 @api.get("/jobs/{pk}", auth=STAFF, response={200: schemas.Job, 404: schemas.Error, **STAFF_ERRORS},
          summary="An ingest job's progress and failures")
 def job(request, pk: int):
-    return job_summary(_job_get(pk))
+    """Its creator's, or for ``multimodal.view_ingestjob``."""
+    job = _job_get(pk)
+    job_view_check(request.user, job)
+    return job_summary(job)
 
 
 @api.post("/jobs/{pk}/retry", auth=STAFF, response={202: schemas.JobRetried, 404: schemas.Error, **STAFF_ERRORS},
           summary="Retry a job's failed files")
 def job_retry(request, pk: int):
+    """Its creator's, or for ``multimodal.change_ingestjob``."""
     job = _job_get(pk)
+    job_change_check(request.user, job)
     return 202, {"retried": job_retry_failed(job=job), **job_summary(job)}
 
 

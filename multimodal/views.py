@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,6 +16,9 @@ from .errors import UserInputError
 from .forms import SearchForm, UploadForm
 from .fusion import MODES
 from .models import Corpus, IngestJob, Item
+from .permissions import (
+    corpora_uploadable, job_change_check, job_may_change, job_view_check, upload_check, uploader_check,
+)
 from .selectors import job_summary, recording_transcript, search_response
 from .services.jobs import job_create_from_uploads, job_retry_failed
 from .services.query_uploads import (
@@ -162,34 +166,48 @@ def item_detail(request, pk: int):
 
 @staff_member_required
 def upload_page(request):
-    """Staff upload files, archives or tables into a corpus; the job runs in the background."""
+    """Staff upload files, archives or tables into a corpus; the job runs in the background.
+
+    Who may upload where is multimodal/permissions.py's: the page lists only those corpora, and a
+    refused upload is shown on the form with a 403.
+    """
+    uploader_check(request.user)
     form = UploadForm(request.POST or None, request.FILES or None, initial={"corpus": request.GET.get("corpus", "")})
     status = 200
     if request.method == "POST":
+        status = 400
         if form.is_valid():
             try:
+                upload_check(user=request.user, corpus_name=form.cleaned_data["corpus"])
                 job = job_create_from_uploads(
                     corpus_name=form.cleaned_data["corpus"], files=form.cleaned_data["files"],
                     user=request.user, column_mapping=form.column_mapping(),
                 )
+            except PermissionDenied as exc:
+                form.add_error(None, str(exc))
+                status = 403
             except UserInputError as exc:
                 form.add_error(None, str(exc))
             else:
                 return redirect(job.get_absolute_url())
-        status = 400
-    return render(request, "multimodal/upload.html", {"form": form, "corpora": Corpus.objects.all()}, status=status)
+    context = {"form": form, "corpora": corpora_uploadable(request.user)}
+    return render(request, "multimodal/upload.html", context, status=status)
 
 
 @staff_member_required
 def job_detail(request, pk: int):
+    """Its creator's, or for ``multimodal.view_ingestjob``; Retry shows for those who may change it."""
     job = get_object_or_404(IngestJob.objects.select_related("corpus"), pk=pk)
-    return render(request, "multimodal/job_detail.html", {"job": job, "summary": job_summary(job)})
+    job_view_check(request.user, job)
+    context = {"job": job, "summary": job_summary(job), "may_change": job_may_change(request.user, job)}
+    return render(request, "multimodal/job_detail.html", context)
 
 
 @staff_member_required
 @require_POST
 def job_retry(request, pk: int):
     job = get_object_or_404(IngestJob, pk=pk)
+    job_change_check(request.user, job)
     count = job_retry_failed(job=job)
     messages.info(request, f"{count} failed item{'s' if count != 1 else ''} queued again.")
     return redirect(job.get_absolute_url())

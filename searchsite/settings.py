@@ -6,6 +6,7 @@ SQLite, a local Milvus server over ``data/milvus``, Celery tasks executed in-pro
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",  # the interactive API docs' static files
     "multimodal",
+    "axes",  # failed-login lockout (see the auth section below)
 ]
 
 MIDDLEWARE = [
@@ -70,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "searchsite.middleware.ContentSecurityPolicyMiddleware",
+    # Last, so it turns the login view's locked-out answer into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "searchsite.urls"
@@ -106,6 +110,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_DB", str(DATA_DIR / "test-db.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth: login lockout and bad API tokens ---
+# django-axes checks every login first: after MULTIMODAL_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is locked for MULTIMODAL_LOGIN_COOLOFF_MIN minutes (each try
+# while locked starts the wait again). Attempts are rows in the database, so every process sees them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("MULTIMODAL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("MULTIMODAL_LOGIN_COOLOFF_MIN", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "multimodal.auth.login_locked_response"
+AXES_CLIENT_IP_CALLABLE = "multimodal.auth.client_ip"
+# After MULTIMODAL_TOKEN_FAILURE_LIMIT bad API tokens from one address within
+# MULTIMODAL_TOKEN_FAILURE_WINDOW_S seconds, every token from it gets 429 for that long (counted in the
+# cache below: per process unless CACHE_URL is set). 0 turns it off.
+MULTIMODAL_TOKEN_FAILURE_LIMIT = env_int("MULTIMODAL_TOKEN_FAILURE_LIMIT", 20)
+MULTIMODAL_TOKEN_FAILURE_WINDOW_S = env_int("MULTIMODAL_TOKEN_FAILURE_WINDOW_S", 600)
+# Reverse proxies in front of the site that append the client's address to X-Forwarded-For; with 0
+# the header is ignored (a client could forge it) and the address is the connection's.
+MULTIMODAL_PROXY_COUNT = env_int("MULTIMODAL_PROXY_COUNT", 0)
+NINJA_NUM_PROXIES = MULTIMODAL_PROXY_COUNT  # the API's search rate limit counts the same address
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

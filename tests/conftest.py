@@ -105,6 +105,16 @@ def isolated_storage(settings, tmp_path, store_engine, request):
         store.close_all()  # Lite releases its data folder's lock here
 
 
+@pytest.fixture(autouse=True)
+def cache_cleared():
+    """Rate-limit and bad-token counts live in the (per-process) cache: none carries over between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def deterministic_encoder(settings):
     encoders.register(DETERMINISTIC, DeterministicEncoder)
@@ -157,3 +167,17 @@ def noise_png(seed: int, size: int = 40) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def permissions_grant(user, *codenames: str):
+    """Give ``user`` the multimodal permissions named by codename (``add_item``, ``view_ingestjob``...)."""
+    from django.contrib.auth.models import Permission
+
+    permissions = list(Permission.objects.filter(content_type__app_label="multimodal", codename__in=codenames))
+    assert len(permissions) == len(codenames), f"unknown permission among {codenames}"
+    user.user_permissions.add(*permissions)
+    return user
+
+
+# What an uploader needs: items into corpora, new corpora (their jobs come with being their creator).
+UPLOADER_PERMISSIONS = ("add_item", "add_corpus")

@@ -23,7 +23,7 @@ from multimodal.selectors import search_response
 from multimodal.services.ingest import IngestReport, ProductRow, Source, sources_ingest_batch
 from multimodal.services.search import SearchQuery
 
-from .conftest import image_bytes, noise_png, zip_bytes
+from .conftest import UPLOADER_PERMISSIONS, image_bytes, noise_png, permissions_grant, zip_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,8 @@ CATALOGUE = (
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    staff = django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    return permissions_grant(staff, *UPLOADER_PERMISSIONS)
 
 
 @pytest.fixture

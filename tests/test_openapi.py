@@ -50,7 +50,7 @@ def world(deterministic_encoder, settings):
 
 
 def _as(client, username):
-    client.login(username=username, password="pw")
+    client.force_login(User.objects.get(username=username))  # login() has no request, which django-axes needs
     return client
 
 
@@ -78,6 +78,10 @@ def _trigger(client, settings, world, path: str, method: str, status: int):
         return getattr(_as(client, "visitor"), method)(job_path)
     if status == 404:
         return send(missing_job_path, **bearer)
+    if status == 429:
+        settings.MULTIMODAL_TOKEN_FAILURE_LIMIT = 1
+        assert send(job_path, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+        return send(job_path, **bearer)
     if status == 400 and path == "/api/uploads":
         return client.post(path, {"corpus": "bad name!", "files": SimpleUploadedFile("a.txt", b"x")}, **bearer)
     raise AssertionError(f"no way to trigger {status} for {method.upper()} {path}: add one")

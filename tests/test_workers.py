@@ -15,7 +15,7 @@ from multimodal.selectors import search_response
 from multimodal.services.search import SearchQuery
 from searchsite.celery import app as celery_app
 
-from .conftest import noise_png, zip_bytes
+from .conftest import UPLOADER_PERMISSIONS, noise_png, permissions_grant, zip_bytes
 from .services import CeleryWorker, redis_server, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,7 +80,8 @@ def _celery_configure(**options) -> None:
 
 @pytest.fixture
 def staff_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True))
+    staff = django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    client.force_login(permissions_grant(staff, *UPLOADER_PERMISSIONS))
     return client
 
 

@@ -46,7 +46,8 @@
     bar.value = job.done + job.failed;
     field("percent").textContent = `${Math.round((100 * bar.value) / bar.max)}%`;
     renderFailures(job.failures);
-    field("retry").hidden = !job.retryable;
+    const retry = field("retry");  // shown only to those who may change the job
+    if (retry) retry.hidden = !job.retryable;
     if (job.status === "queued" || job.status === "running") setTimeout(poll, 1000);
   }
   poll();

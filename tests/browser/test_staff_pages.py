@@ -6,7 +6,7 @@ import pytest
 from multimodal import encoders
 from multimodal.models import IngestJob
 
-from ..conftest import DeterministicEncoder
+from ..conftest import UPLOADER_PERMISSIONS, DeterministicEncoder, permissions_grant
 from ..services import wait_until
 from .conftest import contrast_failures, picture, screenshot
 
@@ -29,6 +29,7 @@ def staff_page(browser, live_server, django_user_model, client, settings):
     from .conftest import page_open
 
     user = django_user_model.objects.create_user("editor", password="pw-editor-123", is_staff=True)
+    permissions_grant(user, *UPLOADER_PERMISSIONS)
     client.force_login(user)
     context, page = page_open(browser, live_server)
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
