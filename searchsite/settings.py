@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -168,6 +169,33 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# HTTPS. Off by default (the embedded default answers plain http://localhost); docker-compose.yml turns
+# them on behind its TLS proxy, and `manage.py check --deploy` is clean there.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """DJANGO_SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https": the header a TLS proxy sets, and its value.
+
+    Only behind a proxy that always sets (or strips) that header: a client could otherwise claim HTTPS.
+    """
+    value = os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
+    if not value:
+        return None
+    header, _, expected = (part.strip() for part in value.partition(","))
+    if not header.startswith("HTTP_") or not expected:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER={value!r}: expected META name and value, e.g. 'HTTP_X_FORWARDED_PROTO,https'"
+        )
+    return header, expected
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
 
 # --- Cache (API rate limits). Per process by default; share one across processes with CACHE_URL. ---
 CACHE_URL = os.environ.get("CACHE_URL", "")
