@@ -115,12 +115,16 @@ class Result(Schema):
     recording: Recording | None = Field(None, description="audio segments: the recording they belong to")
     audio_url: str | None = Field(None, description="audio segments: the recording, with #t=START")
     explanation: Explanation | None = None
+    truncated: bool | None = Field(None, description="a text of this result was cut to MULTIMODAL_RESULT_TEXT_CHARS; "
+                                                     "the whole item is at detail_url")
 
 
 class Page(Schema):
     number: int
     size: int
     has_more: bool
+    truncated: bool = Field(False, description="results were left off to keep the response within "
+                                               "MULTIMODAL_MAX_RESPONSE_KB")
 
 
 class SearchResponse(Schema):
@@ -146,12 +150,13 @@ class Table(Schema):
     headers: list[str]
     mapping: dict[str, str | None] = Field(description="role (title, description, specs, image, id) -> column")
     rows: int
+    notes: list[str] = Field([], description="how the file was read when it was not plainly: its encoding, headers cut")
 
 
 class Job(Schema):
     id: int
     corpus: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     total: int
     done: int
     failed: int
@@ -163,6 +168,9 @@ class Job(Schema):
     tables: list[Table] = Field(description="each CSV/XLSX and the columns it was read with")
     failures: list[Failure]
     failures_truncated: bool
+    warnings: list[Failure] = Field(description="tables, rows and files that landed altered, each with what changed "
+                                                "(text cut to the limits, cells dropped, decoded from another encoding)")
+    warnings_truncated: bool
     retryable: bool = Field(description="some failed files can be retried (POST .../retry)")
     created_at: str
     started_at: str | None

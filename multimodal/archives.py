@@ -4,6 +4,11 @@ The whole archive is refused (UserInputError) only when it cannot be read at all
 archive-wide limit; one bad entry (a path escaping the archive, a symlink, an encrypted or corrupt
 member, a member too large or compressed suspiciously well) fails alone and the rest extract.
 Sizes are enforced while streaming, never trusting the sizes the archive declares.
+
+An entry name the archive does not mark as UTF-8 is read as the zip format's default code page
+(cp437) by zipfile; here it is read as UTF-8 when it is that (most tools write UTF-8 without the
+mark), else in the encoding detected over all the archive's unmarked names (the tool that wrote
+them used one code page), and the entry says what was done in its ``note``.
 """
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import UserInputError
+from .tabular import encoding_detect
 
 CHUNK_BYTES = 1024 * 1024
+UTF8_NAME_FLAG = 0x800  # general purpose bit 11: the name is UTF-8
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class ArchiveEntry:
     name: str  # the path inside the archive, with "/" separators
     path: Path  # where it was extracted
     size: int
+    note: str = ""  # how its name was read when the archive did not say it was UTF-8
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ def zip_extract_safely(zip_path: Path, dest_dir: Path, *, max_entries: int, max_
         raise UserInputError(f"{label}: not a valid zip archive ({exc})") from exc
     with archive:
         members = [info for info in archive.infolist() if not info.is_dir() and not _is_litter(info.filename)]
+        notes = _names_decode(members)
         if len(members) > max_entries:
             raise UserInputError(f"{label}: has {len(members):,} files; the limit is {max_entries:,}")
         dest_dir = Path(dest_dir)
@@ -73,12 +82,45 @@ def zip_extract_safely(zip_path: Path, dest_dir: Path, *, max_entries: int, max_
                 shutil.rmtree(dest_dir, ignore_errors=True)
                 raise UserInputError(f"{label}: expands to more than {max_total_bytes:,} bytes") from None
             total += size
-            entries.append(ArchiveEntry(relative, target, size))
+            entries.append(ArchiveEntry(relative, target, size, notes.get(id(info), "")))
         return entries, failures
 
 
 class _ArchiveTooLarge(Exception):
     pass
+
+
+def _names_decode(members: list[zipfile.ZipInfo]) -> dict[int, str]:
+    """Rename, in place, the members whose names are not marked UTF-8 and are not plain ASCII.
+
+    Returns a note per renamed member (keyed by ``id(info)``) saying how its name was read.
+    """
+    unmarked = {}
+    for info in members:
+        if not info.flag_bits & UTF8_NAME_FLAG:
+            raw = info.filename.encode("cp437")  # zipfile decoded the raw bytes as cp437: undo it
+            if not raw.isascii():
+                unmarked[id(info)] = (info, raw)
+    foreign = []
+    for key, (info, raw) in unmarked.items():
+        try:
+            info.filename = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            foreign.append(key)
+    if not foreign:
+        return {}
+    encoding = encoding_detect(b"\n".join(unmarked[key][1] for key in foreign)) or "cp437"
+    notes = {}
+    for key in foreign:
+        info, raw = unmarked[key]
+        try:
+            info.filename = raw.decode(encoding)
+        except UnicodeDecodeError:
+            encoding_used = "cp437"  # zipfile's reading: every byte is some character
+        else:
+            encoding_used = encoding
+        notes[key] = f"its name in the archive is not UTF-8: read as {encoding_used}"
+    return notes
 
 
 def _is_litter(name: str) -> bool:

@@ -1,6 +1,9 @@
 """Reads that shape data for the page, the API and the commands (one shape for all three)."""
+import json
 import time
 
+from django.conf import settings
+from django.db.models.functions import Substr
 from django.urls import reverse
 
 from .audio import clock
@@ -17,20 +20,28 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
 
     ``snippet`` is plain text around the first word of the query it holds; ``highlight`` is the
     same snippet in pieces with the query's words marked (see `multimodal.highlight`).
+
+    Every text a result carries (title, description, specs, specs_text) holds at most
+    ``MULTIMODAL_RESULT_TEXT_CHARS`` characters; ``truncated`` says whether any was cut (the whole
+    item is at ``detail_url``). An item's text is read from the database only up to
+    ``MULTIMODAL_MAX_TEXT_CHARS``, so an item stored before the limits existed cannot swell a search.
     """
-    items = Item.objects.select_related("corpus", "parent").in_bulk([hit.item_id for hit in outcome.hits])
+    items = (Item.objects.select_related("corpus", "parent").defer("text", "parent__text")
+             .annotate(text_head=Substr("text", 1, settings.MULTIMODAL_MAX_TEXT_CHARS))
+             .in_bulk([hit.item_id for hit in outcome.hits]))
     terms = keyword_terms(" ".join(part.text for part in outcome.query.parts if part.text and part.weight > 0))
     results = []
     for hit in outcome.hits:
         item = items.get(hit.item_id)
         if item is None:  # deleted after its vector was found: never show a stale result
             continue
-        snippet = snippet_window(item.text, terms) if item.text else None
+        cut = _TextCut(settings.MULTIMODAL_RESULT_TEXT_CHARS)
+        snippet = snippet_window(item.text_head, terms) if item.text_head else None
         results.append(
             {
                 "id": item.pk,
                 "kind": item.kind,
-                "title": item.title,
+                "title": cut(item.title),
                 "score": round(hit.score, 6),
                 "thumbnail_url": item.thumbnail.url if item.thumbnail else None,
                 "snippet": snippet,
@@ -38,15 +49,42 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 "detail_url": item.get_absolute_url(),
                 "corpus": item.corpus.name,
                 "created_at": item.created_at.isoformat(),
-                **_product_fields(item),
-                **_segment_fields(item),
+                **_product_fields(item, cut),
+                **_segment_fields(item, cut),
                 "explanation": _explanation(hit, outcome.query),
+                "truncated": cut.truncated,
             }
         )
     return results
 
 
-def _segment_fields(item: Item) -> dict:
+class _TextCut:
+    """Cuts texts to ``limit`` characters (the last an ellipsis) and remembers whether it cut any."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.truncated = False
+
+    def __call__(self, text: str) -> str:
+        if len(text) <= self.limit:
+            return text
+        self.truncated = True
+        return text[:self.limit - 1] + "…"
+
+    def specs(self, specs: dict) -> dict:
+        """The specs in order, each key and value cut, until their text adds up to the limit."""
+        kept, room = {}, self.limit
+        for key, value in specs.items():
+            key, value = self(str(key)), self(str(value))
+            room -= len(key) + len(value)
+            if room < 0:
+                self.truncated = True
+                break
+            kept[key] = value
+        return kept
+
+
+def _segment_fields(item: Item, cut: _TextCut) -> dict:
     """An audio segment plays from its own second of its recording: ``audio_url`` ends in ``#t=START``."""
     if item.kind != Item.Kind.SEGMENT or item.parent is None:
         return {}
@@ -54,7 +92,7 @@ def _segment_fields(item: Item) -> dict:
     return {
         "start_s": item.start_s,
         "end_s": item.end_s,
-        "recording": {"id": recording.pk, "title": recording.title, "detail_url": recording.get_absolute_url()},
+        "recording": {"id": recording.pk, "title": cut(recording.title), "detail_url": recording.get_absolute_url()},
         "audio_url": f"{recording.file.url}#t={item.start_s:.2f}" if recording.file else None,
         "detail_url": f"{recording.get_absolute_url()}#t={item.start_s:.2f}",
     }
@@ -97,22 +135,23 @@ def _explanation(hit: Fused, query: SearchQuery) -> dict:
     return {"fusion": query.fusion, "contributions": contributions}
 
 
-def _product_fields(item: Item) -> dict:
+def _product_fields(item: Item, cut: _TextCut) -> dict:
     """Products (knowledge-base rows) also carry their specs, as the brief's query_product returns."""
     if item.kind != Item.Kind.PRODUCT:
         return {}
     return {
-        "description": item.text,
-        "specs": item.metadata.get("specs") or {},
-        "specs_text": item.metadata.get("specs_text", ""),
-        "external_id": item.external_id or None,
+        "description": cut(item.text_head),
+        "specs": cut.specs(item.metadata.get("specs") or {}),
+        "specs_text": cut(item.metadata.get("specs_text", "")),
+        "external_id": cut(item.external_id) or None,
     }
 
 
 def search_response(*, query: SearchQuery, fields: list[str] | None = None) -> dict:
     """Run ``query`` and return the response every client gets: query, results, page, timings_ms.
 
-    ``fields`` keeps only those keys of each result (e.g. id, description, specs, score).
+    ``fields`` keeps only those keys of each result (e.g. id, description, specs, score). The
+    results stop before they would pass ``MULTIMODAL_MAX_RESPONSE_KB``; ``page.truncated`` then says so.
     """
     started = time.perf_counter()
     outcome = search_run(query=query)
@@ -120,30 +159,49 @@ def search_response(*, query: SearchQuery, fields: list[str] | None = None) -> d
     results = search_results_hydrate(outcome)
     if fields:
         results = [{key: result.get(key) for key in fields} for result in results]
+    kept = _results_within(results, settings.MULTIMODAL_MAX_RESPONSE_KB * 1024)
     timings = {name: round(value, 2) for name, value in outcome.timings_ms.items()}
     timings["hydrate"] = round((time.perf_counter() - hydrate_started) * 1000, 2)
     timings["total"] = round((time.perf_counter() - started) * 1000, 2)
     return {
         "query": query.summary(),
-        "results": results,
-        "page": {"number": query.page, "size": query.top_k, "has_more": outcome.has_more},
+        "results": results[:kept],
+        "page": {"number": query.page, "size": query.top_k, "has_more": outcome.has_more,
+                 "truncated": kept < len(results)},
         "timings_ms": timings,
     }
 
 
+def _results_within(results: list[dict], budget_bytes: int) -> int:
+    """How many of ``results``, from the first, fit in ``budget_bytes`` of JSON."""
+    used = 0
+    for count, result in enumerate(results):
+        used += len(json.dumps(result, default=str).encode())
+        if used > budget_bytes:
+            return count
+    return len(results)
+
+
 RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
                  "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
-                 "audio_url", "explanation")
+                 "audio_url", "explanation", "truncated")
 
 
 FAILURES_SHOWN = 1000
 
 
 def job_summary(job: IngestJob) -> dict:
-    """A job's progress and failures, as the job page polls it and GET /api/jobs/<id> returns it."""
+    """A job's progress and failures, as the job page polls it and GET /api/jobs/<id> returns it.
+
+    ``warnings`` are what landed altered, each with what changed: a table read from another encoding
+    or with a header cut (named by the table), a row or file whose text was cut or cells dropped.
+    """
     failures = list(
         job.units.filter(status=IngestUnit.Status.FAILED).order_by("pk").values("name", "reason")[:FAILURES_SHOWN]
     )
+    warnings = [{"name": table["name"], "reason": note} for table in job.tables for note in table.get("notes", ())]
+    altered = job.units.filter(status=IngestUnit.Status.DONE).exclude(reason="").order_by("pk")
+    warnings += list(altered.values("name", "reason")[:FAILURES_SHOWN])
     rate, left = job.items_per_s, job.seconds_left
     return {
         "id": job.pk,
@@ -160,6 +218,8 @@ def job_summary(job: IngestJob) -> dict:
         "tables": job.tables,
         "failures": failures,
         "failures_truncated": job.failed > len(failures),
+        "warnings": warnings,
+        "warnings_truncated": len(warnings) >= FAILURES_SHOWN and altered[FAILURES_SHOWN:].exists(),
         "retryable": job.units.filter(status=IngestUnit.Status.FAILED, retryable=True).exists(),
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,

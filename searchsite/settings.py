@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a multipart body: keeps uploads whose file names are not UTF-8.
+    "multimodal.multipart_names.MultipartNamesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -291,6 +293,15 @@ MULTIMODAL_MAX_ARCHIVE_ENTRIES = env_int("MULTIMODAL_MAX_ARCHIVE_ENTRIES", 20_00
 MULTIMODAL_MAX_ARCHIVE_MB = env_int("MULTIMODAL_MAX_ARCHIVE_MB", 4096)
 MULTIMODAL_MAX_ARCHIVE_RATIO = env_int("MULTIMODAL_MAX_ARCHIVE_RATIO", 200)
 MULTIMODAL_MAX_TABLE_ROWS = env_int("MULTIMODAL_MAX_TABLE_ROWS", 200_000)
+# Stored text is bounded as it is read: a cell of a CSV/XLSX (Excel's own limit by default), a text
+# file's or a row's text, and all the text of one table (MB of characters; past it the table is refused).
+MULTIMODAL_MAX_CELL_CHARS = env_int("MULTIMODAL_MAX_CELL_CHARS", 32_767)
+MULTIMODAL_MAX_TEXT_CHARS = env_int("MULTIMODAL_MAX_TEXT_CHARS", 100_000)
+MULTIMODAL_MAX_TABLE_TEXT_MB = env_int("MULTIMODAL_MAX_TABLE_TEXT_MB", 256)
+# A search result carries at most this many characters of each text (description, specs...; the whole
+# item is at its detail_url), and a search response at most this many KB of results.
+MULTIMODAL_RESULT_TEXT_CHARS = env_int("MULTIMODAL_RESULT_TEXT_CHARS", 1_000)
+MULTIMODAL_MAX_RESPONSE_KB = env_int("MULTIMODAL_MAX_RESPONSE_KB", 1024)
 # A worker holds a job for this long between batches; if it dies, another takes over after it.
 MULTIMODAL_JOB_LEASE_S = env_int("MULTIMODAL_JOB_LEASE_S", 60)
 # With no broker, run jobs in a thread of the web process so uploads still return at once.

@@ -8,10 +8,15 @@ ones. Saving together means a batch costs a few statements however many rows it 
 one insert, one round of updates); a batch the database refuses is saved again one item at a time,
 so a source whose save fails still fails alone.
 
+Stored text is bounded: a text file's or a product's text keeps ``MULTIMODAL_MAX_TEXT_CHARS``
+characters, a title ``TITLE_MAX_CHARS``; what was cut is said in the report's ``warnings`` (the
+item still lands), as is a text file read in an encoding other than UTF-8.
+
 A recording (audio, or a video's sound) is transcribed while it is decoded and becomes an item
 that owns no vector, plus one segment item per passage of its transcript, each with the text
 vector of its words; segments are keyed by their recording and position, so they too are updated.
 """
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,6 +40,7 @@ from ..models import Corpus, Item
 from ..row_updates import rows_update
 from ..sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
 from ..speech.segmenting import Passage
+from ..tabular import TextLimits, text_decode
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
 from .voice import recording_transcribe
 
@@ -57,6 +63,7 @@ class ProductRow:
     external_id: str = ""
     image_name: str = ""
     read_image: Callable[[], bytes] | None = None
+    notes: tuple[str, ...] = ()  # how reading the table changed the row (cells cut), reported as warnings
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class IngestReport:
     created: int = 0
     updated: int = 0
     failures: list[IngestFailure] = field(default_factory=list)
+    # Sources that landed altered (text cut, decoded from another encoding), each with what changed.
+    warnings: list[IngestFailure] = field(default_factory=list)
     items: dict[Hashable, tuple[int, bool]] = field(default_factory=dict)  # key -> (item id, created)
 
     @property
@@ -104,6 +113,7 @@ class IngestReport:
             "updated": self.updated,
             "failed": len(self.failures),
             "failures": [{"name": failure.name, "reason": failure.reason} for failure in self.failures],
+            "warnings": [{"name": warning.name, "reason": warning.reason} for warning in self.warnings],
         }
 
 
@@ -126,6 +136,22 @@ class _Decoded:
     passages: list[Passage] = field(default_factory=list)  # a recording's, each to become a segment
     external_id: str = ""
     metadata: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what was changed on the way in, for people
+
+
+def text_limits() -> TextLimits:
+    """The configured bounds on text read from tables (`multimodal.tabular`)."""
+    return TextLimits(cell=settings.MULTIMODAL_MAX_CELL_CHARS, row=settings.MULTIMODAL_MAX_TEXT_CHARS,
+                      table=settings.MULTIMODAL_MAX_TABLE_TEXT_MB * 1024 * 1024,
+                      xlsx_bytes=settings.MULTIMODAL_MAX_ARCHIVE_MB * 1024 * 1024)
+
+
+def text_cap(text: str, *, label: str, limit: int, warnings: list[str]) -> str:
+    """``text`` kept to ``limit`` characters; a cut is added to ``warnings`` in words people read."""
+    if len(text) <= limit:
+        return text
+    warnings.append(f"{label} cut from {len(text):,} to {limit:,} characters")
+    return text[:limit]
 
 
 def files_discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[IngestFailure]]:
@@ -212,6 +238,8 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
         report.created += saved.created
         report.updated += not saved.created
         report.items[entry.source.key] = (saved.item.pk, saved.created)
+        if entry.warnings:
+            report.warnings.append(IngestFailure(entry.source.name, "; ".join(entry.warnings), entry.source.key))
         records += [
             item_vector_record(saved.item, modality, vectors[(index, modality)])
             for modality in ("image", "text")
@@ -254,12 +282,19 @@ def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = Non
         )
     if kind != "text":
         raise IngestError(f"unsupported file type '{source.extension or '(none)'}'")
-    text = _text_decode(data).strip()
+    if b"\x00" in data[:8192]:
+        raise IngestError("binary data in a text file")
+    text, encoding = text_decode(data, source.name)
+    text = text.strip()
     if not text:
         raise IngestError("the text file is empty")
+    warnings = [f"not UTF-8: read as {encoding}"] if encoding else []
+    characters = len(text)
+    text = text_cap(text, label="text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS, warnings=warnings)
     return _Decoded(
         source=source, kind=Item.Kind.TEXT, content_hash=content_hash, title=_text_title(text, stem),
-        text=text, metadata={"source": source.name, "bytes": len(data), "characters": len(text)},
+        text=text, metadata={"source": source.name, "bytes": len(data), "characters": characters},
+        warnings=warnings,
     )
 
 
@@ -268,6 +303,10 @@ def _decode_recording(source: Source, data: bytes, *, content_hash: str, title: 
     recording = recording_transcribe(data, on_progress=(lambda done_s, total_s: heartbeat()) if heartbeat else None)
     if not recording.passages:
         raise IngestError("no speech was recognised in the recording")
+    warnings: list[str] = []
+    passages = [dataclasses.replace(passage, text=text_cap(
+        passage.text, label=f"passage {number + 1}'s transcript", limit=settings.MULTIMODAL_MAX_TEXT_CHARS,
+        warnings=warnings)) for number, passage in enumerate(recording.passages)]
     metadata = {
         "source": source.name, "bytes": len(data), "duration_s": round(recording.transcript.duration_s, 2),
         "language": recording.transcript.language, "speech_model": recording.model,
@@ -275,7 +314,7 @@ def _decode_recording(source: Source, data: bytes, *, content_hash: str, title: 
         "transcribed_with": _transcription_settings(), **recording.info.as_metadata(),
     }
     return _Decoded(source=source, kind=Item.Kind.AUDIO, content_hash=content_hash, title=title, data=data,
-                    passages=recording.passages, metadata=metadata)
+                    passages=passages, metadata=metadata, warnings=warnings)
 
 
 def _transcription_settings() -> str:
@@ -322,27 +361,38 @@ def _decode_row(source: Source) -> _Decoded:
         image = image_open(data, name=f"image '{row.image_name}'")
     fields = {"title": row.title, "description": row.description, "specs": row.specs, "specs_text": row.specs_text}
     content_hash = hashlib.sha256(json.dumps(fields, sort_keys=True).encode() + data).hexdigest()
-    metadata = {"source": source.name, "specs": row.specs, "specs_text": row.specs_text}
+    # Tables are cut as they are read (multimodal.tabular); rows from elsewhere are held to the same bounds.
+    warnings = list(row.notes)
+    limit = settings.MULTIMODAL_MAX_TEXT_CHARS
+    title = text_cap(row.title or row.description, label="title", limit=TITLE_MAX_CHARS, warnings=warnings)
+    description = text_cap(row.description, label="description", limit=limit, warnings=warnings)
+    specs_text = text_cap(row.specs_text, label="specs", limit=limit, warnings=warnings)
+    specs = _specs_cap(row.specs, limit=limit, warnings=warnings)
+    metadata = {"source": source.name, "specs": specs, "specs_text": specs_text}
     if row.image_name:
         metadata["image"] = row.image_name
     return _Decoded(
         source=source, kind=Item.Kind.PRODUCT, content_hash=content_hash, external_id=row.external_id,
-        title=(row.title or row.description)[:TITLE_MAX_CHARS], data=data, image=image, text=row.description,
-        encoder_text=product_text(row.title, row.description, row.specs, row.specs_text), metadata=metadata,
+        title=title, data=data, image=image, text=description,
+        encoder_text=product_text(title, description, specs, specs_text), metadata=metadata, warnings=warnings,
     )
+
+
+def _specs_cap(specs: dict[str, str], *, limit: int, warnings: list[str]) -> dict[str, str]:
+    """The specs, in order, as long as their keys and values together stay within ``limit`` characters."""
+    kept: dict[str, str] = {}
+    room = limit
+    for key, value in specs.items():
+        room -= len(key) + len(value)
+        if room < 0:
+            warnings.append(f"specs cut: {len(kept)} of {len(specs)} kept (the limit is {limit:,} characters)")
+            break
+        kept[key] = value
+    return kept
 
 
 def _too_large(size: int, limit_mb: int) -> str:
     return f"too large: {size:,} bytes, the limit is {limit_mb} MB"
-
-
-def _text_decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise IngestError("binary data in a text file")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
 
 
 def _text_title(text: str, fallback: str) -> str:

@@ -23,12 +23,13 @@ from .. import indexes
 from ..archives import zip_extract_safely
 from ..errors import UserInputError
 from ..models import Corpus, IngestJob, IngestUnit
+from ..multipart_names import upload_name_note
 from ..row_updates import rows_update
 from ..sniffing import content_kind, file_head
 from ..tabular import ROLES, table_read
 from .background import task_dispatch, task_dispatch_on_commit
 from .corpora import corpus_get_or_create
-from .ingest import IngestReport, ProductRow, Source, files_discover, sources_ingest_batch
+from .ingest import IngestReport, ProductRow, Source, files_discover, sources_ingest_batch, text_limits
 
 logger = logging.getLogger(__name__)
 FAILURES_SHOWN = 1000
@@ -69,7 +70,8 @@ def job_create_from_uploads(*, corpus_name: str, files: list, user=None, column_
             with open(target, "wb") as handle:
                 for chunk in upload.chunks():
                     handle.write(chunk)
-            job.inputs.append({"name": display_name, "path": str(target)})
+            note = upload_name_note(upload)  # a name that was not UTF-8, decoded on the way in
+            job.inputs.append({"name": display_name, "path": str(target), **({"note": note} if note else {})})
         job.save(update_fields=["inputs"])
         job_enqueue(job)
     return job
@@ -256,11 +258,15 @@ def _units_record(job: IngestJob, units: list[IngestUnit], report: IngestReport)
     job's units again) keeps a batch's cost the same however large the job is.
     """
     reasons = {failure.key: failure.reason for failure in report.failures}
+    # A unit that landed altered (text cut, another encoding) keeps what changed as its reason.
+    warnings = {warning.key: warning.reason for warning in report.warnings}
     by_status: dict[str, list[IngestUnit]] = {IngestUnit.Status.DONE: [], IngestUnit.Status.FAILED: []}
     for unit in units:
         if unit.pk in report.items:
             unit.item_id, unit.created_item = report.items[unit.pk]
-            unit.status, unit.reason = IngestUnit.Status.DONE, ""
+            # A note from expanding the job (a file name decoded) stays, with what ingesting changed.
+            unit.status = IngestUnit.Status.DONE
+            unit.reason = "; ".join(note for note in (unit.reason, warnings.get(unit.pk)) if note)
         else:
             unit.status = IngestUnit.Status.FAILED
             unit.reason = reasons.get(unit.pk, "no outcome was recorded")
@@ -282,6 +288,7 @@ def _unit_source(unit: IngestUnit) -> Source:
         return Source(name=unit.name, key=unit.pk, row=ProductRow(
             title=row["title"], description=row["description"], specs=row["specs"], specs_text=row["specs_text"],
             external_id=row["external_id"], image_name=row["image_ref"], read_image=path.read_bytes if path else None,
+            notes=tuple(row.get("notes", ())),
         ))
     try:
         size = path.stat().st_size
@@ -293,19 +300,22 @@ def _unit_source(unit: IngestUnit) -> Source:
 def _job_expand(job: IngestJob) -> None:
     """Turn the job's inputs into units, once: archives extracted, tables read row by row."""
     files, tables, rejected = [], [], []
+    renamed: dict[Path, str] = {}  # files whose names had to be decoded: how
     for index, entry in enumerate(job.inputs):
         name = entry["name"]
         if entry.get("error"):
             rejected.append((name, entry["error"]))
             continue
         path = Path(entry["path"])
+        if entry.get("note"):
+            renamed[path] = entry["note"]
         try:
             kind = content_kind(name, file_head(path))
         except OSError as exc:
             rejected.append((name, f"could not be read ({exc.strerror or exc})"))
             continue
         if kind == "zip":
-            _archive_expand(name, path, job_dir(job) / "extracted" / f"{index:05d}", files, tables, rejected)
+            _archive_expand(name, path, job_dir(job) / "extracted" / f"{index:05d}", files, tables, rejected, renamed)
         elif kind == "table":
             tables.append((name, path))
         else:
@@ -316,12 +326,13 @@ def _job_expand(job: IngestJob) -> None:
     for name, path in tables:
         try:
             table = table_read(path, name=Path(name).name, mapping=job.column_mapping or None,
-                               max_rows=settings.MULTIMODAL_MAX_TABLE_ROWS)
+                               max_rows=settings.MULTIMODAL_MAX_TABLE_ROWS, limits=text_limits())
         except UserInputError as exc:
             rejected.append((name, str(exc).removeprefix(f"{Path(name).name}: ")))
             continue
+        notes = ([renamed[path]] if path in renamed else []) + table.notes
         table_summaries.append({"name": name, "headers": table.headers, "mapping": table.mapping.as_dict(),
-                                "rows": len(table.rows)})
+                                "rows": len(table.rows), "notes": notes})
         for row in table.rows:
             image_path = image_lookup(row.image_ref, relative_to=name) if row.image_ref else None
             if image_path:
@@ -329,9 +340,11 @@ def _job_expand(job: IngestJob) -> None:
             row_units.append(IngestUnit(job=job, name=f"{name} line {row.line}", path=str(image_path or ""), row={
                 "title": row.title, "description": row.description, "specs": row.specs,
                 "specs_text": row.specs_text, "external_id": row.external_id, "image_ref": row.image_ref,
+                "notes": list(row.notes),
             }))
         rejected += [(f"{name} line {failure.line}", failure.reason) for failure in table.failures]
-    units = [IngestUnit(job=job, name=name, path=str(path)) for name, path in files if path not in consumed]
+    units = [IngestUnit(job=job, name=name, path=str(path), reason=renamed.get(path, ""))
+             for name, path in files if path not in consumed]
     units += row_units
     units += [IngestUnit(job=job, name=name, status=IngestUnit.Status.FAILED, reason=reason, retryable=False)
               for name, reason in rejected]
@@ -343,7 +356,8 @@ def _job_expand(job: IngestJob) -> None:
         _job_counts_refresh(job)
 
 
-def _archive_expand(name: str, path: Path, destination: Path, files: list, tables: list, rejected: list) -> None:
+def _archive_expand(name: str, path: Path, destination: Path, files: list, tables: list, rejected: list,
+                    renamed: dict) -> None:
     try:
         entries, failures = zip_extract_safely(
             path, destination,
@@ -358,6 +372,8 @@ def _archive_expand(name: str, path: Path, destination: Path, files: list, table
     rejected += [(f"{name}/{failure.name}", failure.reason) for failure in failures]
     for entry in entries:
         entry_name = f"{name}/{entry.name}"
+        if entry.note:
+            renamed[entry.path] = entry.note
         kind = content_kind(entry.name, file_head(entry.path))
         if kind == "zip":
             rejected.append((entry_name, "archives inside archives are not expanded"))

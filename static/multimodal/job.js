@@ -1,4 +1,4 @@
-// Live job progress: poll the job's JSON and redraw the bar, counts and failures until it ends.
+// Live job progress: poll the job's JSON and redraw the bar, counts, failures and warnings until it ends.
 (function () {
   const section = document.getElementById("job");
   if (!section) return;
@@ -6,9 +6,11 @@
   const field = (name) => document.querySelector(`[data-field="${name}"]`);
   const bar = document.getElementById("job-progress");
 
-  function renderFailures(failures) {
-    const body = field("failures");
+  // Failures and warnings: a name and a reason per row; "None" for no failures, no section for no warnings.
+  function renderFailures(failures, name = "failures") {
+    const body = field(name);
     body.replaceChildren();
+    if (name === "warnings") field("warnings-panel").hidden = !failures.length;
     if (!failures.length) {
       const row = body.insertRow();
       const cell = row.insertCell();
@@ -46,6 +48,7 @@
     bar.value = job.done + job.failed;
     field("percent").textContent = `${Math.round((100 * bar.value) / bar.max)}%`;
     renderFailures(job.failures);
+    renderFailures(job.warnings, "warnings");
     const retry = field("retry");  // shown only to those who may change the job
     if (retry) retry.hidden = !job.retryable;
     if (job.status === "queued" || job.status === "running") setTimeout(poll, 1000);

@@ -72,6 +72,8 @@ class Command(BaseCommand):
         )
         for failure in summary["failures"]:
             self.stdout.write(f"  FAILED {failure['name']}: {failure['reason']}")
+        for warning in summary["warnings"]:
+            self.stdout.write(f"  CHANGED {warning['name']}: {warning['reason']}")
         if job.status == IngestJob.Status.FAILED:
             raise CommandError(f"job {job.pk} failed: {job.error}")
         if summary["failed"] and not summary["done"]:
