@@ -4,6 +4,8 @@ The OpenAPI 3 schema (/api/schema) and the interactive docs (/api/docs) are gene
 operations and the shapes in `api_schemas`. Every error is ``{"error": "..."}`` naming the problem.
 """
 import json
+import logging
+import math
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -11,40 +13,22 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer, SessionAuth
-from ninja.throttling import SimpleRateThrottle
 from pydantic import ValidationError as PydanticValidationError
 
 from . import api_schemas as schemas
+from . import store
 from .auth import TokenThrottled, client_ip, token_user_for_key
 from .encoders import EncoderLoadError
 from .errors import UserInputError
-from .forms import SearchForm, UploadForm, base64_decode, form_error_message
+from .forms import SearchForm, UploadForm, base64_decode, form_error_message, json_parse
 from .models import IngestJob
 from .permissions import job_change_check, job_view_check, upload_check
 from .selectors import job_summary, search_response
-from .services.jobs import job_create_from_uploads, job_retry_failed
+from .throttling import ANONYMOUS_SEARCHES, SearchRateThrottle, search_caller_known
+from .services.background import BrokerUnavailable
+from .services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
 
-
-class SearchRateThrottle(SimpleRateThrottle):
-    """Per client (user, else IP address), at the rate in ``MULTIMODAL_SEARCH_RATE`` (empty: no limit).
-
-    The rate is read per request so it follows the settings in force.
-    """
-
-    def __init__(self):
-        self.rate = None
-
-    def allow_request(self, request) -> bool:
-        rate = settings.MULTIMODAL_SEARCH_RATE
-        if not rate:
-            return True
-        self.num_requests, self.duration = self.parse_rate(rate)
-        return super().allow_request(request)
-
-    def get_cache_key(self, request) -> str:
-        user = getattr(request, "user", None)
-        ident = f"user-{user.pk}" if user is not None and user.is_authenticated else self.get_ident(request)
-        return f"throttle_search_{ident}"
+logger = logging.getLogger(__name__)
 
 
 class StaffToken(HttpBearer):
@@ -107,13 +91,21 @@ def _error(request, message: str, status: int):
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
     if isinstance(exc, Throttled):
-        return _error(request, "too many requests: slow down and retry shortly", 429)
+        return _error(request, _throttled_message(request, exc), 429)
     if isinstance(exc, AuthenticationError) and exc.message == "Unauthorized":
         return _error(request, "authentication required: a staff session or an API token", 401)
     message = exc.message
     if exc.status_code == 403 and "CSRF" in message:
         message = "CSRF check failed: send the csrftoken with the request"
     return _error(request, message, exc.status_code)
+
+
+def _throttled_message(request, exc: Throttled) -> str:
+    retry = f"retry in {math.ceil(exc.wait)} s" if exc.wait else "retry shortly"
+    if search_caller_known(request):
+        return f"too many requests: slow down and {retry}"
+    return (f"too many searches from your address: {retry}, or log in or send an API token "
+            f"for a higher limit")
 
 
 @api.exception_handler(TokenThrottled)
@@ -126,6 +118,11 @@ def _token_throttled(request, exc: TokenThrottled):
 @api.exception_handler(PermissionDenied)
 def _permission_denied(request, exc: PermissionDenied):
     return _error(request, str(exc) or "your account may not do this", 403)
+
+
+@api.exception_handler(BrokerUnavailable)
+def _broker_unavailable(request, exc: BrokerUnavailable):
+    return _error(request, str(exc), 503)
 
 
 @api.exception_handler(ValidationError)
@@ -143,6 +140,12 @@ def _model_unavailable(request, exc: Exception):
     return _error(request, str(exc), 503)
 
 
+@api.exception_handler(store.StoreUnavailable)
+def _store_unavailable(request, exc: store.StoreUnavailable):
+    logger.warning("%s %s answered 503: %s", request.method, request.path, exc)  # the address is for operators
+    return _error(request, store.unavailable_message(exc), 503)
+
+
 def _pydantic_message(errors) -> str:
     """'top_k: Input should be a valid integer' for each error, in one line."""
     parts = []
@@ -153,7 +156,7 @@ def _pydantic_message(errors) -> str:
 
 
 def _search(request, form: SearchForm):
-    if settings.MULTIMODAL_SEARCH_REQUIRES_LOGIN and not _caller_known(request):
+    if settings.MULTIMODAL_SEARCH_REQUIRES_LOGIN and not search_caller_known(request):
         raise AuthenticationError(401, "this site requires login to search: a session or an API token")
     if not form.is_valid():
         raise UserInputError(form.error_message())
@@ -161,14 +164,14 @@ def _search(request, form: SearchForm):
 
 
 @api.get("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS}, exclude_unset=True,
-         throttle=[SearchRateThrottle()], summary="Search by text, an item, filters (query string)")
+         throttle=[SearchRateThrottle(), ANONYMOUS_SEARCHES], summary="Search by text, an item, filters (query string)")
 def search_get(request, params: Query[schemas.SearchParams]):
     """Plain searches in the query string: ``?q=red+bicycle&top_k=10&corpus=shop&kind=image``."""
     return _search(request, SearchForm(_text_alias(request.GET.dict())))
 
 
 @api.post("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS}, exclude_unset=True,
-          throttle=[SearchRateThrottle()], summary="Search with any parts: text, image, voice, items",
+          throttle=[SearchRateThrottle(), ANONYMOUS_SEARCHES], summary="Search with any parts: text, image, voice, items",
           openapi_extra={"requestBody": {"content": {
               "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
               "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SearchMultipart"}},
@@ -186,13 +189,6 @@ def search_post(request):
     return _search(request, SearchForm(_text_alias(request.POST.dict()), request.FILES))
 
 
-def _caller_known(request) -> bool:
-    if request.user.is_authenticated:
-        return True
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and token_user_for_key(key, ip=client_ip(request)) is not None
-
-
 def _text_alias(data: dict) -> dict:
     if "text" in data and "q" not in data:
         data["q"] = data.pop("text")
@@ -202,8 +198,8 @@ def _text_alias(data: dict) -> dict:
 def _json_search_data(body: bytes) -> tuple[dict, dict]:
     """A JSON body as the form's fields and files (lists joined, objects as JSON, base64 decoded)."""
     try:
-        raw = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = json_parse(body or b"{}")
+    except ValueError as exc:
         raise UserInputError(f"the body is not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise UserInputError("the JSON body must be an object")
@@ -226,7 +222,8 @@ def _json_search_data(body: bytes) -> tuple[dict, dict]:
     return data, files
 
 
-@api.post("/uploads", auth=STAFF, response={202: schemas.UploadAccepted, 400: schemas.Error, **STAFF_ERRORS},
+@api.post("/uploads", auth=STAFF,
+          response={202: schemas.UploadAccepted, 400: schemas.Error, 503: schemas.Error, **STAFF_ERRORS},
           summary="Upload files, zip archives or CSV/XLSX knowledge bases into a corpus",
           openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
               "type": "object", "required": ["corpus", "files"],
@@ -261,13 +258,27 @@ def job(request, pk: int):
     return job_summary(job)
 
 
-@api.post("/jobs/{pk}/retry", auth=STAFF, response={202: schemas.JobRetried, 404: schemas.Error, **STAFF_ERRORS},
+@api.post("/jobs/{pk}/retry", auth=STAFF,
+          response={202: schemas.JobRetried, 404: schemas.Error, 503: schemas.Error, **STAFF_ERRORS},
           summary="Retry a job's failed files")
 def job_retry(request, pk: int):
     """Its creator's, or for ``multimodal.change_ingestjob``."""
     job = _job_get(pk)
     job_change_check(request.user, job)
     return 202, {"retried": job_retry_failed(job=job), **job_summary(job)}
+
+
+@api.post("/jobs/{pk}/cancel", auth=STAFF,
+          response={200: schemas.Job, 404: schemas.Error, 409: schemas.Error, **STAFF_ERRORS},
+          summary="Cancel a queued or running job")
+def job_cancel_endpoint(request, pk: int):
+    """Its creator's, or for ``multimodal.change_ingestjob``. Files already ingested stay; nothing more
+    runs, and its upload copies are deleted. 409 if the job had already finished."""
+    job = _job_get(pk)
+    job_change_check(request.user, job)
+    if not job_cancel(job=job):
+        raise HttpError(409, f"job {job.pk} has already finished ({job.status}): there is nothing to cancel")
+    return job_summary(job)
 
 
 def _job_get(pk: int) -> IngestJob:

@@ -12,5 +12,6 @@ urlpatterns = [
     path("upload", views.upload_page, name="upload"),
     path("jobs/<int:pk>", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/retry", views.job_retry, name="job-retry"),
+    path("jobs/<int:pk>/cancel", views.job_cancel_view, name="job-cancel"),
     path("adapters/<int:pk>", adapter_views.adapter_detail, name="adapter-detail"),
 ]

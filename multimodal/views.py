@@ -1,5 +1,7 @@
 """The search page and item pages. Thin: parse with the form, call a selector, render."""
 import json
+import logging
+import math
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -11,6 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from . import store
+from .auth import client_ip
 from .encoders import EncoderLoadError
 from .errors import UserInputError
 from .forms import SearchForm, UploadForm
@@ -20,11 +24,15 @@ from .permissions import (
     corpora_uploadable, job_change_check, job_may_change, job_view_check, upload_check, uploader_check,
 )
 from .selectors import job_summary, recording_transcript, search_response
-from .services.jobs import job_create_from_uploads, job_retry_failed
+from .services.background import BrokerUnavailable
+from .services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
+from .throttling import ANONYMOUS_PAGE_SEARCHES
 from .services.query_uploads import (
-    PART_TYPES as UPLOAD_PART_TYPES, QueryUpload, UploadTooLarge, UploadUnsupported, query_upload_get,
-    query_upload_store, query_upload_transcript_remember, query_uploads_list, upload_limit_bytes,
+    PART_TYPES as UPLOAD_PART_TYPES, QueryUpload, UploadQuotaExceeded, UploadTooLarge, UploadUnsupported,
+    query_upload_get, query_upload_store, query_upload_transcript_remember, query_uploads_list, upload_limit_bytes,
 )
+
+logger = logging.getLogger(__name__)
 
 # What a search URL may hold: the query's parts, then filters and mode (the order links are built in).
 QUERY_PARAMS = ("q", "text_weight", "parts", "item", "item_weight")
@@ -43,12 +51,21 @@ def search_page(request):
         return _search_post(request)
     form = SearchForm(request.GET or None, session=request.session)
     response, error, notice, status = None, None, None, 200
+    retry_after_s = None
     if any(request.GET.get(key) for key in ("q", "parts", "item")):
-        if form.is_valid():
+        if not ANONYMOUS_PAGE_SEARCHES.allow_request(request):
+            retry_after_s = math.ceil(ANONYMOUS_PAGE_SEARCHES.wait() or 1)
+            error, status = f"Too many searches from your address: retry in {retry_after_s} s, or log in.", 429
+            # Unbound: nothing of the refused query (images, items) is read, only its text is shown again.
+            form = SearchForm(initial={"q": request.GET.get("q", "")}, session=request.session)
+        elif form.is_valid():
             try:
                 response = search_response(query=form.to_query())
             except (UserInputError, EncoderLoadError) as exc:
                 error, status = str(exc), 400 if isinstance(exc, UserInputError) else 503
+            except store.StoreUnavailable as exc:
+                logger.warning("the search page answered 503: %s", exc)  # the address is for operators
+                error, status = store.unavailable_message(exc), 503
             for ref, part in form.upload_parts:
                 if part.transcript:  # transcribed once; later pages and reloads reuse it
                     query_upload_transcript_remember(session=request.session, ref=ref, transcript=part.transcript)
@@ -56,7 +73,10 @@ def search_page(request):
             error, status = form.error_message(), 400
     elif "q" in request.GET:
         notice = "Type what you are looking for, or add an image or a voice recording."
-    return _search_render(request, form, response=response, error=error, notice=notice, status=status)
+    page = _search_render(request, form, response=response, error=error, notice=notice, status=status)
+    if retry_after_s:
+        page["Retry-After"] = str(retry_after_s)
+    return page
 
 
 def _search_post(request):
@@ -66,10 +86,11 @@ def _search_post(request):
     for part_type in UPLOAD_PART_TYPES:
         if request.FILES.get(part_type):
             try:
-                upload = query_upload_store(session=request.session, part_type=part_type,
-                                            upload=request.FILES[part_type])
+                upload = query_upload_store(session=request.session, client=client_ip(request),
+                                            part_type=part_type, upload=request.FILES[part_type])
             except UserInputError as exc:
-                return _search_render(request, form, error=str(exc), status=400)
+                status = 429 if isinstance(exc, UploadQuotaExceeded) else 400
+                return _search_render(request, form, error=str(exc), status=status)
             parts.append({"type": part_type, "ref": upload.ref})
     if parts:
         params["parts"] = json.dumps(parts, separators=(",", ":"))
@@ -128,13 +149,17 @@ def _upload_info(upload: QueryUpload) -> dict:
 def query_upload_create(request):
     """The page keeps an image or recording for this session: 201 ``{ref, preview_url, ...}``.
 
-    Errors are ``{"error": ...}``: 413 too large, 415 not a readable image or recording, 400 otherwise.
+    Errors are ``{"error": ...}``: 413 too large, 415 not a readable image or recording, 429 over
+    the session's or the address's hourly quota, 400 otherwise.
     """
     upload = request.FILES.get("file")
     if upload is None:
         return JsonResponse({"error": "no file was sent (field 'file')"}, status=400)
     try:
-        stored = query_upload_store(session=request.session, part_type=request.POST.get("type", ""), upload=upload)
+        stored = query_upload_store(session=request.session, client=client_ip(request),
+                                    part_type=request.POST.get("type", ""), upload=upload)
+    except UploadQuotaExceeded as exc:
+        return JsonResponse({"error": str(exc)}, status=429)
     except UploadTooLarge as exc:
         return JsonResponse({"error": str(exc)}, status=413)
     except UploadUnsupported as exc:
@@ -186,6 +211,9 @@ def upload_page(request):
             except PermissionDenied as exc:
                 form.add_error(None, str(exc))
                 status = 403
+            except BrokerUnavailable as exc:
+                form.add_error(None, f"Nothing was uploaded: {exc}.")
+                status = 503
             except UserInputError as exc:
                 form.add_error(None, str(exc))
             else:
@@ -208,6 +236,23 @@ def job_detail(request, pk: int):
 def job_retry(request, pk: int):
     job = get_object_or_404(IngestJob, pk=pk)
     job_change_check(request.user, job)
-    count = job_retry_failed(job=job)
-    messages.info(request, f"{count} failed item{'s' if count != 1 else ''} queued again.")
+    try:
+        count = job_retry_failed(job=job)
+    except BrokerUnavailable as exc:
+        messages.error(request, f"Nothing was retried: {exc}.")
+    else:
+        messages.info(request, f"{count} failed item{'s' if count != 1 else ''} queued again.")
+    return redirect(job.get_absolute_url())
+
+
+@staff_member_required
+@require_POST
+def job_cancel_view(request, pk: int):
+    """Its creator's, or for ``multimodal.change_ingestjob``: stops the job (see `job_cancel`)."""
+    job = get_object_or_404(IngestJob, pk=pk)
+    job_change_check(request.user, job)
+    if job_cancel(job=job):
+        messages.info(request, "Job cancelled: files already ingested stay; nothing more of it will run.")
+    else:
+        messages.info(request, f"The job had already finished ({job.status}): nothing to cancel.")
     return redirect(job.get_absolute_url())

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "searchsite.middleware.ContentSecurityPolicyMiddleware",
+    "searchsite.middleware.RequestErrorMiddleware",  # a busy image decoder: 503, not 500
     # Last, so it turns the login view's locked-out answer into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -213,6 +214,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker child whose memory grew past this (MB) is replaced after its task; 0: never. A job is one
+# task, so this bounds what leaks from job to job; a file that blows memory inside a job is handled by
+# counting the runs it killed (MULTIMODAL_JOB_MAX_ATTEMPTS).
+_WORKER_MAX_MEMORY_MB = env_int("MULTIMODAL_WORKER_MAX_MEMORY_MB", 3072)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = _WORKER_MAX_MEMORY_MB * 1024 if _WORKER_MAX_MEMORY_MB else None  # KiB
+# Handing a task to a broker that is down fails within seconds (the upload then answers 503).
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# No task's return value is read (jobs keep their state in the database): storing none also means
+# sending a task does not wait on a result store that may be down.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"
 
@@ -263,17 +275,35 @@ MULTIMODAL_MAX_FILE_MB = env_int("MULTIMODAL_MAX_FILE_MB", 50)
 MULTIMODAL_MAX_QUERY_IMAGE_MB = env_int("MULTIMODAL_MAX_QUERY_IMAGE_MB", 10)
 MULTIMODAL_MAX_QUERY_AUDIO_MB = env_int("MULTIMODAL_MAX_QUERY_AUDIO_MB", 20)
 MULTIMODAL_MAX_IMAGE_PIXELS = env_int("MULTIMODAL_MAX_IMAGE_PIXELS", 100_000_000)
+# Query images (search and /query-uploads) decode within a far smaller budget: a PNG costs 4-8 bytes
+# a pixel to decode (10000x10000: 430-760 MB), and no encoder looks at more than ~0.1 MP. 16 MP
+# holds a 12 MP phone photo or a 5K screenshot even as PNG, at ~130 MB a decode; JPEG photos
+# are decoded at 1/2-1/8 scale and count at that size, so a 48 MP phone JPEG is fine.
+MULTIMODAL_MAX_QUERY_IMAGE_PIXELS = env_int("MULTIMODAL_MAX_QUERY_IMAGE_PIXELS", 16_000_000)
+# Query images decoded at once per process (the rest wait up to the time below, then get a 503).
+MULTIMODAL_QUERY_IMAGE_DECODES = env_int("MULTIMODAL_QUERY_IMAGE_DECODES", 2)
+MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S = env_int("MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S", 20)
 MULTIMODAL_THUMBNAIL_PX = env_int("MULTIMODAL_THUMBNAIL_PX", 320)
 MULTIMODAL_MAX_TOP_K = env_int("MULTIMODAL_MAX_TOP_K", 100)
 MULTIMODAL_MAX_PAGE = env_int("MULTIMODAL_MAX_PAGE", 100)
 # API searches per client (user, else IP): e.g. "60/min"; empty = no limit. Login can be required.
 MULTIMODAL_SEARCH_RATE = os.environ.get("MULTIMODAL_SEARCH_RATE", "")
+# Searches (API and page) per address by visitors with neither a session login nor an API token;
+# one a second on average is more than a person types, and far less than a script. Empty = no limit.
+MULTIMODAL_ANON_SEARCH_RATE = os.environ.get("MULTIMODAL_ANON_SEARCH_RATE", "60/min")
 MULTIMODAL_SEARCH_REQUIRES_LOGIN = env_bool("MULTIMODAL_SEARCH_REQUIRES_LOGIN", False)
 MULTIMODAL_MAX_QUERY_PARTS = env_int("MULTIMODAL_MAX_QUERY_PARTS", 8)
 # Images and recordings added to a query in the page are kept for the visitor's session (under
 # MULTIMODAL_UPLOAD_ROOT/query, never served as uploaded), so paging and refining do not upload again.
 MULTIMODAL_QUERY_UPLOADS_PER_SESSION = env_int("MULTIMODAL_QUERY_UPLOADS_PER_SESSION", 20)
-MULTIMODAL_QUERY_UPLOAD_TTL_H = env_int("MULTIMODAL_QUERY_UPLOAD_TTL_H", 24)
+MULTIMODAL_QUERY_UPLOAD_TTL_H = env_int("MULTIMODAL_QUERY_UPLOAD_TTL_H", 2)
+# Query uploads each session and each address may send per hour (files and MB), and the most the
+# folder may hold in all (MB; the least recently used files go first). Over a quota: HTTP 429.
+MULTIMODAL_QUERY_UPLOAD_SESSION_FILES = env_int("MULTIMODAL_QUERY_UPLOAD_SESSION_FILES", 30)
+MULTIMODAL_QUERY_UPLOAD_SESSION_MB = env_int("MULTIMODAL_QUERY_UPLOAD_SESSION_MB", 60)
+MULTIMODAL_QUERY_UPLOAD_IP_FILES = env_int("MULTIMODAL_QUERY_UPLOAD_IP_FILES", 120)
+MULTIMODAL_QUERY_UPLOAD_IP_MB = env_int("MULTIMODAL_QUERY_UPLOAD_IP_MB", 240)
+MULTIMODAL_QUERY_UPLOAD_TOTAL_MB = env_int("MULTIMODAL_QUERY_UPLOAD_TOTAL_MB", 1024)
 
 # --- Fusion (see multimodal/fusion.py) ---
 MULTIMODAL_DEFAULT_FUSION = os.environ.get("MULTIMODAL_DEFAULT_FUSION", "vector")
@@ -306,6 +336,37 @@ MULTIMODAL_MAX_RESPONSE_KB = env_int("MULTIMODAL_MAX_RESPONSE_KB", 1024)
 MULTIMODAL_JOB_LEASE_S = env_int("MULTIMODAL_JOB_LEASE_S", 60)
 # With no broker, run jobs in a thread of the web process so uploads still return at once.
 MULTIMODAL_JOBS_IN_THREAD = env_bool("MULTIMODAL_JOBS_IN_THREAD", True)
+# A file (or a job's uploads, while being read) during which a worker died this many times (killed
+# for memory, say) fails with that reason instead of killing workers forever.
+MULTIMODAL_JOB_MAX_ATTEMPTS = env_int("MULTIMODAL_JOB_MAX_ATTEMPTS", 3)
+# Every this many seconds (Celery beat), jobs still queued or running that no worker holds and that
+# were handed out longer ago than this are handed out again (a broker restarted without its queue).
+MULTIMODAL_JOBS_REQUEUE_S = env_int("MULTIMODAL_JOBS_REQUEUE_S", 60)
+# Upload copies: a finished job keeps only the files a retry of its failed ones reads, for this
+# long; then they go too (the failures stay listed, no longer retryable). See services/uploads_sweep.py.
+MULTIMODAL_JOB_FILES_KEEP_H = env_int("MULTIMODAL_JOB_FILES_KEEP_H", 72)
+# How often the sweep runs (Celery beat; and when a worker or, without a broker, the site starts),
+# and how old a folder or temporary file no job owns must be before it counts as left by a crash.
+MULTIMODAL_UPLOAD_SWEEP_S = env_int("MULTIMODAL_UPLOAD_SWEEP_S", 3600)
+MULTIMODAL_UPLOAD_ORPHAN_GRACE_MIN = env_int("MULTIMODAL_UPLOAD_ORPHAN_GRACE_MIN", 60)
+# Django writes request bodies' big files here while they arrive: beside the job folders, so a job
+# takes its files by renaming them, and a process killed mid-upload leaves them where the sweep looks.
+FILE_UPLOAD_TEMP_DIR = os.environ.get("MULTIMODAL_UPLOAD_TEMP_DIR") or str(MULTIMODAL_UPLOAD_ROOT / "incoming")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+CELERY_BEAT_SCHEDULE = {
+    "jobs-requeue-stale": {"task": "multimodal.tasks.jobs_requeue_task", "schedule": MULTIMODAL_JOBS_REQUEUE_S,
+                           "options": {"expires": MULTIMODAL_JOBS_REQUEUE_S}},
+    "uploads-sweep": {"task": "multimodal.tasks.uploads_sweep_task", "schedule": MULTIMODAL_UPLOAD_SWEEP_S,
+                      "options": {"expires": MULTIMODAL_UPLOAD_SWEEP_S}},
+}
+# check_store --repair this often (Celery beat; seconds, 0: never): items without vectors are re-embedded,
+# vectors whose items are gone and deletions queued while the vector store was down are deleted.
+MULTIMODAL_STORE_CHECK_INTERVAL_S = env_int("MULTIMODAL_STORE_CHECK_INTERVAL_S", 3600)
+if MULTIMODAL_STORE_CHECK_INTERVAL_S > 0:
+    CELERY_BEAT_SCHEDULE["store-check"] = {
+        "task": "multimodal.tasks.store_check_task", "schedule": MULTIMODAL_STORE_CHECK_INTERVAL_S,
+        "options": {"expires": MULTIMODAL_STORE_CHECK_INTERVAL_S},  # a run not started within its period is dropped
+    }
 
 # --- Adapters (see multimodal/services/adapters.py) ---
 # Trained adapter weights; outside MEDIA_ROOT (never served), on the volume web and workers share.

@@ -5,8 +5,18 @@ may be another file of the same job; that file is then not an item of its own). 
 in batches by whichever runner holds the job's lease; a runner that dies loses the lease after
 ``MULTIMODAL_JOB_LEASE_S`` and the next one continues with the units still pending. Items are keyed
 by content hash (or a row's id), so a batch processed twice updates rather than duplicates.
+
+A runner that dies (killed for memory, say) leaves its batch's units pending with one more attempt
+counted: they are then processed one at a time, and a unit that killed ``MULTIMODAL_JOB_MAX_ATTEMPTS``
+runners fails with that reason, so a poisonous file cannot keep a job running forever. A job that is
+cancelled, failed or done is never run again by a task that arrives late; a person's retry queues it anew.
+
+Each job owns a folder under ``MULTIMODAL_UPLOAD_ROOT`` (``files_dir``, a random name) for its upload
+copies and extracted archives; `job_files_release` deletes what nothing can read any more.
 """
 import logging
+import os
+import shutil
 import time
 import uuid
 from datetime import timedelta
@@ -14,6 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.move import file_move_safe
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -27,7 +39,7 @@ from ..multipart_names import upload_name_note
 from ..row_updates import rows_update
 from ..sniffing import content_kind, file_head
 from ..tabular import ROLES, table_read
-from .background import task_dispatch, task_dispatch_on_commit
+from .background import BrokerUnavailable, broker_check, task_dispatch
 from .corpora import corpus_get_or_create
 from .ingest import IngestReport, ProductRow, Source, files_discover, sources_ingest_batch, text_limits
 
@@ -37,6 +49,7 @@ FAILURES_SHOWN = 1000
 # batches at a time: a write has fixed costs (queries, a vector store round trip, the lease, progress)
 # which, paid for every encode batch of 32 short texts, cost about half as much as encoding them.
 ROW_BATCHES_PER_WRITE = 8
+MAX_NAME_BYTES, MAX_SUFFIX_BYTES = 255, 16  # a file name on disk; the longest extension kept as it is
 
 
 class JobBusy(Exception):
@@ -47,34 +60,77 @@ class JobBusy(Exception):
         self.retry_in_s = retry_in_s
 
 
+class JobStopped(Exception):
+    """The job is no longer to be run here: cancelled, failed, or finished by another runner."""
+
+
 def job_dir(job: IngestJob) -> Path:
-    return Path(settings.MULTIMODAL_UPLOAD_ROOT) / str(job.pk)
+    return Path(settings.MULTIMODAL_UPLOAD_ROOT) / job.files_dir
 
 
 def job_create_from_uploads(*, corpus_name: str, files: list, user=None, column_mapping: dict | None = None) -> IngestJob:
-    """Store uploaded files for the workers and queue a job; returns before any file is read."""
+    """Store uploaded files for the workers and queue a job; returns before any file is read.
+
+    Raises BrokerUnavailable (nothing stored) if the workers' broker does not answer. If the broker
+    drops between the check and the commit, the job stays queued and the periodic re-queue
+    (`jobs_requeue`) hands it out once the broker answers again.
+    """
     if not files:
         raise UserInputError("no files: choose files, zip archives or CSV/XLSX tables to upload")
     total_bytes = sum(upload.size for upload in files)
     if total_bytes > settings.MULTIMODAL_MAX_UPLOAD_MB * 1024 * 1024:
         raise UserInputError(f"the upload is {total_bytes:,} bytes; the limit is {settings.MULTIMODAL_MAX_UPLOAD_MB} MB")
+    broker_check()
     corpus = corpus_get_or_create(name=corpus_name)
     mapping = _mapping_clean(column_mapping)
-    with transaction.atomic():
-        job = IngestJob.objects.create(corpus=corpus, created_by=user, column_mapping=mapping)
-        directory = job_dir(job) / "uploads"
-        directory.mkdir(parents=True, exist_ok=True)
-        for index, upload in enumerate(files):
-            display_name = Path(upload.name).name
-            target = directory / f"{index:05d}-{get_valid_filename(display_name) or 'file'}"
-            with open(target, "wb") as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
-            note = upload_name_note(upload)  # a name that was not UTF-8, decoded on the way in
-            job.inputs.append({"name": display_name, "path": str(target), **({"note": note} if note else {})})
-        job.save(update_fields=["inputs"])
-        job_enqueue(job)
+    directory = None
+    try:
+        with transaction.atomic():
+            job = IngestJob.objects.create(corpus=corpus, created_by=user, column_mapping=mapping)
+            directory = job_dir(job)
+            (directory / "uploads").mkdir(parents=True, exist_ok=True)
+            for index, upload in enumerate(files):
+                display_name = Path(upload.name).name
+                target = directory / "uploads" / _stored_name(index, display_name)
+                _upload_keep(upload, target)
+                note = upload_name_note(upload)  # a name that was not UTF-8, decoded on the way in
+                job.inputs.append({"name": display_name, "path": str(target), **({"note": note} if note else {})})
+            job.save(update_fields=["inputs"])
+            job_enqueue(job)
+    except BaseException:
+        if directory is not None:  # the job was not stored: neither are its files
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     return job
+
+
+def _upload_keep(upload, target: Path) -> None:
+    """Put an uploaded file at ``target``: Django's temporary file is moved (one copy on disk, not two)."""
+    if hasattr(upload, "temporary_file_path"):
+        file_move_safe(upload.temporary_file_path(), str(target))
+        return
+    with open(target, "wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+
+
+def _stored_name(index: int, display_name: str) -> str:
+    """An upload's file name on disk: numbered, safe characters, within the 255 bytes a name may take.
+
+    A name of 100 CJK characters (fine on Windows) is 300 bytes in UTF-8: its stem is cut, its
+    extension kept; the job shows the name as sent.
+    """
+    try:
+        safe = get_valid_filename(display_name)
+    except SuspiciousFileOperation:  # nothing usable left ("", ".", "..")
+        safe = "file"
+    prefix = f"{index:05d}-"
+    stem, suffix = os.path.splitext(safe)
+    if len(suffix.encode()) > MAX_SUFFIX_BYTES:
+        stem, suffix = safe, ""
+    budget = MAX_NAME_BYTES - len(prefix) - len(suffix.encode())
+    stem = stem.encode()[:budget].decode(errors="ignore")  # never half a character
+    return f"{prefix}{stem or 'file'}{suffix}"
 
 
 def job_create_from_paths(*, corpus: Corpus, paths: list[str], user=None, column_mapping: dict | None = None) -> IngestJob:
@@ -93,10 +149,24 @@ def _mapping_clean(column_mapping: dict | None) -> dict:
 
 
 def job_enqueue(job: IngestJob) -> None:
-    """Hand the job to a worker once the current transaction commits (so the worker sees it)."""
+    """Hand the job to a worker once the current transaction commits (so the worker sees it).
+
+    If the broker refuses it then, the job stays queued for `jobs_requeue` (the commit cannot be undone).
+    """
+    transaction.on_commit(lambda: _job_dispatch(job.pk, raise_unavailable=False))
+
+
+def _job_dispatch(job_id: int, *, raise_unavailable: bool = True) -> None:
     from ..tasks import ingest_job_run
 
-    task_dispatch_on_commit(ingest_job_run, job.pk)
+    try:
+        task_dispatch(ingest_job_run, job_id)
+    except BrokerUnavailable:
+        if raise_unavailable:
+            raise
+        logger.warning("job %s stays queued: the broker did not take it; it is queued again when it answers", job_id)
+        return
+    IngestJob.objects.filter(pk=job_id).update(dispatched_at=timezone.now())
 
 
 def job_run(
@@ -108,88 +178,216 @@ def job_run(
 ) -> IngestJob:
     """Process every pending unit of the job, then flush the collection and mark the job done.
 
-    Raises JobBusy if another runner holds the job. Safe to call again after a crash.
+    ``runner`` names this run (the lease owner): unique per run, so a redelivered task never takes
+    over the lease of the run it replaces before that lease expires. Raises JobBusy if another
+    runner holds the job. Safe to call again after a crash; a job that is no longer queued or
+    running (cancelled, failed, done) is returned as it is. When the job has finished, its upload
+    copies are released (`job_files_release`).
     """
     runner = runner or uuid.uuid4().hex
     batch_size = batch_size or settings.MULTIMODAL_ENCODE_BATCH_SIZE
-    _lease_take(job_id, runner)
     try:
-        job = IngestJob.objects.select_related("corpus").get(pk=job_id)
-        if job.status == IngestJob.Status.DONE:
-            return job
-        job.status = IngestJob.Status.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.finished_at = None
-        job.error = ""
-        job.save(update_fields=["status", "started_at", "finished_at", "error"])
-        if not job.expanded:
-            _job_expand(job)
-        if on_progress:
-            on_progress(job)
-        while True:
-            _lease_take(job_id, runner)
-            units = _batch_next(job, batch_size)
-            if not units:
-                break
-            report = IngestReport()
+        _lease_take(job_id, runner)
+        try:
+            _job_process(job_id, runner=runner, batch_size=batch_size, on_progress=on_progress)
+        finally:
+            IngestJob.objects.filter(pk=job_id, lease_owner=runner).update(lease_owner="", lease_expires_at=None)
+    except JobStopped:
+        pass  # cancelled (or finished elsewhere) meanwhile: what this run recorded stays
+    job = IngestJob.objects.select_related("corpus").get(pk=job_id)
+    job_files_release(job=job)
+    return job
+
+
+def _job_process(job_id: int, *, runner: str, batch_size: int, on_progress) -> None:
+    job = IngestJob.objects.select_related("corpus").get(pk=job_id)
+    started = IngestJob.objects.filter(pk=job_id, status__in=IngestJob.ACTIVE).update(
+        status=IngestJob.Status.RUNNING, started_at=job.started_at or timezone.now(), finished_at=None, error="",
+    )
+    if not started:
+        raise JobStopped
+    job.refresh_from_db()
+    if not job.expanded:
+        _job_expand_counted(job)
+    if on_progress:
+        on_progress(job)
+    while True:
+        _lease_take(job_id, runner)
+        units = _batch_next(job, batch_size)
+        if not units:
+            break
+        _units_attempts_add(units, 1)
+        report = IngestReport()
+        try:
             sources_ingest_batch(corpus=job.corpus, sources=[_unit_source(unit) for unit in units], report=report,
                                  heartbeat=_lease_keeper(job_id, runner), encode_batch_size=batch_size)
-            _units_record(job, units, report)
-            if on_progress:
-                on_progress(job)
-        indexes.indexes_flush([job.corpus_id])
-        _job_counts_refresh(job)
-        job.status = IngestJob.Status.DONE
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "finished_at"])
-        return job
-    finally:
-        IngestJob.objects.filter(pk=job_id, lease_owner=runner).update(lease_owner="", lease_expires_at=None)
-
-
-def job_fail(*, job_id: int, reason: str) -> None:
-    """Mark a job failed as a whole (its units keep their own outcomes)."""
-    IngestJob.objects.filter(pk=job_id).update(
-        status=IngestJob.Status.FAILED, error=reason, finished_at=timezone.now(), lease_owner="", lease_expires_at=None
+        except BaseException:
+            _units_attempts_add(units, -1)  # this run did not die: the try does not count against them
+            raise
+        _units_record(job, units, report)
+        if on_progress:
+            on_progress(job)
+    indexes.indexes_flush([job.corpus_id])
+    _job_counts_refresh(job)
+    IngestJob.objects.filter(pk=job_id, status=IngestJob.Status.RUNNING).update(
+        status=IngestJob.Status.DONE, finished_at=timezone.now()
     )
 
 
+def _job_expand_counted(job: IngestJob) -> None:
+    """`_job_expand`, failing the job instead once reading its uploads has killed as many runs as allowed."""
+    limit = settings.MULTIMODAL_JOB_MAX_ATTEMPTS
+    if job.expand_attempts >= limit:
+        job_fail(job_id=job.pk, reason=f"worker died {job.expand_attempts} times while reading the uploaded files "
+                                       "(out of memory?)")
+        raise JobStopped
+    IngestJob.objects.filter(pk=job.pk).update(expand_attempts=F("expand_attempts") + 1)
+    try:
+        _job_expand(job)  # writes expand_attempts back as it was: a run that finishes does not count
+    except BaseException:
+        IngestJob.objects.filter(pk=job.pk).update(expand_attempts=F("expand_attempts") - 1)
+        raise
+
+
+def job_fail(*, job_id: int, reason: str) -> None:
+    """Mark a job failed as a whole (its units keep their own outcomes); a cancelled job stays cancelled."""
+    IngestJob.objects.filter(pk=job_id, status__in=IngestJob.ACTIVE).update(
+        status=IngestJob.Status.FAILED, error=reason, finished_at=timezone.now(), lease_owner="", lease_expires_at=None
+    )
+    job = IngestJob.objects.filter(pk=job_id).first()
+    if job is not None:
+        job_files_release(job=job)
+
+
+def job_cancel(*, job: IngestJob) -> bool:
+    """Stop a queued or running job for good; returns False (and changes nothing) if it had finished.
+
+    Units already recorded stay (their items too); the batch a runner is writing is recorded, and
+    nothing after it runs. Its upload copies are deleted at once, or by the runner as it stops.
+    """
+    cancelled = IngestJob.objects.filter(pk=job.pk, status__in=IngestJob.ACTIVE).update(
+        status=IngestJob.Status.CANCELLED, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    if cancelled:
+        job_files_release(job=job)
+    return bool(cancelled)
+
+
 def job_retry_failed(*, job: IngestJob) -> int:
-    """Put the job's failed units (those that were read at all) back in the queue; returns how many."""
+    """Put the job's failed units (those that were read at all) back in the queue; returns how many.
+
+    A cancelled job is not run again (its files are gone). Raises BrokerUnavailable (nothing
+    changed) if there is something to retry and the workers' broker does not answer.
+    """
+    if job.status == IngestJob.Status.CANCELLED:
+        return 0
+    retryable = job.units.filter(status=IngestUnit.Status.FAILED, retryable=True)
+    if retryable.exists() or job.status == IngestJob.Status.FAILED:
+        broker_check()
     with transaction.atomic():
-        count = job.units.filter(status=IngestUnit.Status.FAILED, retryable=True).update(
-            status=IngestUnit.Status.PENDING, reason=""
-        )
+        count = retryable.update(status=IngestUnit.Status.PENDING, reason="", attempts=0)
         if count or job.status == IngestJob.Status.FAILED:
             job.status = IngestJob.Status.QUEUED
             job.finished_at = None
-            job.save(update_fields=["status", "finished_at"])
+            job.error = ""
+            job.save(update_fields=["status", "finished_at", "error"])
             _job_counts_refresh(job)
             job_enqueue(job)
     return count
 
 
-def jobs_resume() -> list[int]:
-    """Queue every job that is not finished (after a worker restart); returns their ids."""
-    from ..tasks import ingest_job_run
+def jobs_requeue(*, stale_only: bool) -> list[int]:
+    """Hand queued and running jobs to the workers again; returns their ids.
 
-    job_ids = list(
-        IngestJob.objects.filter(status__in=[IngestJob.Status.QUEUED, IngestJob.Status.RUNNING]).values_list("pk", flat=True)
-    )
+    A worker that starts hands out every one (``stale_only=False``): the runner of a running one
+    may have died with it, and a copy that finds it held waits for the lease. The periodic run
+    (``stale_only=True``) hands out those no live runner holds whose last hand-out is older than
+    ``MULTIMODAL_JOBS_REQUEUE_S``: their task was lost (a broker restarted without its queue, a
+    hand-out the broker refused). A job still waiting its turn may so be handed out twice; the
+    second copy finds it finished or held and does nothing.
+    """
+    jobs = IngestJob.objects.filter(status__in=IngestJob.ACTIVE)
+    if stale_only:
+        now = timezone.now()
+        handed_out_before = now - timedelta(seconds=settings.MULTIMODAL_JOBS_REQUEUE_S)
+        jobs = jobs.filter(Q(lease_owner="") | Q(lease_expires_at__lt=now)).filter(
+            Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=handed_out_before)
+        )
+    job_ids = list(jobs.order_by("pk").values_list("pk", flat=True))
     for job_id in job_ids:
-        task_dispatch(ingest_job_run, job_id)
+        _job_dispatch(job_id)
     return job_ids
 
 
-def _lease_take(job_id: int, runner: str) -> None:
+def job_files_release(*, job: IngestJob) -> int:
+    """Delete what of the job's folder nothing will read again; returns the bytes freed.
+
+    A queued or running job, or one a runner still holds, keeps everything. A cancelled job keeps
+    nothing, nor does a finished one once ``MULTIMODAL_JOB_FILES_KEEP_H`` have passed (its failed
+    units then stop being retryable). Until then a finished (done or failed) job keeps the files a
+    retry of its failed (or still pending) units reads: every upload if it failed before reading them.
+    """
     now = timezone.now()
-    taken = IngestJob.objects.filter(pk=job_id).filter(
+    if job.status in IngestJob.ACTIVE or (job.lease_owner and job.lease_expires_at and job.lease_expires_at > now):
+        return 0
+    directory = job_dir(job)
+    kept_until = (job.finished_at or now) + timedelta(hours=settings.MULTIMODAL_JOB_FILES_KEEP_H)
+    if job.status == IngestJob.Status.CANCELLED or kept_until <= now:
+        job.units.filter(status=IngestUnit.Status.FAILED, retryable=True).update(retryable=False)
+        return tree_remove(directory)
+    if not job.expanded:
+        return 0
+    needed = job.units.filter(Q(status=IngestUnit.Status.PENDING) | Q(status=IngestUnit.Status.FAILED, retryable=True))
+    return tree_prune(directory, keep={os.path.normpath(path) for path in needed.exclude(path="")
+                                       .values_list("path", flat=True)})
+
+
+def tree_remove(directory: Path) -> int:
+    """Delete ``directory`` and all it holds; returns the bytes freed (0 if it was not there)."""
+    freed = tree_prune(directory, keep=set())
+    shutil.rmtree(directory, ignore_errors=True)
+    return freed
+
+
+def tree_prune(directory: Path, *, keep: set[str]) -> int:
+    """Delete every file under ``directory`` whose normalised path is not in ``keep``, then empty folders."""
+    freed = 0
+    for folder, subfolders, names in os.walk(directory, topdown=False):
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.normpath(path) in keep:
+                continue
+            try:
+                size = os.lstat(path).st_size
+                os.unlink(path)
+                freed += size
+            except FileNotFoundError:  # removed by a concurrent sweep
+                pass
+        if folder != str(directory):
+            try:
+                os.rmdir(folder)
+            except OSError:  # still holds kept files
+                pass
+    return freed
+
+
+def _lease_take(job_id: int, runner: str) -> None:
+    """Take or renew the job's lease for ``runner``.
+
+    Raises JobStopped if the job is no longer queued or running, JobBusy if another runner holds it.
+    """
+    now = timezone.now()
+    taken = IngestJob.objects.filter(pk=job_id, status__in=IngestJob.ACTIVE).filter(
         Q(lease_owner="") | Q(lease_owner=runner) | Q(lease_expires_at__lt=now)
     ).update(lease_owner=runner, lease_expires_at=now + timedelta(seconds=settings.MULTIMODAL_JOB_LEASE_S))
     if not taken:
-        expires = IngestJob.objects.filter(pk=job_id).values_list("lease_expires_at", flat=True).first()
-        if expires is None and not IngestJob.objects.filter(pk=job_id).exists():
+        state = IngestJob.objects.filter(pk=job_id).values("status", "lease_expires_at").first()
+        if state is None:
             raise IngestJob.DoesNotExist(f"no ingest job {job_id}")
+        if state["status"] not in IngestJob.ACTIVE:
+            raise JobStopped
+        expires = state["lease_expires_at"]
         raise JobBusy(max((expires - now).total_seconds(), 0) + 1 if expires else 1)
 
 
@@ -217,11 +415,17 @@ def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
     its own: transcribing one takes as long as encoding hundreds of images, so the job's progress
     moves after each. Rows without a picture weigh little, and up to ``ROW_BATCHES_PER_WRITE``
     encode batches of them are written together.
+
+    A unit a dead runner left (``attempts``) is processed alone, so it takes no other unit down with
+    it; one that has killed ``MULTIMODAL_JOB_MAX_ATTEMPTS`` runs fails here with that reason.
     """
+    _units_give_up(job)
     pending = job.units.filter(status=IngestUnit.Status.PENDING).order_by("pk")
     units = list(pending[:batch_size * ROW_BATCHES_PER_WRITE])
     batch, files = [], 0
     for unit in units:
+        if unit.attempts:
+            return batch or [unit]
         if unit.row is None or unit.path:
             if _is_recording(unit):
                 return batch or [unit]
@@ -230,6 +434,22 @@ def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
             files += 1
         batch.append(unit)
     return batch
+
+
+def _units_give_up(job: IngestJob) -> None:
+    limit = settings.MULTIMODAL_JOB_MAX_ATTEMPTS
+    with transaction.atomic():
+        failed = job.units.filter(status=IngestUnit.Status.PENDING, attempts__gte=limit).update(
+            status=IngestUnit.Status.FAILED, reason=f"worker died {limit} times while processing this file (out of memory?)"
+        )
+        if failed:
+            IngestJob.objects.filter(pk=job.pk).update(failed=F("failed") + failed)
+    job.failed += failed
+
+
+def _units_attempts_add(units: list[IngestUnit], step: int) -> None:
+    """Count (or uncount) a run on the units, committed at once: a run that dies cannot take it back."""
+    IngestUnit.objects.filter(pk__in=[unit.pk for unit in units]).update(attempts=F("attempts") + step)
 
 
 def _is_recording(unit: IngestUnit) -> bool:
@@ -271,7 +491,8 @@ def _units_record(job: IngestJob, units: list[IngestUnit], report: IngestReport)
             unit.status = IngestUnit.Status.FAILED
             unit.reason = reasons.get(unit.pk, "no outcome was recorded")
         by_status[unit.status].append(unit)
-    fields = ["item", "created_item", "status", "reason", "updated_at"]
+    # "attempts" as loaded, before this run counted itself: a run that records an outcome did not die.
+    fields = ["item", "created_item", "status", "reason", "attempts", "updated_at"]
     pending = {"status": IngestUnit.Status.PENDING}
     with transaction.atomic():
         done = rows_update(by_status[IngestUnit.Status.DONE], fields, only_if=pending)
@@ -352,7 +573,7 @@ def _job_expand(job: IngestJob) -> None:
         IngestUnit.objects.bulk_create(units, batch_size=500)
         job.expanded = True
         job.tables = table_summaries
-        job.save(update_fields=["expanded", "tables"])
+        job.save(update_fields=["expanded", "tables", "expand_attempts"])
         _job_counts_refresh(job)
 
 

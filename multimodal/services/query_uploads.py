@@ -14,20 +14,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.files.uploadedfile import UploadedFile
 
 from ..errors import UserInputError
-from ..imaging import image_open, thumbnail_jpeg
+from ..imaging import ImageTooLarge, query_image_open, thumbnail_jpeg
 from ..sniffing import HEAD_BYTES, is_audio
 
 SESSION_KEY = "multimodal_query_uploads"
+QUOTA_KEY = "multimodal_query_upload_times"  # [[unix time, bytes], ...] of the last hour
 PART_TYPES = ("image", "voice")
 PREVIEW_SUFFIX = ".preview.jpg"
 
 
 class UploadTooLarge(UserInputError):
     """The file is over the size limit for its part type."""
+
+
+class UploadQuotaExceeded(UserInputError):
+    """The session or the address has sent as many files or bytes this hour as it may."""
 
 
 class UploadUnsupported(UserInputError):
@@ -58,10 +64,13 @@ def upload_limit_bytes(part_type: str) -> int:
     return settings.MULTIMODAL_MAX_QUERY_AUDIO_MB * 1024 * 1024
 
 
-def query_upload_store(*, session: SessionBase, part_type: str, upload: UploadedFile) -> QueryUpload:
+def query_upload_store(*, session: SessionBase, client: str, part_type: str, upload: UploadedFile) -> QueryUpload:
     """Check ``upload`` as a query ``part_type`` (image or voice), keep it, and add a ref to the session.
 
-    Raises UploadTooLarge, UploadUnsupported (both UserInputError) with a message for the visitor.
+    Each upload tried counts against the hourly quotas of the session and of the ``client`` address
+    (``MULTIMODAL_QUERY_UPLOAD_SESSION_*``, ``MULTIMODAL_QUERY_UPLOAD_IP_*``), checked before the
+    file is read. Raises UploadTooLarge, UploadUnsupported, UploadQuotaExceeded (all UserInputError)
+    with a message for the visitor.
     """
     if part_type not in PART_TYPES:
         raise UserInputError(f"type must be one of {', '.join(PART_TYPES)}")
@@ -71,13 +80,16 @@ def query_upload_store(*, session: SessionBase, part_type: str, upload: Uploaded
         what = "image" if part_type == "image" else "recording"
         raise UploadTooLarge(f"{name}: the {what} is {upload.size / 1024 / 1024:.1f} MB; "
                              f"the limit is {limit // 1024 // 1024} MB")
+    _quota_take(session=session, client=client, size=upload.size)
     data = upload.read()
     if not data:
         raise UploadUnsupported(f"{name}: the file is empty")
     preview = None
     if part_type == "image":
         try:
-            image = image_open(data, name=name)
+            image = query_image_open(data, name=name)
+        except ImageTooLarge as exc:
+            raise UploadTooLarge(str(exc)) from None
         except UserInputError as exc:
             raise UploadUnsupported(f"{exc} (use a JPEG, PNG, WebP, GIF, BMP or TIFF image)") from None
         preview = thumbnail_jpeg(image)
@@ -92,8 +104,33 @@ def query_upload_store(*, session: SessionBase, part_type: str, upload: Uploaded
     # The session keeps only the newest refs; older ones then say they have expired.
     newest = sorted(entries, key=lambda key: entries[key]["added"])[-settings.MULTIMODAL_QUERY_UPLOADS_PER_SESSION:]
     session[SESSION_KEY] = {key: entries[key] for key in newest}
-    _files_prune()
+    query_uploads_prune()
     return _upload(ref, entries[ref])
+
+
+def _quota_take(*, session: SessionBase, client: str, size: int) -> None:
+    """Count one upload of ``size`` bytes against this hour's quotas, or raise UploadQuotaExceeded.
+
+    The session's uploads of the last hour are listed in the session itself; an address's are two
+    counters in the cache per clock hour (shared by every process when CACHE_URL is set).
+    """
+    now, megabyte = time.time(), 1024 * 1024
+    recent = [entry for entry in session.get(QUOTA_KEY, []) if entry[0] > now - 3600]
+    files_limit, mb_limit = settings.MULTIMODAL_QUERY_UPLOAD_SESSION_FILES, settings.MULTIMODAL_QUERY_UPLOAD_SESSION_MB
+    if len(recent) + 1 > files_limit or sum(sent for _, sent in recent) + size > mb_limit * megabyte:
+        raise UploadQuotaExceeded(f"this browser session has added {len(recent)} images or recordings in the last "
+                                  f"hour; the limit is {files_limit} files and {mb_limit} MB an hour: try again later")
+    hour = int(now // 3600)
+    files_key, bytes_key = f"query-uploads:{client}:{hour}:files", f"query-uploads:{client}:{hour}:bytes"
+    cache.add(files_key, 0, 3600)
+    cache.add(bytes_key, 0, 3600)
+    files_limit, mb_limit = settings.MULTIMODAL_QUERY_UPLOAD_IP_FILES, settings.MULTIMODAL_QUERY_UPLOAD_IP_MB
+    if cache.get(files_key, 0) + 1 > files_limit or cache.get(bytes_key, 0) + size > mb_limit * megabyte:
+        raise UploadQuotaExceeded(f"your address has added too many images or recordings this hour (the limit is "
+                                  f"{files_limit} files and {mb_limit} MB an hour): try again later")
+    cache.incr(files_key)
+    cache.incr(bytes_key, size)
+    session[QUOTA_KEY] = [*recent, [now, size]]
 
 
 def query_upload_get(*, session: SessionBase, ref: str) -> QueryUpload:
@@ -144,12 +181,26 @@ def _file_keep(data: bytes, preview: bytes | None) -> Path:
     return path
 
 
-def _files_prune() -> None:
-    """Delete kept files unused for ``MULTIMODAL_QUERY_UPLOAD_TTL_H`` hours (their refs then expire)."""
+def query_uploads_prune() -> tuple[int, int]:
+    """Delete kept files unused for ``MULTIMODAL_QUERY_UPLOAD_TTL_H`` hours, then the least recently
+    used ones while the folder holds more than ``MULTIMODAL_QUERY_UPLOAD_TOTAL_MB`` (their refs then
+    expire); returns (files, bytes) deleted."""
     oldest_kept = time.time() - settings.MULTIMODAL_QUERY_UPLOAD_TTL_H * 3600
-    for path in _root().iterdir():
+    kept, deleted, freed = [], 0, 0
+    for path in _root().iterdir() if _root().is_dir() else ():
         try:
-            if path.stat().st_mtime < oldest_kept:
+            stat = path.stat()
+            if stat.st_mtime < oldest_kept:
                 path.unlink()
+                deleted, freed = deleted + 1, freed + stat.st_size
+            else:
+                kept.append((stat.st_mtime, stat.st_size, path))
         except FileNotFoundError:  # pruned by another request at the same moment
             pass
+    over = sum(size for _, size, _ in kept) - settings.MULTIMODAL_QUERY_UPLOAD_TOTAL_MB * 1024 * 1024
+    for _, size, path in sorted(kept, key=lambda entry: entry[0]):
+        if over <= 0:
+            break
+        path.unlink(missing_ok=True)
+        deleted, freed, over = deleted + 1, freed + size, over - size
+    return deleted, freed

@@ -51,7 +51,11 @@
     renderFailures(job.warnings, "warnings");
     const retry = field("retry");  // shown only to those who may change the job
     if (retry) retry.hidden = !job.retryable;
-    if (job.status === "queued" || job.status === "running") setTimeout(poll, 1000);
+    const active = job.status === "queued" || job.status === "running";
+    const cancel = field("cancel");
+    if (cancel) cancel.hidden = !active;
+    field("cancelled").hidden = job.status !== "cancelled";
+    if (active) setTimeout(poll, 1000);
   }
   poll();
 })();

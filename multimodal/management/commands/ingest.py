@@ -7,6 +7,7 @@ from ...errors import UserInputError
 from ...models import IngestJob
 from ...selectors import job_summary
 from ...services.corpora import corpus_get_or_create
+from ...services.background import BrokerUnavailable, broker_check
 from ...services.jobs import job_create_from_paths, job_enqueue, job_run
 from ...tabular import ROLES
 from ..progress import progress_bar
@@ -38,8 +39,10 @@ class Command(BaseCommand):
         if use_workers and settings.CELERY_TASK_ALWAYS_EAGER:
             raise CommandError("--async needs a broker: set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0) and start a worker")
         try:
+            if use_workers:
+                broker_check()
             target = corpus_get_or_create(name=corpus)
-        except UserInputError as exc:
+        except (UserInputError, BrokerUnavailable) as exc:
             raise CommandError(str(exc)) from None
         mapping = {role: options[f"{role}_column"] for role in ROLES}
         job = job_create_from_paths(corpus=target, paths=paths, column_mapping=mapping)
@@ -58,7 +61,7 @@ class Command(BaseCommand):
         self._report(job)
 
     def _follow(self, job: IngestJob, show) -> IngestJob:
-        while job.status not in (IngestJob.Status.DONE, IngestJob.Status.FAILED):
+        while job.status in IngestJob.ACTIVE:
             time.sleep(POLL_S)
             job.refresh_from_db()
             show(job)
@@ -76,5 +79,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  CHANGED {warning['name']}: {warning['reason']}")
         if job.status == IngestJob.Status.FAILED:
             raise CommandError(f"job {job.pk} failed: {job.error}")
+        if job.status == IngestJob.Status.CANCELLED:
+            raise CommandError(f"job {job.pk} was cancelled")
         if summary["failed"] and not summary["done"]:
             raise CommandError("nothing was ingested")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -14,11 +15,20 @@ from ... import store
 READY_TIMEOUT_S = 90
 
 
+def redis_command(binary: str, port: int, data_dir: Path) -> list[str]:
+    """redis-server on loopback with an append-only file in ``data_dir``: queued tasks survive a restart."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
+            "--appendonly", "yes", "--appendfsync", "everysec"]
+
+
 class Command(BaseCommand):
     help = (
-        "Start the whole local stack for development: redis-server, the vector store (the local "
+        "Start the whole local stack for development: redis-server (its queue kept in an append-only "
+        "file under MULTIMODAL_DATA_DIR/redis, so queued jobs survive a restart), the vector store (the local "
         "Milvus server of MILVUS_URI, started if it is down; a milvus-lite server when MILVUS_URI is "
-        "a Milvus Lite folder), a Celery worker and the web server, all on loopback, their output "
+        "a Milvus Lite folder), a Celery worker (with beat: stale jobs re-queued, uploads swept) and "
+        "the web server, all on loopback, their output "
         "prefixed by name. Ctrl-C (or SIGTERM) stops them all (the local Milvus server only if this "
         "command started it)."
     )
@@ -53,11 +63,10 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
         try:
-            self._start("redis", [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no"], env)
+            self._start("redis", redis_command(redis_binary, redis_port, Path(settings.DATA_DIR) / "redis"), env)
             self._wait_for_redis(redis_port)
-            self._start("worker", [sys.executable, "-m", "celery", "-A", "searchsite", "worker", "--loglevel=info",
-                                   f"--concurrency={concurrency}"], env)
+            self._start("worker", [sys.executable, "-m", "celery", "-A", "searchsite", "worker", "--beat",
+                                   "--loglevel=info", f"--concurrency={concurrency}"], env)
             self._start("web", [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env)
             self.stdout.write(f"stack up: http://127.0.0.1:{port}/  (Ctrl-C stops everything)")
             self.stdout.write(f"other commands on this stack: export CELERY_BROKER_URL={env['CELERY_BROKER_URL']} "
