@@ -15,8 +15,7 @@ import pytest
 from multimodal.models import IngestJob, IngestUnit, Item
 from multimodal.selectors import job_summary
 from multimodal.services.ingest import Source, items_ingest
-from multimodal.spreadsheets import shared_strings_read
-from multimodal.tabular import TextLimits, table_read
+from multimodal.tabular import table_read
 
 pytestmark = pytest.mark.django_db
 
@@ -109,6 +108,8 @@ def test_a_huge_shared_string_lands_cut_in_every_row_and_each_cut_is_reported(ad
 
 
 def test_shared_strings_are_cut_while_they_stream_in():
+    from multimodal.spreadsheets import shared_strings_read
+
     document = (f'<sst xmlns="{MAIN_NS}"><si><t>short</t></si><si><r><t>rich </t></r><r><t>text</t></r>'
                 f'<rPh><t>phonetic</t></rPh></si><si><t>{"x" * 5000}</t></si></sst>').encode()
     cut: dict[str, int] = {}
@@ -128,6 +129,8 @@ def test_a_long_inline_cell_refuses_the_workbook_naming_the_cell(tmp_path):
 
 
 def test_a_workbook_unpacking_past_the_limit_is_refused(tmp_path):
+    from multimodal.tabular import TextLimits
+
     path = tmp_path / "catalogue.xlsx"
     path.write_bytes(xlsx_with_shared_string(BOMB_ROWS, ["word " * 20_000]))
 
@@ -136,6 +139,8 @@ def test_a_workbook_unpacking_past_the_limit_is_refused(tmp_path):
 
 
 def test_csv_cells_rows_and_tables_are_cut_or_refused_at_their_limits(tmp_path):
+    from multimodal.tabular import TextLimits
+
     path = tmp_path / "products.csv"
     path.write_text("title,description,colour,size\nBike," + "d" * 500 + "," + "c" * 300 + ",M\n")
 
