@@ -4,13 +4,15 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
+from . import store
 from .adaptation import TrainingConfig
 from .encoders import EncoderLoadError
 from .errors import UserInputError
-from .models import Adapter, ApiToken, Corpus, IndexBuild, IngestJob, IngestUnit, Item
+from .models import Adapter, ApiToken, Corpus, IndexBuild, IngestJob, IngestUnit, Item, PendingVectorDeletion
 from .permissions import CHANGE_JOB, job_may_change, job_may_view, jobs_visible, may_upload
 from .services.adapters import adapter_activate_start, adapter_train_start, index_describe, index_rollback
 from .services.jobs import job_retry_failed
+from .services.store_sync import store_check
 
 
 @admin.register(Corpus)
@@ -18,7 +20,7 @@ class CorpusAdmin(admin.ModelAdmin):
     list_display = ("name", "item_count", "searched_in", "created_at", "upload_link")
     search_fields = ("name", "description")
     filter_horizontal = ("uploaders",)
-    actions = ["train_adapter", "roll_back_index"]
+    actions = ["train_adapter", "roll_back_index", "check_vectors"]
 
     @admin.display(description="searched in")
     def searched_in(self, corpus: Corpus) -> str:
@@ -54,6 +56,20 @@ class CorpusAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Corpus '{corpus}' is now searched in {index_describe(corpus)['live']}.",
                                   messages.INFO)
+
+    @admin.action(description="Check and repair vectors of the selected corpora (and apply queued deletions)",
+                  permissions=["change"])
+    def check_vectors(self, request, queryset):
+        try:
+            drift = store_check(repair=True, corpora=list(queryset))
+        except (store.StoreUnavailable, EncoderLoadError) as exc:
+            self.message_user(request, f"Nothing was checked: {exc}", messages.ERROR)
+            return
+        level = messages.SUCCESS if drift.in_step else messages.WARNING
+        self.message_user(request, f"Vectors of {', '.join(str(corpus) for corpus in queryset)}: {drift.summary()}.",
+                          level)
+        for failure in drift.failures[:20]:
+            self.message_user(request, f"Not re-embedded: {failure.name}: {failure.reason}", messages.WARNING)
 
     @admin.display(description="")
     def upload_link(self, corpus: Corpus) -> str:
@@ -206,3 +222,17 @@ class IndexBuildAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # builds come from activating an adapter
+
+
+@admin.register(PendingVectorDeletion)
+class PendingVectorDeletionAdmin(admin.ModelAdmin):
+    """Deletions the vector store could not take while it was down; they go by themselves once it is back."""
+
+    list_display = ("id", "__str__", "collection", "created_at", "attempts", "last_error")
+    readonly_fields = ("collection", "item_ids", "drop_collection", "created_at", "attempts", "last_error")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # queued by deletions that the store refused
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -3,16 +3,18 @@
 Deletions are gathered per transaction (per savepoint) and sent to Milvus as one batch when it
 commits: deleting a corpus of 10,000 items is one vector delete per collection, not 10,000. A batch
 whose savepoint or transaction rolls back is dropped with it, so nothing that still exists loses
-its vectors.
+its vectors. When the vector store is unavailable, the vector deletions are queued and applied once
+it is back (`services.store_sync`); the files go at once either way.
 """
 import threading
+from functools import partial
 
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from . import store
 from .models import IndexBuild, Item
+from .services.store_sync import collection_drop_or_queue, vectors_delete_or_queue
 
 _current = threading.local()
 
@@ -29,7 +31,7 @@ class _DeletedItems:
 
     def clean_up(self) -> None:
         self.cleaned = True
-        store.items_delete_everywhere(self.item_ids)
+        vectors_delete_or_queue(item_ids=self.item_ids)
         for field in self.files:
             field.storage.delete(field.name)
 
@@ -54,4 +56,4 @@ def item_deleted(sender, instance: Item, using: str, **kwargs) -> None:
 @receiver(post_delete, sender=IndexBuild)
 def index_build_deleted(sender, instance: IndexBuild, using: str, **kwargs) -> None:
     """A build deleted (with its adapter or its corpus) takes its collection with it."""
-    transaction.on_commit(store.collection(instance.collection_name).drop, using=using)
+    transaction.on_commit(partial(collection_drop_or_queue, name=instance.collection_name), using=using)

@@ -39,6 +39,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -56,6 +57,7 @@ from ..models import Adapter, Corpus, CorpusIndex, IndexBuild, Item
 from .background import task_dispatch_on_commit
 from .embedding import ENCODER_TEXT_CHARS, item_vector_record
 from .pairs import ItemResolver, corpus_pairs, file_beside, jsonl_read
+from .store_sync import collection_drop_or_queue
 
 logger = logging.getLogger(__name__)
 MIN_PAIRS = 10
@@ -367,7 +369,7 @@ def index_build_run(*, build_id: int, batch_size: int = COPY_BATCH,
     except Exception as exc:
         build.status, build.error, build.finished_at = IndexBuild.Status.FAILED, f"{type(exc).__name__}: {exc}", timezone.now()
         build.save(update_fields=["status", "error", "finished_at"])
-        transaction.on_commit(store.collection(build.collection_name).drop)
+        transaction.on_commit(partial(collection_drop_or_queue, name=build.collection_name))
         raise
     index_switch(corpus=build.corpus, build=build)
     build.refresh_from_db()
@@ -409,7 +411,7 @@ def index_switch(*, corpus: Corpus, build: IndexBuild | None) -> CorpusIndex:
                                                           finished_at=build.finished_at or timezone.now())
         if retired is not None:
             IndexBuild.objects.filter(pk=retired.pk).update(status=IndexBuild.Status.RETIRED)
-            transaction.on_commit(store.collection(retired.collection_name).drop)
+            transaction.on_commit(partial(collection_drop_or_queue, name=retired.collection_name))
     logger.info("corpus %s now searched in %s", corpus.name, build.adapter if build else "its base vectors")
     return state
 

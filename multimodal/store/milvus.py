@@ -13,7 +13,7 @@ import functools
 import re
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from django.conf import settings
@@ -294,16 +294,18 @@ class MilvusCollection:
         return sorted(best.values(), key=lambda hit: (-hit.score, hit.item_id))[:limit]
 
     @_engine_errors
-    def item_ids(self, where: VectorFilter | None = None, *, batch_size: int = 10_000) -> np.ndarray:
+    def item_ids(self, where: VectorFilter | None = None, *, batch_size: int = 10_000,
+                 on_rows: Callable[[int], None] | None = None) -> np.ndarray:
         """The ids of the items holding at least one vector here (or one matching ``where``), sorted,
         counting every write acknowledged so far (by any process).
 
         Read ``batch_size`` rows at a time (only their keys, not their vectors), so a collection of
-        millions of vectors costs 8 bytes a row in memory, not a copy of its rows.
+        millions of vectors costs 8 bytes a row in memory, not a copy of its rows; ``on_rows(read)``
+        is called after each batch with the rows read so far.
         """
         if not self._loaded():
             return np.empty(0, dtype=np.int64)
-        chunks = []
+        chunks, read = [], 0
         iterator = engines.client().query_iterator(
             self.name, batch_size=batch_size, filter=expression(where) or _EVERYTHING, output_fields=["pk"],
             consistency_level=COUNT_CONSISTENCY,
@@ -311,6 +313,9 @@ class MilvusCollection:
         try:
             while rows := iterator.next():
                 chunks.append(np.fromiter((row["pk"] for row in rows), dtype=np.int64, count=len(rows)))
+                read += len(rows)
+                if on_rows:
+                    on_rows(read)
         finally:
             iterator.close()
         keys = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)

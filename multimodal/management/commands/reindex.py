@@ -1,14 +1,17 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ...models import Item
+from ...models import Corpus, Item
 from ...services.indexing import items_reindex
+from ...services.store_sync import store_check
 from ..progress import progress_bar
 
 
 class Command(BaseCommand):
     help = (
         "Rebuild the vectors in Milvus from the database (the source of truth) with the configured "
-        "encoder: after changing the model or the index settings, or to repair a lost vector store."
+        "encoder: after changing the model or the index settings, or to repair a lost vector store. "
+        "Vectors whose items are gone (deleted while the store was down) are deleted too, and deletions "
+        "queued while it was down are applied (as check_store --repair does)."
     )
 
     def add_arguments(self, parser):
@@ -32,3 +35,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{report.updated} items reindexed, {len(report.failures)} failed")
         for failure in report.failures:
             self.stdout.write(f"  FAILED {failure.name}: {failure.reason}")
+        drift = store_check(repair=True, reembed=False,
+                            corpora=Corpus.objects.filter(name=corpus) if corpus else None)
+        self.stdout.write(f"{drift.orphans_deleted} items' orphan vectors deleted (their rows are gone), "
+                          f"{drift.pending_applied} queued deletions applied")
