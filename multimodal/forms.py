@@ -2,6 +2,7 @@
 import base64
 import binascii
 import json
+import math
 import re
 
 from django import forms
@@ -10,7 +11,7 @@ from django.conf import settings
 from . import store
 from .errors import UserInputError
 from .fusion import MODES
-from .imaging import image_open
+from .imaging import query_image_open
 from .models import Corpus, Item
 from .selectors import RESULT_FIELDS
 from .services.query_uploads import query_upload_get
@@ -18,8 +19,54 @@ from .services.search import PART_TYPES, QueryPart, SearchFilters, SearchQuery
 
 MAX_QUERY_TEXT_CHARS = 1000
 MAX_WEIGHT = 10.0
+MAX_JSON_INT_DIGITS = 100  # far past any id, count or limit here
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 SPEC_NAME_RE = re.compile(r"[\w-]{1,100}")
+ITEM_ID_RE = re.compile(r"[0-9]{1,19}")  # ASCII digits: "²" and "١" are digits to str.isdigit()
+
+
+def json_parse(raw: str | bytes):
+    """``raw`` as JSON, or a ValueError saying why not (nesting too deep, NaN, text that is not Unicode).
+
+    Only what JSON allows gets through: NaN and Infinity (which Python's parser takes) are refused,
+    as are lone surrogates (``"\\ud800"``) and NUL characters, which no database column can hold.
+    """
+    try:
+        value = json.loads(raw, parse_constant=_json_constant_refuse, parse_int=_json_int)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    for text in _json_strings(value):
+        if "\x00" in text:
+            raise ValueError("a string holds a NUL character (\\u0000)")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff), not Unicode text") from None
+    return value
+
+
+def _json_constant_refuse(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:  # Python refuses past 4,300 digits, with advice for programmers
+        raise ValueError(f"a number has more than {MAX_JSON_INT_DIGITS} digits")
+    return int(digits)
+
+
+def _json_strings(value):
+    """Every key and string in a parsed JSON value, without recursion (the value may be deeply nested)."""
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            yield current
+        elif isinstance(current, dict):
+            pending.extend(current.keys())
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
 
 
 def form_error_message(form: forms.Form) -> str:
@@ -117,8 +164,8 @@ class SearchForm(forms.Form):
         raw = self.cleaned_data.get("specs")
         if raw:
             try:
-                specs = json.loads(raw)
-            except json.JSONDecodeError as exc:
+                specs = json_parse(raw)
+            except ValueError as exc:
                 raise forms.ValidationError(f"not valid JSON ({exc})") from None
             if not isinstance(specs, dict):
                 raise forms.ValidationError('must be a JSON object such as {"colour": "red"}')
@@ -128,8 +175,10 @@ class SearchForm(forms.Form):
         for name, value in specs.items():
             if not SPEC_NAME_RE.fullmatch(str(name)):
                 raise forms.ValidationError(f"'{name}' is not a spec name (letters, digits, _ and -)")
-            if not isinstance(value, (str, int, float)):
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise forms.ValidationError(f"the value of '{name}' must be a string or a number")
+            if "\x00" in str(value):
+                raise forms.ValidationError(f"the value of '{name}' holds a NUL character")
         return {str(name): str(value) for name, value in specs.items()}
 
     def clean_hybrid(self):
@@ -152,8 +201,8 @@ class SearchForm(forms.Form):
         if not raw:
             return []
         try:
-            specs = json.loads(raw) if isinstance(raw, str) else raw
-        except json.JSONDecodeError as exc:
+            specs = json_parse(raw) if isinstance(raw, str) else raw
+        except ValueError as exc:
             raise forms.ValidationError(f"not valid JSON ({exc})") from None
         if not isinstance(specs, list):
             raise forms.ValidationError("must be a JSON list of parts")
@@ -172,7 +221,8 @@ class SearchForm(forms.Form):
         if part_type not in PART_TYPES:
             raise UserInputError(f"{where}: type must be one of {', '.join(PART_TYPES)}")
         weight = spec.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or abs(weight) > MAX_WEIGHT:
+        if (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)
+                or abs(weight) > MAX_WEIGHT):
             raise UserInputError(f"{where}: weight must be a number between -{MAX_WEIGHT} and {MAX_WEIGHT}")
         value = spec.get("value")
         if part_type == "text":
@@ -182,7 +232,7 @@ class SearchForm(forms.Form):
                 raise UserInputError(f"{where}: the text is over {MAX_QUERY_TEXT_CHARS} characters")
             return QueryPart(type="text", weight=float(weight), text=value.strip())
         if part_type == "item":
-            if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or not ITEM_ID_RE.fullmatch(str(value)):
                 raise UserInputError(f"{where}: an item part's value is an item id")
             return QueryPart(type="item", weight=float(weight), item=_item_get(int(value), where=where))
         if spec.get("ref"):
@@ -208,7 +258,7 @@ class SearchForm(forms.Form):
         if upload.type != part_type:
             raise UserInputError(f"{where}: the uploaded file is {upload.type} input, not {part_type} input")
         if part_type == "image":
-            part = QueryPart(type="image", weight=weight, image=image_open(upload.read(), name=upload.name),
+            part = QueryPart(type="image", weight=weight, image=query_image_open(upload.read(), name=upload.name),
                              name=upload.name)
         else:
             transcript = upload.transcript
@@ -233,6 +283,10 @@ class SearchForm(forms.Form):
         cleaned = super().clean()
         if self.errors:
             return cleaned
+        created_from, created_to = cleaned.get("created_from"), cleaned.get("created_to")
+        if created_from and created_to and created_from > created_to:
+            raise forms.ValidationError(f"created_from ({created_from}) is after created_to ({created_to}): "
+                                        f"no item can match")
         if not cleaned.get("parts") and not (cleaned.get("q") or cleaned.get("image") is not None
                                              or cleaned.get("voice") is not None or cleaned.get("item")):
             raise forms.ValidationError(
@@ -289,7 +343,7 @@ def _image_decode(data: bytes, name: str, size: int):
     if size > max_bytes:
         raise forms.ValidationError(f"the image is {size:,} bytes; the limit is {settings.MULTIMODAL_MAX_QUERY_IMAGE_MB} MB")
     try:
-        return image_open(data, name=name)
+        return query_image_open(data, name=name)
     except UserInputError as exc:
         raise forms.ValidationError(str(exc)) from None
 

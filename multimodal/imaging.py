@@ -1,13 +1,28 @@
 """Image decoding and thumbnails, the same rules for ingested items and query images."""
 import io
+import threading
 import warnings
+from contextlib import contextmanager
 
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserInputError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+# A query image is kept no larger than this on its longest side: several times what an encoder looks
+# at (CLIP: 224-336 px) and the page's preview (MULTIMODAL_THUMBNAIL_PX), a fraction of a photo's pixels.
+QUERY_IMAGE_SIDE_PX = 1024
+# EXIF orientations that turn the picture a quarter (width and height swap once upright).
+SIDEWAYS_ORIENTATIONS = {5, 6, 7, 8}
+
+
+class ImageTooLarge(UserInputError):
+    """The image has more pixels than may be decoded."""
+
+
+class DecodeBusy(RuntimeError):
+    """Every query-image decode slot of this process stayed taken for MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S."""
 
 
 def image_open(data: bytes, *, name: str = "image") -> Image.Image:
@@ -15,25 +30,37 @@ def image_open(data: bytes, *, name: str = "image") -> Image.Image:
 
     Raises UserInputError naming the problem for empty, corrupt or oversized images.
     """
-    if not data:
-        raise UserInputError(f"{name}: the file is empty")
-    Image.MAX_IMAGE_PIXELS = settings.MULTIMODAL_MAX_IMAGE_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.seek(0)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserInputError(
-            f"{name}: the image has more than {settings.MULTIMODAL_MAX_IMAGE_PIXELS:,} pixels"
-        ) from None
-    except UnidentifiedImageError:
-        raise UserInputError(f"{name}: not an image, or an image format that cannot be read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UserInputError(f"{name}: the image is corrupt or truncated ({exc})") from None
+    with _image_errors(name):
+        return _upright_rgb(_header_read(data, name))
+
+
+def query_image_open(data: bytes, *, name: str = "image") -> Image.Image:
+    """Decode a query image within a small memory budget: upright RGB, at most QUERY_IMAGE_SIDE_PX a side.
+
+    What decoding would cost is known from the file's header, before any pixel is decoded: JPEGs are
+    decoded straight at a reduced scale (libjpeg's DCT scaling through Pillow's ``draft``, 1/2 to
+    1/8), other formats in full. Over MULTIMODAL_MAX_QUERY_IMAGE_PIXELS decoded pixels the image is
+    refused (ImageTooLarge, a UserInputError naming its size and the limit). At most
+    MULTIMODAL_QUERY_IMAGE_DECODES decodes run at once in a process; DecodeBusy if no slot frees up
+    within MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S. ``image.info["source_size"]`` keeps the picture's size.
+    """
+    with _image_errors(name):
+        image = _header_read(data, name)
+        width, height = image.size
+        if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS_ORIENTATIONS:
+            width, height = height, width  # the size the visitor sees, once turned upright
+        image.draft("RGB", (QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX))  # a no-op but for JPEG
+        decoded_pixels = image.width * image.height
+        limit = settings.MULTIMODAL_MAX_QUERY_IMAGE_PIXELS
+        if decoded_pixels > limit:
+            raise ImageTooLarge(f"{name}: the image is {width:,}×{height:,} ({decoded_pixels:,} pixels); query "
+                                f"images may have at most {limit:,} pixels (JPEG photos may be larger: they are "
+                                f"read at reduced scale)")
+        with decode_slot():
+            image = _upright_rgb(image)
+            image.thumbnail((QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX), Image.Resampling.BICUBIC)
+        image.info["source_size"] = (width, height)
+        return image
 
 
 def thumbnail_jpeg(image: Image.Image) -> bytes:
@@ -44,3 +71,56 @@ def thumbnail_jpeg(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     thumb.save(buffer, format="JPEG", quality=85, optimize=True)
     return buffer.getvalue()
+
+
+def _header_read(data: bytes, name: str) -> Image.Image:
+    """The image's header only (Pillow decodes pixels lazily), refused over MULTIMODAL_MAX_IMAGE_PIXELS."""
+    if not data:
+        raise UserInputError(f"{name}: the file is empty")
+    Image.MAX_IMAGE_PIXELS = settings.MULTIMODAL_MAX_IMAGE_PIXELS
+    image = Image.open(io.BytesIO(data))
+    image.seek(0)
+    return image
+
+
+def _upright_rgb(image: Image.Image) -> Image.Image:
+    image.load()
+    return ImageOps.exif_transpose(image).convert("RGB")
+
+
+@contextmanager
+def _image_errors(name: str):
+    """Pillow's errors (and its decompression-bomb warning) while reading ``name`` become UserInputErrors."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except UserInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(f"{name}: the image has more than {settings.MULTIMODAL_MAX_IMAGE_PIXELS:,} pixels") from None
+    except UnidentifiedImageError:
+        raise UserInputError(f"{name}: not an image, or an image format that cannot be read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserInputError(f"{name}: the image is corrupt or truncated ({exc})") from None
+
+
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+@contextmanager
+def decode_slot():
+    """Hold one of the process's MULTIMODAL_QUERY_IMAGE_DECODES slots; DecodeBusy if none frees up in time."""
+    global _slots
+    count = max(1, settings.MULTIMODAL_QUERY_IMAGE_DECODES)
+    with _slots_lock:
+        if _slots is None or _slots[0] != count:  # the setting changed (tests): a new set of slots
+            _slots = (count, threading.BoundedSemaphore(count))
+        semaphore = _slots[1]
+    if not semaphore.acquire(timeout=settings.MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S):
+        raise DecodeBusy("the server is busy reading other query images: retry in a few seconds")
+    try:
+        yield
+    finally:
+        semaphore.release()

@@ -8,6 +8,13 @@ markup). Media responses set their own, stricter, sandboxing policy (multimodal/
 this leaves in place. Images and recordings on a media origin of their own (an absolute MEDIA_URL)
 are allowed where pages show them.
 """
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.template import loader
+
+from multimodal.imaging import DecodeBusy
 from multimodal.media import media_origin
 
 THIRD_PARTY_PATH_PREFIXES = ("/admin/", "/api/docs")
@@ -39,4 +46,61 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         inline_styles = request.path.startswith(THIRD_PARTY_PATH_PREFIXES)
         response.headers.setdefault("Content-Security-Policy", content_security_policy(inline_styles=inline_styles))
+        return response
+
+
+# --- Errors a request causes before or outside a view's own error handling ---
+# The API (and the page's JSON endpoints) answer {"error": ...}; pages show the message on an error page.
+JSON_PATH_PREFIXES = ("/api/",)
+JSON_VIEW_NAMES = {"multimodal:query-uploads"}
+RETRY_AFTER_BUSY_S = 5
+ERROR_HEADINGS = {400: "The request cannot be used", 413: "The request is too large", 503: "Busy: try again shortly"}
+
+
+def request_error_response(request, message: str, status: int) -> HttpResponse:
+    """``message`` with ``status``: JSON for the API, the error page for people."""
+    match = getattr(request, "resolver_match", None)
+    if request.path_info.startswith(JSON_PATH_PREFIXES) or (match is not None and match.view_name in JSON_VIEW_NAMES):
+        return JsonResponse({"error": message}, status=status)
+    # Rendered without the request: the failure may come before the middleware that sets request.user.
+    page = loader.render_to_string("request_error.html", {"message": message, "heading": ERROR_HEADINGS[status]})
+    return HttpResponse(page, status=status)
+
+
+def bad_request(request, exception=None):
+    """handler400: what Django raises on reading a request body (too large, too many fields or files,
+    unreadable multipart) says so, wherever it was read: in a view or in a middleware (CSRF reads POST).
+
+    Django checks a body's declared length before reading it, so a body over the limit is never read.
+    """
+    if isinstance(exception, RequestDataTooBig):
+        limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1024 / 1024
+        return request_error_response(
+            request, f"the request body is over {limit_mb:g} MB (files sent as multipart uploads do not count): "
+                     f"send images and recordings as files, not in JSON or form fields", 413)
+    if isinstance(exception, TooManyFieldsSent):
+        message = f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields"
+    elif isinstance(exception, TooManyFilesSent):
+        message = f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files"
+    elif isinstance(exception, MultiPartParserError):
+        message = f"the multipart body cannot be read ({exception})"
+    else:  # other SuspiciousOperations and BadRequests: their text may echo what was sent (hosts, names)
+        message = "the request is malformed"
+    return request_error_response(request, message, 400)
+
+
+class RequestErrorMiddleware:
+    """A query image that cannot get a decode slot in time (multimodal/imaging.py) answers 503, not 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, DecodeBusy):
+            return None
+        response = request_error_response(request, str(exception), 503)
+        response["Retry-After"] = str(RETRY_AFTER_BUSY_S)
         return response

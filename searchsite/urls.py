@@ -9,6 +9,9 @@ from django.urls import include, path, re_path
 from multimodal.api import api
 from multimodal.media import media_serve
 
+# A body too large, too many fields, unreadable multipart: JSON on the API, a page elsewhere.
+handler400 = "searchsite.middleware.bad_request"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     # The API's own namespace ("api"): its docs page reverses the schema URL by that name.

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from django.core.cache import cache
 from PIL import Image
 
 from multimodal import encoders, store
@@ -86,6 +87,8 @@ def _server_collections_empty() -> None:
 
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path, store_engine, request):
+    # Rate limits count in the cache: each test starts with none used (the defaults stay in force).
+    cache.clear()
     settings.MEDIA_ROOT = tmp_path / "media"
     if store_engine == "lite":
         settings.MILVUS_URI = str(tmp_path / "milvus.db")

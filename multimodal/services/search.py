@@ -44,8 +44,8 @@ class QueryPart:
             out["value"] = self.text
         elif self.type == "image":
             out["value"] = out["name"] = self.name or "image"
-            if self.image is not None:
-                out["width"], out["height"] = self.image.width, self.image.height
+            if self.image is not None:  # the picture's own size (a query image is decoded reduced)
+                out["width"], out["height"] = self.image.info.get("source_size", self.image.size)
         elif self.type == "voice":
             out["value"] = self.name or "voice"
             out["transcript"] = self.transcript
@@ -325,7 +325,7 @@ def _vector_filter(query: SearchQuery) -> store.VectorFilter:
         corpus_ids=[corpus.pk for corpus in filters.corpora] or None,
         kinds=list(filters.kinds) or None,
         created_from=_day_start(filters.created_from),
-        created_to=_day_start(filters.created_to + timedelta(days=1)) if filters.created_to else None,
+        created_to=_day_after(filters.created_to),
         item_ids=item_ids,
         exclude_item_ids=[part.item.pk for part in query.parts if part.type == "item"] or None,
         modalities=list(filters.modalities) or None,
@@ -366,6 +366,13 @@ def _day_start(day: date | None) -> int | None:
     if day is None:
         return None
     return int(datetime.combine(day, day_time.min, tzinfo=dt_timezone.utc).timestamp())
+
+
+def _day_after(day: date | None) -> int | None:
+    """Where an inclusive ``created_to`` ends: the next day's start; None (no end) for the last day there is."""
+    if day is None or day == date.max:
+        return None
+    return _day_start(day + timedelta(days=1))
 
 
 def _cosines_backfill(fused, keyword, combined, collection) -> list[fusion.Fused]:
