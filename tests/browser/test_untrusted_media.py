@@ -47,10 +47,10 @@ def _upload_in_the_page(page, name: str, data: bytes) -> Item:
 def _assert_no_script_ran(page, url: str) -> None:
     response = page.goto(url)
     assert response.status == 200
-    assert "javascript" not in response.headers["content-type"] and "html" not in response.headers["content-type"]
     page.wait_for_timeout(500)  # time for a script and its fetch, had one started
     assert page.evaluate("() => window.__xss") is None
     assert page.admin_fetches == []
+    assert "javascript" not in response.headers["content-type"] and "html" not in response.headers["content-type"]
 
 
 def test_a_polyglot_uploaded_as_html_never_runs_script_as_the_superuser(superuser_page, settings, deterministic_encoder):
@@ -58,8 +58,8 @@ def test_a_polyglot_uploaded_as_html_never_runs_script_as_the_superuser(superuse
     script = _upload_in_the_page(page, "poly.js", gif_js_polyglot(SCRIPT))
     catalogue = _upload_in_the_page(
         page, "catalog.html", gif_html_polyglot(f'<p id="catalogue">Catalogue</p><script src="{script.file.url}"></script>'))
-    assert Path(script.file.name).suffix == Path(catalogue.file.name).suffix == ".gif"
     _assert_no_script_ran(page, catalogue.file.url)
+    assert Path(script.file.name).suffix == Path(catalogue.file.name).suffix == ".gif"
     # The GIF it is, shown as an image.
     assert page.evaluate("() => document.images.length === 1 && document.images[0].naturalWidth") == 8
     _assert_no_script_ran(page, script.file.url)
