@@ -98,7 +98,8 @@ def _image_errors(name: str):
     except UserInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLarge(f"{name}: the image has more than {settings.MULTIMODAL_MAX_IMAGE_PIXELS:,} pixels") from None
+        limit = settings.MULTIMODAL_MAX_IMAGE_PIXELS
+        raise ImageTooLarge(f"{name}: the image has more than {limit:,} pixels") from None
     except UnidentifiedImageError:
         raise UserInputError(f"{name}: not an image, or an image format that cannot be read") from None
     except (OSError, SyntaxError, ValueError) as exc:
