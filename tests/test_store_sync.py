@@ -11,14 +11,22 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from multimodal import encoders, store
-from multimodal.models import Corpus, IngestJob, Item, PendingVectorDeletion
+from multimodal.models import Corpus, IngestJob, Item
 from multimodal.services.jobs import job_create_from_paths
-from multimodal.tasks import MAX_RETRIES, ingest_job_run, store_check_task
+from multimodal.tasks import MAX_RETRIES, ingest_job_run
 
 from .conftest import ingest_files
 from .services import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _queued():
+    """The deletions queued while the store was down (imported here: the model is new, and each test must
+    fail on its own on code without it)."""
+    from multimodal.models import PendingVectorDeletion
+
+    return PendingVectorDeletion.objects.order_by("pk")
 
 
 def _store_down(settings) -> str:
@@ -91,7 +99,7 @@ def test_items_deleted_while_the_store_is_down_are_queued_and_the_periodic_check
     lite = _store_down(settings)
     for item in doomed:
         item.delete()  # answers at once: the vector deletion is queued, not lost and not an error
-    queued = list(PendingVectorDeletion.objects.all())
+    queued = list(_queued())
     assert [pending.item_ids for pending in queued] == [[doomed_ids[0]], [doomed_ids[1]]]
     assert all("vector store" in pending.last_error for pending in queued)
 
@@ -99,13 +107,15 @@ def test_items_deleted_while_the_store_is_down_are_queued_and_the_periodic_check
     output, ok = _check_store()
     assert not ok
     assert "0 items without vectors, 2 items' vectors without rows, 2 queued deletions" in output
-    assert PendingVectorDeletion.objects.count() == 2  # a check alone changes nothing
+    assert _queued().count() == 2  # a check alone changes nothing
 
     assert "store-check" in {name for name, entry in django_settings.CELERY_BEAT_SCHEDULE.items()
                              if entry["task"] == "multimodal.tasks.store_check_task"}
+    from multimodal.tasks import store_check_task
+
     summary = store_check_task.apply().get()
     assert "2 queued deletions applied" in summary
-    assert not PendingVectorDeletion.objects.exists()
+    assert not _queued().exists()
     assert _base_ids() == kept
     assert _check_store()[1]
 
@@ -179,7 +189,7 @@ def test_a_corpus_deleted_while_the_milvus_server_is_unreachable_loses_its_vecto
     response = admin_client.post(f"/admin/multimodal/corpus/{old.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Corpus.objects.filter(name="old").exists() and Item.objects.count() == 2
-    assert sum(len(pending.item_ids) for pending in PendingVectorDeletion.objects.all()) == 300
+    assert sum(len(pending.item_ids) for pending in _queued()) == 300
     response = admin_client.get("/api/search", {"q": "a cat"})
     assert response.status_code == 503 and "vector store (milvus-server) is unavailable" in response.json()["error"]
 
@@ -191,7 +201,7 @@ def test_a_corpus_deleted_while_the_milvus_server_is_unreachable_loses_its_vecto
 
     # The next successful store write applies the queue; nothing else is touched.
     ingest_files(keep, {"chair.txt": b"a green chair"})
-    assert not PendingVectorDeletion.objects.exists()
+    assert not _queued().exists()
     assert _base_ids() == sorted(Item.objects.values_list("pk", flat=True)) and len(_base_ids()) == 3
     assert _check_store()[1]
     assert _api_titles(admin_client, "a cat", "keep")[0] == "a cat"
