@@ -44,38 +44,72 @@ def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout_s: float = 20) 
             process.wait()
 
 
+def redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (apt-get install -y redis-server; .ci/run does this)"
+    return binary
+
+
+class RedisServer:
+    """A throw-away redis-server on a free loopback port, which a test may stop and start again.
+
+    ``command`` (binary, port) -> argv; by default no persistence: a restart empties it.
+    """
+
+    def __init__(self, command=None):
+        self.port = free_port()
+        self.command = command or (lambda binary, port: [binary, "--port", str(port), "--bind", "127.0.0.1",
+                                                         "--save", "", "--appendonly", "no"])
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self):
+        import redis
+
+        return redis.Redis(port=self.port)
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(self.command(redis_binary(), self.port), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_until(lambda: self.client().ping(), timeout_s=20, what="redis-server answering PING")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @contextmanager
 def redis_server():
     """A throw-away redis-server on a free loopback port; yields its URL."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (apt-get install -y redis-server; .ci/run does this)"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    import redis
-
+    server = RedisServer().start()
     try:
-        wait_until(lambda: redis.Redis(port=port).ping(), timeout_s=20, what="redis-server answering PING")
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        _stop(process)
+        server.stop()
 
 
 class CeleryWorker:
     """A real ``celery worker`` process (prefork, one child) with the given environment."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, extra_args: tuple[str, ...] = ()):
         self.env = {**os.environ, **env}
         self.log_path = log_path
+        self.extra_args = extra_args  # e.g. --beat
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "CeleryWorker":
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "searchsite", "worker", "--pool=prefork", "--concurrency=1",
-             "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat", *self.extra_args],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self

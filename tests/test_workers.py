@@ -56,8 +56,8 @@ def stack(settings, tmp_path, broker_url, milvus_uri):
     }
     workers = []
 
-    def start_worker() -> CeleryWorker:
-        worker = CeleryWorker(env, tmp_path / "worker.log").start()
+    def start_worker(extra_env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> CeleryWorker:
+        worker = CeleryWorker({**env, **(extra_env or {})}, tmp_path / "worker.log", extra_args).start()
         workers.append(worker)
         return worker
 
