@@ -230,6 +230,8 @@ def _header_find(records: Iterator[_Record], name: str) -> _Record:
 def _csv_records(text: str, name: str, limits: TextLimits, *, fallback_delimiter: str) -> Iterator[_Record]:
     delimiter = delimiter_detect(text, fallback_delimiter)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # An odd number of quote characters: some quote is never closed (a doubled "" counts two).
+    unbalanced = text.count('"') % 2 == 1
     line = 0
     columns = None  # the header's cell count, once read
     text_line = 1  # the text line the next record starts on
@@ -240,21 +242,25 @@ def _csv_records(text: str, name: str, limits: TextLimits, *, fallback_delimiter
             if columns is None and not _is_blank(cells):
                 columns = len(cells)
             elif columns is not None and reader.line_num > text_line:
-                record.failure = _swallowed_rows(cells, delimiter, columns, text_line, reader.line_num)
+                record.failure = _swallowed_rows(cells, delimiter, columns, text_line, reader.line_num,
+                                                 unbalanced=unbalanced)
             text_line = reader.line_num + 1
             yield record
     except csv.Error as error:
         raise UserInputError(f"{name}: line {line + 1} cannot be read as CSV ({error})") from error
 
 
-def _swallowed_rows(cells: list[str], delimiter: str, columns: int, first: int, last: int) -> str:
+def _swallowed_rows(cells: list[str], delimiter: str, columns: int, first: int, last: int, *,
+                    unbalanced: bool) -> str:
     """Why a record spanning text lines ``first``..``last`` is not one row, or '' when it is.
 
-    A quoted cell may hold line breaks (a description in paragraphs). It is taken for an unterminated
-    quote when a line inside it has as many delimiters as a row of the table does: that line is a row
-    the quote swallowed, and ingesting the record would lose it silently.
+    A quoted cell may hold line breaks (a description in paragraphs, commas and all). It is taken
+    for an unterminated quote when a line inside it has as many delimiters as a row of the table
+    does (a row the quote swallowed, which ingesting the record would lose silently) and either the
+    record has the wrong number of cells (the quote closed somewhere in a later row) or the file's
+    quotes do not pair up (it never closed).
     """
-    if columns < 2:
+    if columns < 2 or (len(cells) == columns and not unbalanced):
         return ""
     swallowed = sum(
         1 for cell in cells if "\n" in cell or "\r" in cell
@@ -263,8 +269,9 @@ def _swallowed_rows(cells: list[str], delimiter: str, columns: int, first: int, 
     if not swallowed:
         return ""
     return (f"a quote opened in this row is not closed before text line {last} (an unterminated quote?): "
-            f"text lines {first}-{last} were read as one cell, and the {swallowed} rows inside it "
-            "were not ingested; close the quote and upload the file again")
+            f"text lines {first}-{last} were read as one cell, and the "
+            f"{f'{swallowed} rows' if swallowed > 1 else 'row'} inside it {'were' if swallowed > 1 else 'was'} "
+            "not ingested; close the quote and upload the file again")
 
 
 def text_decode(data: bytes, name: str) -> tuple[str, str]:

@@ -89,6 +89,16 @@ def test_cells_past_the_header_are_reported_with_the_row_that_lost_them(admin_cl
     }
 
 
+def test_a_quote_closed_rows_later_fails_its_row_and_the_rows_after_it_land(tmp_path):
+    path = tmp_path / "products.csv"
+    path.write_text('sku,title,description\nA-1,"Trail bike,Red bike\nA-2,Desk lamp,"An LED lamp"\nA-3,Chair,Oak\n')
+
+    table = table_read(path, name="products.csv")
+    assert [row.title for row in table.rows] == ["Chair"]
+    assert [failure.line for failure in table.failures] == [2]
+    assert "text lines 2-3 were read as one cell, and the row inside it was not ingested" in table.failures[0].reason
+
+
 def test_an_unterminated_quote_fails_its_row_and_names_the_rows_it_swallowed(admin_client, deterministic_encoder,
                                                                              django_capture_on_commit_callbacks):
     catalogue = ('sku,title,description\n'
@@ -104,9 +114,9 @@ def test_an_unterminated_quote_fails_its_row_and_names_the_rows_it_swallowed(adm
     assert Item.objects.count() == 0
 
 
-def test_a_quoted_cell_with_line_breaks_is_still_one_row(tmp_path):
+def test_a_quoted_cell_with_line_breaks_and_commas_is_still_one_row(tmp_path):
     path = tmp_path / "products.csv"
-    path.write_text('sku,title,description\nA-1,Bike,"Red bike.\nLight, fast\n\nAnd cheap"\nA-2,Lamp,LED\n')
+    path.write_text('sku,title,description\nA-1,Bike,"Red bike.\nLight, fast, and cheap\n\nSays ""Hi"""\nA-2,Lamp,LED\n')
 
     table = table_read(path, name="products.csv")
     assert [row.title for row in table.rows] == ["Bike", "Lamp"] and table.failures == []
