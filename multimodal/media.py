@@ -38,6 +38,10 @@ MEDIA_CONTENT_SECURITY_POLICY = "; ".join((
     "style-src 'unsafe-inline'",
     "frame-ancestors 'none'",
 ))
+# A recording opened on its own: the browser's player loads the file from the document's origin, which a bare
+# sandbox makes opaque (Chromium then refuses the load as cross-origin). allow-same-origin without
+# allow-scripts still runs no script at all.
+PLAYER_CONTENT_SECURITY_POLICY = MEDIA_CONTENT_SECURITY_POLICY.replace("sandbox", "sandbox allow-same-origin", 1)
 DOWNLOAD_CONTENT_TYPE = "application/octet-stream"
 
 
@@ -50,7 +54,8 @@ def media_origin() -> str:
 def media_headers(response, *, content_type: str | None, name: str) -> None:
     """The headers every media response carries; a download (no displayable type) gets ``attachment``."""
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = MEDIA_CONTENT_SECURITY_POLICY
+    player = content_type is not None and content_type.startswith(("audio/", "video/"))
+    response["Content-Security-Policy"] = PLAYER_CONTENT_SECURITY_POLICY if player else MEDIA_CONTENT_SECURITY_POLICY
     if content_type is None:
         response["Content-Disposition"] = content_disposition_header(True, f"{Path(name).stem}.bin")
     else:

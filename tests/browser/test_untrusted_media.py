@@ -11,7 +11,7 @@ import pytest
 from multimodal.models import IngestJob, Item
 
 from ..media_polyglots import gif_html_polyglot, gif_js_polyglot
-from .conftest import page_open, picture, screenshot
+from .conftest import page_open, picture, screenshot, tone_wav
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SCRIPT = "window.__xss=1;fetch('/admin/auth/user/').then(r=>{window.__xss=r.status})"
@@ -71,6 +71,12 @@ def test_a_polyglot_uploaded_as_html_never_runs_script_as_the_superuser(superuse
     (legacy / "catalog.html").write_bytes(gif_html_polyglot('<script src="/media/items/legacy/poly.js"></script>'))
     (legacy / "page.html").write_bytes(b"<!doctype html><script src='/media/items/legacy/poly.js'></script>")
     _assert_no_script_ran(page, "/media/items/legacy/catalog.html")
+    # A recording opened on its own still plays in the browser's player, under the same policy.
+    (legacy / "talk.wav").write_bytes(tone_wav(2.0))
+    _assert_no_script_ran(page, "/media/items/legacy/talk.wav")
+    page.wait_for_function("() => { const m = document.querySelector('video, audio'); return m && m.readyState >= 1; }")
+    assert page.evaluate("() => document.querySelector('video, audio').error") is None
+
     page.goto("/")  # from a page of the site (a sandboxed media document may not start downloads)
     with page.expect_download() as download:  # not an image: a download, never a page of this site
         page.evaluate("() => { location.href = '/media/items/legacy/page.html'; }")
