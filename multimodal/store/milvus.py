@@ -10,6 +10,7 @@ anywhere), which waits up to one time tick (~0.2 s) and so is kept off the searc
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 import time
@@ -306,6 +307,10 @@ class MilvusCollection:
         if not self._loaded():
             return np.empty(0, dtype=np.int64)
         chunks, read = [], 0
+        # The Milvus versions here do not report an iterator's snapshot time; pymilvus then reads at its own
+        # clock's time (the same, after the Strong read asked for) and warns each time. Set here, after
+        # pymilvus's own logging set-up has run (it resets its loggers' levels when imported).
+        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
         iterator = engines.client().query_iterator(
             self.name, batch_size=batch_size, filter=expression(where) or _EVERYTHING, output_fields=["pk"],
             consistency_level=COUNT_CONSISTENCY,
