@@ -63,8 +63,9 @@ CELL_MAX_CHARS = 32_767
 HEADER_MAX_CHARS = 200
 # How many cells a note quotes by name before it says "and N more".
 NOTE_CELLS_NAMED = 3
-# Encodings a short Western European file is read as when the detector cannot tell them apart.
-WESTERN_ENCODING = "cp1252"
+# What a short text (a file name, a tiny table) is read as when the detector finds several encodings
+# equally likely: the legacy code pages most files come in, most common first.
+PREFERRED_ENCODINGS = ("cp1252", "cp932", "gb18030", "cp949", "big5", "cp1251")
 
 # A spec key is a short label ("Screen size", "Max. speed"), not a sentence that happens to hold a colon.
 SPEC_KEY_MAX_CHARS = 50
@@ -306,15 +307,16 @@ def encoding_detect(data: bytes) -> str | None:
     """The text encoding of ``data`` (not UTF-8) as charset-normalizer judges it, or None when none fits."""
     from charset_normalizer import from_bytes
 
-    matches = list(from_bytes(data))
+    # Without NUL bytes (refused before) a text is not UTF-16/32, whatever a short sample suggests.
+    matches = [match for match in from_bytes(data) if not match.encoding.startswith(("utf_16", "utf_32"))]
     if not matches:
         return None
-    best = matches[0]
-    # Equally likely matches are the same text in sibling code pages; the West's most common one wins.
-    for match in matches:
-        if match.chaos <= best.chaos + 0.01 and WESTERN_ENCODING in match.could_be_from_charset:
-            return WESTERN_ENCODING
-    return best.encoding
+    best = min(match.chaos for match in matches)
+    likeliest = [match for match in matches if match.chaos <= best + 0.01]
+    for preferred in PREFERRED_ENCODINGS:
+        if any(preferred in match.could_be_from_charset for match in likeliest):
+            return preferred
+    return likeliest[0].encoding
 
 
 def delimiter_detect(text: str, fallback: str) -> str:

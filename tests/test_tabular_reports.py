@@ -184,3 +184,23 @@ def test_an_upload_whose_file_name_is_not_utf8_is_kept_and_the_rename_reported(a
     assert _reasons(summary["warnings"]) == {
         "商品写真_赤い自転車.png": "the name it was sent with is not UTF-8: read as cp932"}
     assert sorted(Item.objects.values_list("title", flat=True)) == ["plain", "商品写真_赤い自転車"]
+
+
+def test_ingest_command_reports_a_local_file_whose_name_is_not_utf8_and_ingests_the_rest(tmp_path, deterministic_encoder):
+    import os
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "plain.txt").write_text("A note about bikes")
+    with open(os.fsencode(folder) + b"/" + "商品写真_赤い自転車.txt".encode("cp932"), "wb") as handle:
+        handle.write(b"Another note")
+    out = StringIO()
+
+    call_command("ingest", str(folder), "--corpus", "cli", stdout=out, stderr=StringIO())
+
+    assert "1 items landed in corpus 'cli' (1 new, 0 updated), 1 failed" in out.getvalue()
+    assert (f"FAILED {folder}/商品写真_赤い自転車.txt: its name is not UTF-8 (read as cp932): rename the file to UTF-8 "
+            "to ingest it") in out.getvalue()

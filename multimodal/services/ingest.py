@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,7 +41,7 @@ from ..models import Corpus, Item
 from ..row_updates import rows_update
 from ..sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
 from ..speech.segmenting import Passage
-from ..tabular import TextLimits, text_decode
+from ..tabular import TextLimits, encoding_detect, text_decode
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
 from .voice import recording_transcribe
 
@@ -157,7 +158,8 @@ def text_cap(text: str, *, label: str, limit: int, warnings: list[str]) -> str:
 def files_discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[IngestFailure]]:
     """Every file under ``paths`` (directories recursively, hidden files skipped), sorted.
 
-    Paths that do not exist come back as failures rather than stopping the run.
+    Paths that do not exist come back as failures rather than stopping the run, and so do paths
+    whose names are not UTF-8 (the database keeps names as text): named as decoded, with the reason.
     """
     found, failures = [], []
     for raw_path in paths:
@@ -172,8 +174,28 @@ def files_discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[Ingest
         elif path.is_file():
             found.append(path)
         else:
-            failures.append(IngestFailure(str(path), "no such file or directory"))
+            failures.append(IngestFailure(_path_text(path)[0], "no such file or directory"))
+    for path in [path for path in found if _path_text(path)[1]]:
+        found.remove(path)
+        name, encoding = _path_text(path)
+        failures.append(IngestFailure(name, f"its name is not UTF-8 (read as {encoding}): rename the file to "
+                                            "UTF-8 to ingest it"))
     return found, failures
+
+
+def _path_text(path: Path) -> tuple[str, str]:
+    """The path as text, and the encoding its bytes were read in when they are not UTF-8 ('' when they are).
+
+    Python keeps undecodable bytes of a file name as lone surrogates, which no database accepts.
+    """
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(text)
+        encoding = encoding_detect(raw) or "latin-1"  # latin-1: every byte is some character
+        return raw.decode(encoding, errors="replace"), encoding
+    return text, ""
 
 
 def file_source(path: Path, *, name: str | None = None, key: Hashable = None) -> Source:
