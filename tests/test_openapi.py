@@ -1,5 +1,6 @@
 """The generated OpenAPI schema is valid, lists every endpoint, and every error it documents happens."""
 import json
+from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth.models import User
@@ -8,12 +9,13 @@ from openapi_spec_validator import validate
 
 from multimodal.models import ApiToken, Corpus, IngestJob
 
-from .conftest import ingest_files
+from .conftest import ingest_files, permissions_grant
+from .services import free_port
 
 pytestmark = pytest.mark.django_db
 ENDPOINTS = {
     ("/api/search", "get"), ("/api/search", "post"), ("/api/uploads", "post"),
-    ("/api/jobs/{pk}", "get"), ("/api/jobs/{pk}/retry", "post"),
+    ("/api/jobs/{pk}", "get"), ("/api/jobs/{pk}/retry", "post"), ("/api/jobs/{pk}/cancel", "post"),
 }
 
 
@@ -84,7 +86,41 @@ def _trigger(client, settings, world, path: str, method: str, status: int):
         return send(job_path, **bearer)
     if status == 400 and path == "/api/uploads":
         return client.post(path, {"corpus": "bad name!", "files": SimpleUploadedFile("a.txt", b"x")}, **bearer)
+    if status == 503 and path == "/api/uploads":
+        permissions_grant(User.objects.get(username="staff"), "add_item")
+        with _broker_down(settings):
+            return client.post(path, {"corpus": "shop", "files": SimpleUploadedFile("a.txt", b"x")}, **bearer)
+    if status == 503 and path == "/api/jobs/{pk}/retry":
+        with _job_status(world["job"], "failed"), _broker_down(settings):
+            return send(job_path, **bearer)
+    if status == 409 and path == "/api/jobs/{pk}/cancel":
+        with _job_status(world["job"], "done"):
+            return send(job_path, **bearer)
     raise AssertionError(f"no way to trigger {status} for {method.upper()} {path}: add one")
+
+
+@contextmanager
+def _broker_down(settings):
+    """Tasks go to a broker on a port nothing listens on."""
+    from searchsite.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    previous = app.conf.broker_url
+    app.conf.broker_url, app._pool = f"redis://127.0.0.1:{free_port()}/0", None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app._pool = previous, None
+
+
+@contextmanager
+def _job_status(job: IngestJob, status: str):
+    previous = IngestJob.objects.get(pk=job.pk).status
+    IngestJob.objects.filter(pk=job.pk).update(status=status)
+    try:
+        yield
+    finally:
+        IngestJob.objects.filter(pk=job.pk).update(status=previous)
 
 
 def test_every_documented_error_is_returned_with_its_message(client, settings, schema, world):
