@@ -90,6 +90,8 @@ def _error(request, message: str, status: int):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
+    if isinstance(exc, Throttled) and getattr(request, "token_throttled", None):
+        return _token_throttled(request, request.token_throttled)
     if isinstance(exc, Throttled):
         return _error(request, _throttled_message(request, exc), 429)
     if isinstance(exc, AuthenticationError) and exc.message == "Unauthorized":

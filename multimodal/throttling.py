@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from ninja.throttling import BaseThrottle
 
-from .auth import client_ip, token_user_for_key
+from .auth import TokenThrottled, client_ip, token_user_for_key
 
 RATE_RE = re.compile(r"(?P<count>[0-9]+)\s*/\s*(?P<number>[0-9]*)\s*(?P<unit>[a-z]+)")
 PERIODS_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
@@ -79,6 +79,16 @@ class AnonymousSearchRateThrottle(_RateLimit):
     """Visitors with neither a session login nor an API token, per address, at ``MULTIMODAL_ANON_SEARCH_RATE``."""
 
     setting, scope = "MULTIMODAL_ANON_SEARCH_RATE", "search_anon"
+
+    def allow_request(self, request) -> bool:
+        try:
+            return super().allow_request(request)
+        except TokenThrottled as exc:
+            # The address is blocked for bad API tokens: refused here (a raise would be a 500, ninja runs
+            # throttles outside its error handlers); the API answers with the block's own message.
+            request.token_throttled = exc
+            self._wait.seconds = exc.wait_s
+            return False
 
     def ident(self, request) -> str | None:
         return None if search_caller_known(request) else client_ip(request)

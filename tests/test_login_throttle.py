@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from axes.models import AccessAttempt
+from django.db.models import F
 from django.test import Client
 
 from multimodal.models import ApiToken, Corpus, IngestJob
@@ -49,8 +51,7 @@ def test_fifty_wrong_admin_passwords_lock_that_username_from_that_address(admin_
     assert _login(attacker, "someone-else", "guess").status_code == 200
 
 
-def test_the_lock_ends_after_the_cool_off_and_a_good_login_clears_the_count(admin_user, settings):
-    settings.AXES_COOLOFF_TIME = timedelta(seconds=1)
+def test_the_lock_ends_after_the_cool_off_and_a_good_login_clears_the_count(admin_user):
     client = Client(REMOTE_ADDR="203.0.113.8")
     for attempt in range(4):
         assert _login(client, "root", f"typo-{attempt}").status_code == 200
@@ -59,8 +60,9 @@ def test_the_lock_ends_after_the_cool_off_and_a_good_login_clears_the_count(admi
     for attempt in range(4):
         assert _login(client, "root", f"typo-{attempt}").status_code == 200  # 4 more are not a lock
     assert _login(client, "root", "typo-4").status_code == 429
-    assert "Try again in 1 minute" in _login(client, "root", PASSWORD).content.decode()
-    time.sleep(1.2)
+    assert "Try again in 15 minutes" in _login(client, "root", PASSWORD).content.decode()
+    # 16 minutes pass (the attempts' clock is moved back rather than waiting).
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=16))
     assert _login(client, "root", PASSWORD).status_code == 302 and _logged_in(client)
 
 
@@ -95,11 +97,22 @@ def test_a_forged_forwarded_for_header_does_not_escape_the_token_limit(staff_key
     assert statuses == [401, 401, 401, 429, 429, 429]
 
 
+def test_bad_tokens_on_searches_count_too_and_the_block_is_a_429_not_a_500(staff_key, settings, deterministic_encoder):
+    settings.MULTIMODAL_TOKEN_FAILURE_LIMIT = 3
+    client = Client(REMOTE_ADDR="203.0.113.13")
+    answers = [client.get("/api/search", {"q": "red"}, HTTP_AUTHORIZATION="Bearer guess") for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]  # searching needs no token
+    assert answers[-1].json()["error"].startswith("too many bad API tokens from your address: try again in")
+    good = client.post("/api/search", {"q": "red"}, HTTP_AUTHORIZATION=f"Bearer {staff_key}")
+    assert good.status_code == 429 and int(good["Retry-After"]) > 500
+    assert client.get("/api/search", {"q": "red"}).status_code == 200  # without a token it is a visitor's search
+
+
 def test_the_token_block_ends_with_its_window(staff_key, settings):
-    settings.MULTIMODAL_TOKEN_FAILURE_LIMIT, settings.MULTIMODAL_TOKEN_FAILURE_WINDOW_S = 2, 1
+    settings.MULTIMODAL_TOKEN_FAILURE_LIMIT, settings.MULTIMODAL_TOKEN_FAILURE_WINDOW_S = 2, 4
     client = Client(REMOTE_ADDR="203.0.113.11")
     assert [client.get("/api/jobs/1", HTTP_AUTHORIZATION="Bearer guess").status_code for _ in range(3)] == [401, 401, 429]
-    time.sleep(1.2)
+    time.sleep(4.2)
     assert client.get("/api/jobs/1", HTTP_AUTHORIZATION=f"Bearer {staff_key}").status_code == 404
 
 
