@@ -4,6 +4,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Callable
 
 from django import forms
 from django.conf import settings
@@ -128,11 +129,11 @@ class SearchForm(forms.Form):
 
     def clean_image(self):
         upload = self.cleaned_data.get("image")
-        return _image_decode(upload.read(), upload.name, upload.size) if upload else None
+        return _image_decode(_reader(upload), upload.name, upload.size) if upload else None
 
     def clean_voice(self):
         upload = self.cleaned_data.get("voice")
-        return _voice_read(upload.read(), upload.name) if upload else None
+        return _voice_read(_reader(upload), upload.name, upload.size) if upload else None
 
     def clean_item(self):
         return _item_get(self.cleaned_data.get("item"))
@@ -237,15 +238,15 @@ class SearchForm(forms.Form):
             return QueryPart(type="item", weight=float(weight), item=_item_get(int(value), where=where))
         if spec.get("ref"):
             return self._upload_part(where, spec, part_type, float(weight))
-        data, name = self._part_payload(where, spec)
+        read, name, size = self._part_payload(where, spec)
         if part_type == "image":
             try:
-                image = _image_decode(data, name, len(data))
+                image = _image_decode(read, name, size)
             except forms.ValidationError as exc:
                 raise UserInputError(f"{where}: {exc.messages[0]}") from None
             return QueryPart(type="image", weight=float(weight), image=image, name=name)
         try:
-            audio = _voice_read(data, name)
+            audio = _voice_read(read, name, size)
         except forms.ValidationError as exc:
             raise UserInputError(f"{where}: {exc.messages[0]}") from None
         return QueryPart(type="voice", weight=float(weight), audio=audio, name=name)
@@ -267,17 +268,19 @@ class SearchForm(forms.Form):
         self.upload_parts.append((upload.ref, part))
         return part
 
-    def _part_payload(self, where: str, spec: dict) -> tuple[bytes, str]:
-        """An image or voice part's bytes: an uploaded file named by ``file``, or base64 ``value``."""
+    def _part_payload(self, where: str, spec: dict) -> tuple[Callable[[], bytes], str, int]:
+        """How to read an image or voice part's bytes, its name and size: an uploaded file named by
+        ``file`` (read only once its size is found within the limit), or base64 ``value``."""
         if spec.get("file"):
             upload = self.files.get(spec["file"])
             if upload is None:
                 raise UserInputError(f"{where}: no uploaded file field named '{spec['file']}'")
-            return upload.read(), upload.name
+            return _reader(upload), upload.name, upload.size
         value = spec.get("value")
         if not isinstance(value, str) or not value:
             raise UserInputError(f"{where}: give the file as an upload ('file': field name) or base64 'value'")
-        return base64_decode(value, where=where), spec.get("name") or spec["type"]
+        data = base64_decode(value, where=where)
+        return (lambda: data), spec.get("name") or spec["type"], len(data)
 
     def clean(self):
         cleaned = super().clean()
@@ -338,23 +341,33 @@ def _list(value) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def _image_decode(data: bytes, name: str, size: int):
-    max_bytes = settings.MULTIMODAL_MAX_QUERY_IMAGE_MB * 1024 * 1024
-    if size > max_bytes:
-        raise forms.ValidationError(f"the image is {size:,} bytes; the limit is {settings.MULTIMODAL_MAX_QUERY_IMAGE_MB} MB")
+def _reader(upload) -> Callable[[], bytes]:
+    """Reads a whole uploaded file, from its start (two parts may name the same file)."""
+    def read() -> bytes:
+        upload.seek(0)
+        return upload.read()
+    return read
+
+
+def _image_decode(read: Callable[[], bytes], name: str, size: int):
+    """The image ``read`` returns, decoded as a query image; its ``size`` is checked before it is read."""
+    limit_mb = settings.MULTIMODAL_MAX_QUERY_IMAGE_MB
+    if size > limit_mb * 1024 * 1024:
+        raise forms.ValidationError(f"the image is {size:,} bytes; the limit is {limit_mb} MB")
     try:
-        return query_image_open(data, name=name)
+        return query_image_open(read(), name=name)
     except UserInputError as exc:
         raise forms.ValidationError(str(exc)) from None
 
 
-def _voice_read(data: bytes, name: str) -> bytes:
-    max_bytes = settings.MULTIMODAL_MAX_QUERY_AUDIO_MB * 1024 * 1024
+def _voice_read(read: Callable[[], bytes], name: str, size: int) -> bytes:
+    """The recording ``read`` returns; its ``size`` is checked before it is read."""
+    limit_mb = settings.MULTIMODAL_MAX_QUERY_AUDIO_MB
+    if size > limit_mb * 1024 * 1024:
+        raise forms.ValidationError(f"the recording is {size:,} bytes; the limit is {limit_mb} MB")
+    data = read() if size else b""
     if not data:
         raise forms.ValidationError(f"{name}: the file is empty")
-    if len(data) > max_bytes:
-        raise forms.ValidationError(
-            f"the recording is {len(data):,} bytes; the limit is {settings.MULTIMODAL_MAX_QUERY_AUDIO_MB} MB")
     return data
 
 

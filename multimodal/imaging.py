@@ -47,8 +47,6 @@ def query_image_open(data: bytes, *, name: str = "image") -> Image.Image:
     with _image_errors(name):
         image = _header_read(data, name)
         width, height = image.size
-        if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS_ORIENTATIONS:
-            width, height = height, width  # the size the visitor sees, once turned upright
         image.draft("RGB", (QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX))  # a no-op but for JPEG
         decoded_pixels = image.width * image.height
         limit = settings.MULTIMODAL_MAX_QUERY_IMAGE_PIXELS
@@ -57,8 +55,12 @@ def query_image_open(data: bytes, *, name: str = "image") -> Image.Image:
                                 f"images may have at most {limit:,} pixels (JPEG photos may be larger: they are "
                                 f"read at reduced scale)")
         with decode_slot():
+            image.load()  # first: a PNG's EXIF may follow its pixels, and getexif() would decode them itself
+            if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS_ORIENTATIONS:
+                width, height = height, width  # the size the visitor sees, once turned upright
             image = _upright_rgb(image)
-            image.thumbnail((QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX), Image.Resampling.BICUBIC)
+            # reducing_gap 1: box-average by a whole factor first, then resample the rest (4000 px: 0.2 s, not 0.8)
+            image.thumbnail((QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX), Image.Resampling.BICUBIC, reducing_gap=1.0)
         image.info["source_size"] = (width, height)
         return image
 
@@ -84,8 +86,10 @@ def _header_read(data: bytes, name: str) -> Image.Image:
 
 
 def _upright_rgb(image: Image.Image) -> Image.Image:
+    """``image`` decoded, turned upright and in RGB, with no more copies of its pixels than that takes."""
     image.load()
-    return ImageOps.exif_transpose(image).convert("RGB")
+    ImageOps.exif_transpose(image, in_place=True)
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 @contextmanager

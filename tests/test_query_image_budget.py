@@ -7,7 +7,10 @@ took the web process from 1.5 to 5.3 GB.
 import base64
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -19,6 +22,7 @@ from multimodal import imaging
 from multimodal.models import Corpus
 
 from .conftest import image_bytes, ingest_files
+from .services import ROOT
 
 pytestmark = pytest.mark.django_db
 SEARCH = "/api/search"
@@ -65,6 +69,32 @@ def test_a_100_megapixel_png_query_is_refused_with_its_size_and_the_limit(client
                                                          "value": base64.b64encode(png_100mp).decode()}]}),
                           content_type="application/json")
     assert as_json.status_code == 400 and REFUSAL in as_json.json()["error"]
+
+
+PEAK_GROWTH_SCRIPT = """
+import resource, sys
+import django
+django.setup()
+from multimodal import imaging
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    imaging.query_image_open(data, name="huge.png")
+except imaging.ImageTooLarge as exc:
+    print(exc)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_refusing_it_decodes_nothing(png_100mp, tmp_path):
+    """The refusal comes from the header alone: the peak memory of the process hardly moves (a decode: 300+ MB)."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_100mp)
+    result = subprocess.run([sys.executable, "-c", PEAK_GROWTH_SCRIPT, str(path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "DJANGO_SETTINGS_MODULE": "searchsite.settings"})
+    refusal, peak_growth_mb = result.stdout.splitlines()[-2:] if result.returncode == 0 else (result.stderr, "")
+    assert REFUSAL in refusal
+    assert int(peak_growth_mb) < 30
 
 
 def test_the_page_and_its_upload_endpoint_refuse_it_too(client, corpus, png_100mp):
