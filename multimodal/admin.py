@@ -11,7 +11,8 @@ from .errors import UserInputError
 from .models import Adapter, ApiToken, Corpus, IndexBuild, IngestJob, IngestUnit, Item, PendingVectorDeletion
 from .permissions import CHANGE_JOB, job_may_change, job_may_view, jobs_visible, may_upload
 from .services.adapters import adapter_activate_start, adapter_train_start, index_describe, index_rollback
-from .services.jobs import job_retry_failed
+from .services.background import BrokerUnavailable
+from .services.jobs import job_cancel, job_retry_failed
 from .services.store_sync import store_check
 
 
@@ -121,7 +122,7 @@ class IngestJobAdmin(admin.ModelAdmin):
                        "created_at", "started_at", "finished_at", "page_link")
     exclude = ("inputs", "column_mapping", "expanded", "lease_owner", "lease_expires_at")
     inlines = [IngestUnitInline]
-    actions = ["retry_failed"]
+    actions = ["retry_failed", "cancel"]
 
     def has_add_permission(self, request) -> bool:
         return False  # jobs come from uploads
@@ -146,11 +147,24 @@ class IngestJobAdmin(admin.ModelAdmin):
     @admin.action(description="Retry failed files of the selected jobs", permissions=["change"])
     def retry_failed(self, request, queryset):
         allowed = [job for job in queryset if job_may_change(request.user, job)]
-        count = sum(job_retry_failed(job=job) for job in allowed)
+        try:
+            count = sum(job_retry_failed(job=job) for job in allowed)
+        except BrokerUnavailable as exc:
+            self.message_user(request, f"Nothing more was retried: {exc}.", messages.ERROR)
+            return
         self.message_user(request, f"{count} failed files queued again.", messages.INFO)
         if len(allowed) < len(queryset):
             self.message_user(request, f"{len(queryset) - len(allowed)} jobs of other users were left alone: "
                                        f"retrying them needs the permission '{CHANGE_JOB}'.", messages.WARNING)
+
+    @admin.action(description="Cancel the selected jobs", permissions=["change"])
+    def cancel(self, request, queryset):
+        allowed = [job for job in queryset if job_may_change(request.user, job)]
+        count = sum(job_cancel(job=job) for job in allowed)
+        self.message_user(request, f"{count} jobs cancelled (finished ones are left as they are).", messages.INFO)
+        if len(allowed) < len(queryset):
+            self.message_user(request, f"{len(queryset) - len(allowed)} jobs of other users were left alone: "
+                                       f"cancelling them needs the permission '{CHANGE_JOB}'.", messages.WARNING)
 
 
 @admin.register(ApiToken)

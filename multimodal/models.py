@@ -149,7 +149,7 @@ class IngestJob(models.Model):
         rate = self.items_per_s
         if self.status == self.Status.DONE:
             return 0.0
-        if not rate or not self.expanded:
+        if not rate or not self.expanded or self.status not in self.ACTIVE:
             return None
         return max(self.total - self.processed, 0) / rate
 

@@ -155,3 +155,29 @@ def _corpus():
     from multimodal.models import Corpus
 
     return Corpus.objects.get_or_create(name="shop")[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_site_resumes_jobs_and_sweeps_when_it_starts_serving(client, settings, monkeypatch,
+                                                                                     tmp_path):
+    from multimodal.services import background
+    from multimodal.services.jobs import job_create_from_paths
+
+    from .services import wait_until
+
+    settings.MULTIMODAL_JOBS_IN_THREAD = True  # as the site runs without a broker
+    monkeypatch.setattr(background, "_maintenance_due", {"jobs_requeue_task": 0.0, "uploads_sweep_task": 0.0})
+    orphan = Path(settings.MULTIMODAL_UPLOAD_ROOT) / "jobs" / "0123456789abcdef01234567"
+    (orphan / "uploads").mkdir(parents=True)
+    (orphan / "uploads" / "00000-half.zip").write_bytes(b"PK" * 1000)
+    _age(orphan, settings.MULTIMODAL_UPLOAD_ORPHAN_GRACE_MIN / 60 + 1)
+    picture = tmp_path / "red.png"
+    picture.write_bytes(image_bytes((255, 0, 0)))
+    # A job the previous web process was running when it died: its lease ran out, nobody runs it.
+    left = job_create_from_paths(corpus=_corpus(), paths=[str(picture)])
+    IngestJob.objects.filter(pk=left.pk).update(status="running", lease_owner="dead-process",
+                                                lease_expires_at="2026-01-01T00:00:00Z")
+    client.get("/")
+    wait_until(lambda: not orphan.exists(), timeout_s=30, what="the start-up sweep")
+    wait_until(lambda: IngestJob.objects.get(pk=left.pk).status == "done", timeout_s=60, what="the job resumed")
+    assert IngestJob.objects.get(pk=left.pk).done == 1
