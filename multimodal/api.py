@@ -172,7 +172,7 @@ def search_get(request, params: Query[schemas.SearchParams]):
     return _search(request, SearchForm(_text_alias(request.GET.dict())))
 
 
-@api.post("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS}, exclude_unset=True,
+@api.post("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS, 413: schemas.Error}, exclude_unset=True,
           throttle=[SearchRateThrottle(), ANONYMOUS_SEARCHES], summary="Search with any parts: text, image, voice, items",
           openapi_extra={"requestBody": {"content": {
               "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
