@@ -201,7 +201,8 @@ def job_summary(job: IngestJob) -> dict:
     )
     warnings = [{"name": table["name"], "reason": note} for table in job.tables for note in table.get("notes", ())]
     altered = job.units.filter(status=IngestUnit.Status.DONE).exclude(reason="").order_by("pk")
-    warnings += list(altered.values("name", "reason")[:FAILURES_SHOWN])
+    altered_shown = list(altered.values("name", "reason")[:FAILURES_SHOWN])
+    warnings += altered_shown
     rate, left = job.items_per_s, job.seconds_left
     return {
         "id": job.pk,
@@ -219,7 +220,7 @@ def job_summary(job: IngestJob) -> dict:
         "failures": failures,
         "failures_truncated": job.failed > len(failures),
         "warnings": warnings,
-        "warnings_truncated": len(warnings) >= FAILURES_SHOWN and altered[FAILURES_SHOWN:].exists(),
+        "warnings_truncated": len(altered_shown) == FAILURES_SHOWN and altered[FAILURES_SHOWN:].exists(),
         "retryable": job.units.filter(status=IngestUnit.Status.FAILED, retryable=True).exists(),
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
