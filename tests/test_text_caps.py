@@ -120,6 +120,15 @@ def test_shared_strings_are_cut_while_they_stream_in():
     assert cut == {"x" * 100: 5000}
 
 
+def test_a_shared_string_table_with_entities_is_refused_before_they_expand():
+    from multimodal.spreadsheets import XlsxRefused, shared_strings_read
+
+    document = (b'<?xml version="1.0"?><!DOCTYPE sst [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+                b"<sst><si><t>&b;</t></si></sst>")
+    with pytest.raises(XlsxRefused, match="^holds a DTD, which spreadsheets do not use$"):
+        shared_strings_read(io.BytesIO(document), 100, {})
+
+
 def test_a_long_inline_cell_refuses_the_workbook_naming_the_cell(tmp_path):
     path = tmp_path / "catalogue.xlsx"
     path.write_bytes(xlsx_with_shared_string([["title"], ["y" * 40_000]], []))
