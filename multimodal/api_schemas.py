@@ -168,8 +168,8 @@ class Job(Schema):
     tables: list[Table] = Field(description="each CSV/XLSX and the columns it was read with")
     failures: list[Failure]
     failures_truncated: bool
-    warnings: list[Failure] = Field(description="tables, rows and files that landed altered, each with what changed "
-                                                "(text cut to the limits, cells dropped, decoded from another encoding)")
+    warnings: list[Failure] = Field(description="tables, rows and files that landed altered, each with what "
+                                                "changed (text cut, cells dropped, read from another encoding)")
     warnings_truncated: bool
     retryable: bool = Field(description="some failed files can be retried (POST .../retry)")
     created_at: str

@@ -28,18 +28,19 @@ class MultipartNamesStream:
         self._exhausted = False
 
     def read(self, size: int = -1) -> bytes:
-        while not self._exhausted and (size is None or size < 0 or len(self._ready) < size):
+        whole = size is None or size < 0
+        while not self._exhausted and (whole or len(self._ready) < size):
             self._step()
-        if size is None or size < 0:
-            size = len(self._ready)
-        chunk, self._ready = self._ready[:size], self._ready[size:]
+        end = len(self._ready) if whole else size
+        chunk, self._ready = self._ready[:end], self._ready[end:]
         return chunk
 
     def readline(self, size: int = -1) -> bytes:
-        while not self._exhausted and b"\n" not in self._ready and (size is None or size < 0 or len(self._ready) < size):
+        whole = size is None or size < 0
+        while not self._exhausted and b"\n" not in self._ready and (whole or len(self._ready) < size):
             self._step()
         end = self._ready.find(b"\n") + 1 or len(self._ready)
-        if size is not None and size >= 0:
+        if not whole:
             end = min(end, size)
         line, self._ready = self._ready[:end], self._ready[end:]
         return line

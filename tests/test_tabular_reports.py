@@ -204,3 +204,25 @@ def test_ingest_command_reports_a_local_file_whose_name_is_not_utf8_and_ingests_
     assert "1 items landed in corpus 'cli' (1 new, 0 updated), 1 failed" in out.getvalue()
     assert (f"FAILED {folder}/商品写真_赤い自転車.txt: its name is not UTF-8 (read as cp932): rename the file to UTF-8 "
             "to ingest it") in out.getvalue()
+
+
+def test_multipart_names_are_mended_however_the_body_arrives_in_pieces():
+    from multimodal.multipart_names import MultipartNamesStream
+
+    class Trickle(io.BytesIO):  # a client sending a few bytes at a time
+        def read(self, size=-1):
+            return super().read(min(size, 5) if size and size > 0 else 5)
+
+    boundary = b"xYzBoundary"
+    name = "商品写真_赤い自転車.png"
+    data = b"--xYzBoundar\r\n--xYz" + bytes(range(256)) * 3  # looks like a delimiter, is not one
+    body = _multipart(boundary, [(name.encode("cp932"), data), (b"plain.png", b"png")], {"corpus": "shop"})
+    expected = body.replace(name.encode("cp932") + b'"\r\nContent-Type: image/png',
+                            name.encode() + b'"\r\nContent-Type: image/png; x-name-encoding=cp932')
+
+    stream = MultipartNamesStream(Trickle(body), boundary)
+    pieces = []
+    while piece := (stream.readline(7) if len(pieces) % 2 else stream.read(3)):
+        pieces.append(piece)
+
+    assert b"".join(pieces) == expected
