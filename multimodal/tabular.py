@@ -211,6 +211,12 @@ def _records_open(path: Path, name: str, limits: TextLimits, notes: list[str]) -
         raise UserInputError(f"{name}: not a table file (expected .csv, .tsv or .xlsx)")
     if kind == "xlsx":
         return _xlsx_records(path, name, limits)
+    # Read whole (it is decoded and sniffed as a whole): refuse before that a file whose text could
+    # not fit the table's limit even at 4 bytes a character, the most UTF-8 takes.
+    size = path.stat().st_size
+    if size > 4 * limits.table:
+        raise UserInputError(f"{name}: {size:,} bytes is more text than a table may hold "
+                             f"({limits.table:,} characters): split the table")
     data = path.read_bytes()
     if not data.strip():
         raise UserInputError(f"{name}: the file is empty")
@@ -248,6 +254,9 @@ def _csv_records(text: str, name: str, limits: TextLimits, *, fallback_delimiter
             text_line = reader.line_num + 1
             yield record
     except csv.Error as error:
+        if "field larger than field limit" in str(error):  # the csv module's own cap (131,072 characters)
+            raise UserInputError(f"{name}: line {line + 1} has a cell of more than {csv.field_size_limit():,} "
+                                 f"characters (cells are kept to {limits.cell:,})") from error
         raise UserInputError(f"{name}: line {line + 1} cannot be read as CSV ({error})") from error
 
 

@@ -158,8 +158,14 @@ def test_csv_cells_rows_and_tables_are_cut_or_refused_at_their_limits(tmp_path):
     assert row.notes == ("description cut from 500 to 200 characters", "colour cut from 300 to 200 characters")
     row = table_read(path, name="products.csv", limits=TextLimits(cell=200, row=300)).rows[0]
     assert row.specs == {"colour": "c" * 96}  # what is left of the row's 300 after title and description
-    with pytest.raises(ValueError, match=r"^products\.csv: holds more than 100 characters of text by line 2"):
+    with pytest.raises(ValueError, match=r"^products\.csv: holds more than 500 characters of text by line 2"):
+        table_read(path, name="products.csv", limits=TextLimits(table=500))
+    with pytest.raises(ValueError, match=r"^products\.csv: 839 bytes is more text than a table may hold \(100 char"):
         table_read(path, name="products.csv", limits=TextLimits(table=100))
+    path.write_text("title,description\nBike," + "d" * 200_000 + "\n")
+    with pytest.raises(ValueError, match=r"^products\.csv: line 2 has a cell of more than 131,072 characters "
+                                         r"\(cells are kept to 32,767\)$"):
+        table_read(path, name="products.csv")
 
 
 def test_a_text_file_over_the_limit_is_cut_and_reported(settings, deterministic_encoder):
