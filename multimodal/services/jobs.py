@@ -291,7 +291,8 @@ def job_retry_failed(*, job: IngestJob) -> int:
             job.status = IngestJob.Status.QUEUED
             job.finished_at = None
             job.error = ""
-            job.save(update_fields=["status", "finished_at", "error"])
+            job.expand_attempts = 0  # a person asked again: the runs that died on its uploads are forgiven
+            job.save(update_fields=["status", "finished_at", "error", "expand_attempts"])
             _job_counts_refresh(job)
             job_enqueue(job)
     return count
