@@ -127,7 +127,7 @@ def test_reindex_without_drop_removes_vectors_whose_rows_are_gone(deterministic_
     # Rows removed behind the site's back (a database restored from an older backup): no signal, no queue.
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM multimodal_item WHERE id IN ({', '.join(str(pk) for pk in gone)})")
-    assert len(_base_ids()) == 5
+    assert store.collection_for(encoders.get()).count() == 5
 
     out = io.StringIO()
     call_command("reindex", stdout=out, stderr=io.StringIO())
@@ -143,7 +143,7 @@ def test_the_corpus_admin_action_checks_and_repairs_the_selected_corpora(admin_c
         ingest_files(shop, {"red.txt": b"red chair", "blue.txt": b"blue chair"})
     settings.MILVUS_URI = lite
     ingest_files(notes, {"cat.txt": b"a cat"})
-    assert shop.items.count() == 2 and len(_base_ids()) == 1
+    assert shop.items.count() == 2 and store.collection_for(encoders.get()).count() == 1
 
     response = admin_client.post("/admin/multimodal/corpus/", {
         "action": "check_vectors", "_selected_action": [shop.pk]}, follow=True)
@@ -183,7 +183,7 @@ def test_a_corpus_deleted_while_the_milvus_server_is_unreachable_loses_its_vecto
     old, keep = Corpus.objects.create(name="old"), Corpus.objects.create(name="keep")
     ingest_files(old, {f"{index}.txt": f"old red chair {index}".encode() for index in range(300)})
     ingest_files(keep, {"cat.txt": b"a cat", "wall.txt": b"a wall"})
-    assert len(_base_ids()) == 302
+    assert store.collection_for(encoders.get()).count() == 302
 
     server = _store_down(settings)
     response = admin_client.post(f"/admin/multimodal/corpus/{old.pk}/delete/", {"post": "yes"})
@@ -205,3 +205,24 @@ def test_a_corpus_deleted_while_the_milvus_server_is_unreachable_loses_its_vecto
     assert _base_ids() == sorted(Item.objects.values_list("pk", flat=True)) and len(_base_ids()) == 3
     assert _check_store()[1]
     assert _api_titles(admin_client, "a cat", "keep")[0] == "a cat"
+
+
+def test_an_item_whose_original_is_gone_is_reported_by_the_repair_and_kept(deterministic_encoder, settings):
+    from .conftest import image_bytes
+
+    shop = Corpus.objects.create(name="shop")
+    lite = _store_down(settings)
+    with pytest.raises(store.StoreUnavailable):
+        ingest_files(shop, {"red.png": image_bytes((255, 0, 0)), "blue.png": image_bytes((0, 0, 255))})
+    settings.MILVUS_URI = lite
+    blue = shop.items.get(title="blue")
+    blue.file.storage.delete(blue.file.name)  # the original is lost too (a disk replaced, a bad restore)
+
+    output, ok = _check_store("--repair")
+    assert not ok
+    assert "1 items re-embedded" in output and "1 items could not be re-embedded" in output
+    assert f"NOT RE-EMBEDDED {blue.source_name}: stored original unreadable" in output
+    assert shop.items.filter(pk=blue.pk).exists()
+    assert _base_ids() == [shop.items.get(title="red").pk]
+    output, ok = _check_store()
+    assert not ok and "1 items without vectors" in output and f"without vectors: items {blue.pk}" in output
