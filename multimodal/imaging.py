@@ -44,12 +44,12 @@ def query_image_open(data: bytes, *, name: str = "image") -> Image.Image:
     MULTIMODAL_QUERY_IMAGE_DECODES decodes run at once in a process; DecodeBusy if no slot frees up
     within MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S. ``image.info["source_size"]`` keeps the picture's size.
     """
-    with _image_errors(name):
+    limit = settings.MULTIMODAL_MAX_QUERY_IMAGE_PIXELS
+    with _image_errors(name, query_limit=limit):
         image = _header_read(data, name)
         width, height = image.size
         image.draft("RGB", (QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX))  # a no-op but for JPEG
         decoded_pixels = image.width * image.height
-        limit = settings.MULTIMODAL_MAX_QUERY_IMAGE_PIXELS
         if decoded_pixels > limit:
             raise ImageTooLarge(f"{name}: the image is {width:,}×{height:,} ({decoded_pixels:,} pixels); query "
                                 f"images may have at most {limit:,} pixels (JPEG photos may be larger: they are "
@@ -93,8 +93,12 @@ def _upright_rgb(image: Image.Image) -> Image.Image:
 
 
 @contextmanager
-def _image_errors(name: str):
-    """Pillow's errors (and its decompression-bomb warning) while reading ``name`` become UserInputErrors."""
+def _image_errors(name: str, *, query_limit: int | None = None):
+    """Pillow's errors (and its decompression-bomb warning) while reading ``name`` become UserInputErrors.
+
+    Pillow refuses images over MULTIMODAL_MAX_IMAGE_PIXELS as it opens them; a query image's
+    message names the query limit (``query_limit``) too.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -102,8 +106,10 @@ def _image_errors(name: str):
     except UserInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        limit = settings.MULTIMODAL_MAX_IMAGE_PIXELS
-        raise ImageTooLarge(f"{name}: the image has more than {limit:,} pixels") from None
+        message = f"{name}: the image has more than {settings.MULTIMODAL_MAX_IMAGE_PIXELS:,} pixels"
+        if query_limit is not None:
+            message += f"; query images may have at most {query_limit:,} pixels"
+        raise ImageTooLarge(message) from None
     except UnidentifiedImageError:
         raise UserInputError(f"{name}: not an image, or an image format that cannot be read") from None
     except (OSError, SyntaxError, ValueError) as exc:
