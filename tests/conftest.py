@@ -184,3 +184,23 @@ def permissions_grant(user, *codenames: str):
 
 # What an uploader needs: items into corpora, new corpora (their jobs come with being their creator).
 UPLOADER_PERMISSIONS = ("add_item", "add_corpus")
+
+
+@pytest.fixture
+def superuser_client(client, django_user_model):
+    """A browser session of a superuser: may upload anywhere and see every job (the attacks' victim, too)."""
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw-root-123456"))
+    return client
+
+
+def page_upload(client, capture_on_commit, files: dict[str, bytes], corpus: str = "shop"):
+    """Upload ``files`` through the /upload page, run the job it starts (in this process) and return it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from multimodal.models import IngestJob
+
+    uploads = [SimpleUploadedFile(name, data) for name, data in files.items()]
+    with capture_on_commit(execute=True):
+        response = client.post("/upload", {"corpus": corpus, "files": uploads})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return IngestJob.objects.get(pk=int(response["Location"].rstrip("/").split("/")[-1]))

@@ -130,19 +130,13 @@ def test_an_oversized_body_is_refused_from_its_length_without_being_read(live_se
     assert "body is over 10 MB" in json.loads(body)["error"]
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("admin", password="pw-admin-12345"))
-    return client
-
-
 @pytest.mark.parametrize("url", ["/api/uploads", "/upload"])
-def test_a_file_name_over_255_bytes_is_stored_shortened_and_lands(admin_client, settings, deterministic_encoder,
+def test_a_file_name_over_255_bytes_is_stored_shortened_and_lands(superuser_client, settings, deterministic_encoder,
                                                                  django_capture_on_commit_callbacks, url):
     """200 CJK characters (a name Windows allows) are 600 bytes in UTF-8, past Linux's 255-byte file names."""
     name = "写真" * 100 + ".png"
     with django_capture_on_commit_callbacks() as job_start:
-        response = admin_client.post(url, {"corpus": "shop", "files": [
+        response = superuser_client.post(url, {"corpus": "shop", "files": [
             SimpleUploadedFile(name, noise_png(3), content_type="image/png")]})
     assert response.status_code in (202, 302), response.content[:300]
     stored = [path for path in settings.MULTIMODAL_UPLOAD_ROOT.rglob("*") if path.is_file()]

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import SimpleUploadedFile
 
-from multimodal.models import IngestJob, Item
+from multimodal.models import Item
 
-from .conftest import image_bytes
+from .conftest import image_bytes, page_upload
 from .media_polyglots import gif_html_polyglot, gif_js_polyglot
 
 pytestmark = pytest.mark.django_db
@@ -22,17 +21,8 @@ SCRIPT = "window.__xss=1;fetch('/admin/auth/user/')"
 MP3_HEAD = b"ID3\x04\x00\x00\x00\x00\x00\x00"
 
 
-@pytest.fixture
-def superuser_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw-root-123"))
-    return client
-
-
 def _upload(client, captured, name: str, data: bytes) -> Item:
-    with captured(execute=True):
-        response = client.post("/upload", {"corpus": "catalogue", "files": [SimpleUploadedFile(name, data)]})
-    assert response.status_code == 302, response.content.decode()[:2000]
-    job = IngestJob.objects.get(pk=int(response["Location"].rstrip("/").split("/")[-1]))
+    job = page_upload(client, captured, {name: data}, corpus="catalogue")
     job.refresh_from_db()
     assert job.status == "done", job.units.values_list("name", "reason")
     return Item.objects.get(source_name=name)

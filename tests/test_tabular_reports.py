@@ -16,31 +16,19 @@ from multimodal.models import IngestJob, Item
 from multimodal.selectors import job_summary
 from multimodal.tabular import table_read
 
-from .conftest import noise_png
+from .conftest import noise_png, page_upload
 
 pytestmark = pytest.mark.django_db
 
 JAPANESE_CATALOGUE = "title,description\n赤い自転車,軽量アルミフレームの自転車です\n卓上ランプ,明るいLEDの卓上ランプです\n"
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw-root-123456"))
-    return client
+def _upload(client, capture_on_commit, files: dict[str, bytes]) -> dict:
+    return _summary(client, page_upload(client, capture_on_commit, files))
 
 
-def _upload(client, django_capture_on_commit_callbacks, files: dict[str, bytes]) -> dict:
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    uploads = [SimpleUploadedFile(name, data) for name, data in files.items()]
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/upload", {"corpus": "shop", "files": uploads})
-    assert response.status_code == 302, response.content.decode()[:2000]
-    return _summary(client, response)
-
-
-def _summary(client, response) -> dict:
-    job = IngestJob.objects.get(pk=int(response["Location"].rstrip("/").split("/")[-1]))
+def _summary(client, job: IngestJob) -> dict:
+    """The job as the API reports it (the page shows the same warnings)."""
     api = client.get(f"/api/jobs/{job.pk}")
     assert api.status_code == 200
     assert api.json()["warnings"] == job_summary(job)["warnings"]
@@ -51,9 +39,9 @@ def _reasons(entries: list[dict]) -> dict[str, str]:
     return {entry["name"]: entry["reason"] for entry in entries}
 
 
-def test_a_shift_jis_catalogue_is_read_as_shift_jis_and_the_job_says_so(admin_client, deterministic_encoder,
+def test_a_shift_jis_catalogue_is_read_as_shift_jis_and_the_job_says_so(superuser_client, deterministic_encoder,
                                                                           django_capture_on_commit_callbacks):
-    summary = _upload(admin_client, django_capture_on_commit_callbacks,
+    summary = _upload(superuser_client, django_capture_on_commit_callbacks,
                       {"catalogue.csv": JAPANESE_CATALOGUE.encode("shift_jis")})
 
     assert (summary["status"], summary["done"], summary["failed"]) == ("done", 2, 0)
@@ -61,7 +49,7 @@ def test_a_shift_jis_catalogue_is_read_as_shift_jis_and_the_job_says_so(admin_cl
     assert Item.objects.get(title="赤い自転車").text == "軽量アルミフレームの自転車です"
     assert _reasons(summary["warnings"]) == {"catalogue.csv": "not UTF-8: read as cp932"}
     assert summary["tables"][0]["notes"] == ["not UTF-8: read as cp932"]
-    page = admin_client.get(summary["page_url"]).content.decode()
+    page = superuser_client.get(summary["page_url"]).content.decode()
     assert "Changed on the way in" in page and "not UTF-8: read as cp932" in page
 
 
@@ -74,13 +62,13 @@ def test_bytes_no_text_encoding_fits_are_refused_with_a_clear_reason(tmp_path):
         table_read(path, name="products.csv")
 
 
-def test_cells_past_the_header_are_reported_with_the_row_that_lost_them(admin_client, deterministic_encoder,
+def test_cells_past_the_header_are_reported_with_the_row_that_lost_them(superuser_client, deterministic_encoder,
                                                                         django_capture_on_commit_callbacks):
     catalogue = ("sku,title,description\n"
                  "A-1,Trail bike,Red, fast and light,carbon frame\n"
                  "A-2,Desk lamp,An LED lamp\n"
                  "A-3,Chair,Oak,,\n")  # trailing empty cells: nothing is lost, nothing to say
-    summary = _upload(admin_client, django_capture_on_commit_callbacks, {"catalogue.csv": catalogue.encode()})
+    summary = _upload(superuser_client, django_capture_on_commit_callbacks, {"catalogue.csv": catalogue.encode()})
 
     assert (summary["done"], summary["failed"]) == (3, 0)
     assert _reasons(summary["warnings"]) == {
@@ -99,13 +87,13 @@ def test_a_quote_closed_rows_later_fails_its_row_and_the_rows_after_it_land(tmp_
     assert "text lines 2-3 were read as one cell, and the row inside it was not ingested" in table.failures[0].reason
 
 
-def test_an_unterminated_quote_fails_its_row_and_names_the_rows_it_swallowed(admin_client, deterministic_encoder,
+def test_an_unterminated_quote_fails_its_row_and_names_the_rows_it_swallowed(superuser_client, deterministic_encoder,
                                                                              django_capture_on_commit_callbacks):
     catalogue = ('sku,title,description\n'
                  'A-1,Trail bike,"Red bike\n'
                  'A-2,Desk lamp,An LED lamp\n'
                  'A-3,Chair,Oak chair\n')
-    summary = _upload(admin_client, django_capture_on_commit_callbacks, {"catalogue.csv": catalogue.encode()})
+    summary = _upload(superuser_client, django_capture_on_commit_callbacks, {"catalogue.csv": catalogue.encode()})
 
     assert (summary["total"], summary["done"], summary["failed"]) == (1, 0, 1)
     reason = _reasons(summary["failures"])["catalogue.csv line 2"]
@@ -150,11 +138,11 @@ def test_zip_entries_with_shift_jis_names_are_kept_under_their_decoded_names(tmp
     assert (tmp_path / "out" / "説明書き.txt").read_bytes() == b"A note"
 
 
-def test_a_job_reports_the_zip_entries_it_renamed(admin_client, deterministic_encoder,
+def test_a_job_reports_the_zip_entries_it_renamed(superuser_client, deterministic_encoder,
                                                   django_capture_on_commit_callbacks):
     archive = _zip_with_raw_names({"商品写真_赤い自転車.png".encode("cp932"): noise_png(1),
                                    b"plain.png": noise_png(2)})
-    summary = _upload(admin_client, django_capture_on_commit_callbacks, {"photos.zip": archive})
+    summary = _upload(superuser_client, django_capture_on_commit_callbacks, {"photos.zip": archive})
 
     assert (summary["total"], summary["done"], summary["failed"]) == (2, 2, 0)
     assert _reasons(summary["warnings"]) == {
@@ -169,16 +157,16 @@ def _multipart(boundary: bytes, files: list[tuple[bytes, bytes]], fields: dict[s
     return b"".join(parts) + b"--" + boundary + b"--\r\n"
 
 
-def test_an_upload_whose_file_name_is_not_utf8_is_kept_and_the_rename_reported(admin_client, deterministic_encoder,
+def test_an_upload_whose_file_name_is_not_utf8_is_kept_and_the_rename_reported(superuser_client, deterministic_encoder,
                                                                                django_capture_on_commit_callbacks):
     boundary = b"----h6boundary7MA4YWxkTrZu0gW"
     body = _multipart(boundary, [("商品写真_赤い自転車.png".encode("cp932"), noise_png(1)), (b"plain.png", noise_png(2))],
                       {"corpus": "shop", "csrfmiddlewaretoken": "unused"})
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.generic("POST", "/upload", body,
+        response = superuser_client.generic("POST", "/upload", body,
                                         content_type=f"multipart/form-data; boundary={boundary.decode()}")
     assert response.status_code == 302, response.content.decode()[:2000]
-    summary = _summary(admin_client, response)
+    summary = _summary(superuser_client, IngestJob.objects.get())
 
     assert (summary["total"], summary["done"], summary["failed"]) == (2, 2, 0)
     assert _reasons(summary["warnings"]) == {

@@ -12,10 +12,12 @@ import zipfile
 
 import pytest
 
-from multimodal.models import IngestJob, IngestUnit, Item
+from multimodal.models import IngestUnit, Item
 from multimodal.selectors import job_summary
 from multimodal.services.ingest import Source, items_ingest
 from multimodal.tabular import table_read
+
+from .conftest import page_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -73,29 +75,14 @@ HUGE_CHARS = 1_000_000  # the issue's workbook held 131 MB; a million characters
 BOMB_ROWS = [["sku", "title", "description"], ["A-1", "Word one", 0], ["A-2", "Word two", 0], ["A-3", "Word three", 0]]
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw-root-123456"))
-    return client
-
-
-def _upload(client, django_capture_on_commit_callbacks, name: str, data: bytes) -> IngestJob:
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/upload", {"corpus": "shop", "files": [SimpleUploadedFile(name, data)]})
-    assert response.status_code == 302, response.content.decode()[:2000]
-    return IngestJob.objects.get(pk=int(response["Location"].rstrip("/").split("/")[-1]))
-
-
-def test_a_huge_shared_string_lands_cut_in_every_row_and_each_cut_is_reported(admin_client, deterministic_encoder,
+def test_a_huge_shared_string_lands_cut_in_every_row_and_each_cut_is_reported(superuser_client, deterministic_encoder,
                                                                               django_capture_on_commit_callbacks):
     workbook = xlsx_with_shared_string(BOMB_ROWS, ["word " * (HUGE_CHARS // 5)])
     assert len(workbook) < 20_000  # small on the wire, a million characters inside
 
-    job = _upload(admin_client, django_capture_on_commit_callbacks, "catalogue.xlsx", workbook)
+    job = page_upload(superuser_client, django_capture_on_commit_callbacks, {"catalogue.xlsx": workbook})
 
-    summary = admin_client.get(f"/api/jobs/{job.pk}").json()
+    summary = superuser_client.get(f"/api/jobs/{job.pk}").json()
     assert (summary["status"], summary["done"], summary["failed"]) == ("done", 3, 0)
     cut = f"description cut from {HUGE_CHARS:,} to 32,767 characters"
     assert {warning["name"]: warning["reason"] for warning in summary["warnings"]} == {
@@ -103,7 +90,7 @@ def test_a_huge_shared_string_lands_cut_in_every_row_and_each_cut_is_reported(ad
     assert summary["warnings"] == job_summary(job)["warnings"]
     assert sorted(len(text) for text in Item.objects.values_list("text", flat=True)) == [32_767] * 3
     assert all(len(unit.row["description"]) == 32_767 for unit in IngestUnit.objects.filter(job=job))
-    page = admin_client.get(job.get_absolute_url()).content.decode()
+    page = superuser_client.get(job.get_absolute_url()).content.decode()
     assert cut in page
 
 
