@@ -10,9 +10,10 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from .errors import UserInputError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-# A query image is kept no larger than this on its longest side: several times what an encoder looks
-# at (CLIP: 224-336 px) and the page's preview (MULTIMODAL_THUMBNAIL_PX), a fraction of a photo's pixels.
-QUERY_IMAGE_SIDE_PX = 1024
+# A decoded picture (ingested or a query) is kept no larger than this on its longest side: several
+# times what an encoder looks at (CLIP: 224-336 px) and the thumbnails (MULTIMODAL_THUMBNAIL_PX), a
+# fraction of a photo's pixels. The original file is kept as it came; only what is held in memory shrinks.
+WORKING_SIDE_PX = 1024
 # EXIF orientations that turn the picture a quarter (width and height swap once upright).
 SIDEWAYS_ORIENTATIONS = {5, 6, 7, 8}
 
@@ -26,43 +27,37 @@ class DecodeBusy(RuntimeError):
 
 
 def image_open(data: bytes, *, name: str = "image") -> Image.Image:
-    """Decode ``data`` into an upright RGB image (first frame of animations, EXIF orientation applied).
+    """Decode ``data`` into an upright RGB image of at most WORKING_SIDE_PX a side (first frame of
+    animations, EXIF orientation applied); ``image.info["source_size"]`` keeps the picture's upright size.
 
-    Raises UserInputError naming the problem for empty, corrupt or oversized images.
+    JPEGs are decoded straight at a reduced scale (libjpeg's DCT scaling through Pillow's ``draft``,
+    1/2 to 1/8), other formats in full and then shrunk, so a batch of large pictures holds a few MB
+    each, not hundreds. Raises UserInputError naming the problem for empty, corrupt or oversized images.
     """
     with _image_errors(name):
-        return _upright_rgb(_header_read(data, name))
+        image, source_size = _header_read_reduced(data, name)
+        return _decode_reduced(image, source_size)
 
 
 def query_image_open(data: bytes, *, name: str = "image") -> Image.Image:
-    """Decode a query image within a small memory budget: upright RGB, at most QUERY_IMAGE_SIDE_PX a side.
+    """`image_open` within a query's memory budget.
 
-    What decoding would cost is known from the file's header, before any pixel is decoded: JPEGs are
-    decoded straight at a reduced scale (libjpeg's DCT scaling through Pillow's ``draft``, 1/2 to
-    1/8), other formats in full. Over MULTIMODAL_MAX_QUERY_IMAGE_PIXELS decoded pixels the image is
+    What decoding would cost is known from the file's header, before any pixel is decoded: over
+    MULTIMODAL_MAX_QUERY_IMAGE_PIXELS decoded pixels (a JPEG counts at its reduced scale) the image is
     refused (ImageTooLarge, a UserInputError naming its size and the limit). At most
     MULTIMODAL_QUERY_IMAGE_DECODES decodes run at once in a process; DecodeBusy if no slot frees up
-    within MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S. ``image.info["source_size"]`` keeps the picture's size.
+    within MULTIMODAL_QUERY_IMAGE_DECODE_WAIT_S.
     """
     limit = settings.MULTIMODAL_MAX_QUERY_IMAGE_PIXELS
     with _image_errors(name, query_limit=limit):
-        image = _header_read(data, name)
-        width, height = image.size
-        image.draft("RGB", (QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX))  # a no-op but for JPEG
+        image, (width, height) = _header_read_reduced(data, name)
         decoded_pixels = image.width * image.height
         if decoded_pixels > limit:
             raise ImageTooLarge(f"{name}: the image is {width:,}×{height:,} ({decoded_pixels:,} pixels); query "
                                 f"images may have at most {limit:,} pixels (JPEG photos may be larger: they are "
                                 f"read at reduced scale)")
         with decode_slot():
-            image.load()  # first: a PNG's EXIF may follow its pixels, and getexif() would decode them itself
-            if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS_ORIENTATIONS:
-                width, height = height, width  # the size the visitor sees, once turned upright
-            image = _upright_rgb(image)
-            # reducing_gap 1: box-average by a whole factor first, then resample the rest (4000 px: 0.2 s, not 0.8)
-            image.thumbnail((QUERY_IMAGE_SIDE_PX, QUERY_IMAGE_SIDE_PX), Image.Resampling.BICUBIC, reducing_gap=1.0)
-        image.info["source_size"] = (width, height)
-        return image
+            return _decode_reduced(image, (width, height))
 
 
 def thumbnail_jpeg(image: Image.Image) -> bytes:
@@ -85,11 +80,27 @@ def _header_read(data: bytes, name: str) -> Image.Image:
     return image
 
 
-def _upright_rgb(image: Image.Image) -> Image.Image:
-    """``image`` decoded, turned upright and in RGB, with no more copies of its pixels than that takes."""
-    image.load()
+def _header_read_reduced(data: bytes, name: str) -> tuple[Image.Image, tuple[int, int]]:
+    """The image's header (see `_header_read`) set to decode at a reduced scale where its format can
+    (JPEG), with the picture's full size."""
+    image = _header_read(data, name)
+    source_size = image.size
+    image.draft("RGB", (WORKING_SIDE_PX, WORKING_SIDE_PX))  # a no-op but for JPEG
+    return image, source_size
+
+
+def _decode_reduced(image: Image.Image, source_size: tuple[int, int]) -> Image.Image:
+    """Decode ``image`` upright, in RGB, at most WORKING_SIDE_PX a side, with as few copies of its pixels as that takes."""
+    width, height = source_size
+    image.load()  # first: a PNG's EXIF may follow its pixels, and getexif() would decode them itself
+    if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS_ORIENTATIONS:
+        width, height = height, width  # the size a person sees, once turned upright
     ImageOps.exif_transpose(image, in_place=True)
-    return image if image.mode == "RGB" else image.convert("RGB")
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    # reducing_gap 1: box-average by a whole factor first, then resample the rest (4000 px: 0.2 s, not 0.8)
+    image.thumbnail((WORKING_SIDE_PX, WORKING_SIDE_PX), Image.Resampling.BICUBIC, reducing_gap=1.0)
+    image.info["source_size"] = (width, height)
+    return image
 
 
 @contextmanager

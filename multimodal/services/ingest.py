@@ -298,9 +298,10 @@ def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = Non
         if not is_image(data[:HEAD_BYTES]):
             raise IngestError(f"not an image: the content does not match the '{source.extension}' extension")
         image = image_open(data, name=source.name)
+        width, height = image.info["source_size"]
         return _Decoded(
             source=source, kind=Item.Kind.IMAGE, content_hash=content_hash, title=stem, data=data, image=image,
-            metadata={"source": source.name, "width": image.width, "height": image.height, "bytes": len(data)},
+            metadata={"source": source.name, "width": width, "height": height, "bytes": len(data)},
         )
     if kind != "text":
         raise IngestError(f"unsupported file type '{source.extension or '(none)'}'")
