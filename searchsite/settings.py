@@ -265,6 +265,8 @@ os.environ.pop("MILVUS_URI", None)
 MILVUS_LOCAL_PORT = env_int("MILVUS_LOCAL_PORT", 0) or None
 MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")
 MILVUS_COLLECTION_PREFIX = os.environ.get("MILVUS_COLLECTION_PREFIX", "mm")
+# Searches and vector reads give up after this long (a stalled store answers 503, not a hung request).
+MILVUS_READ_TIMEOUT_S = float(os.environ.get("MILVUS_READ_TIMEOUT_S") or 10)
 MILVUS_INDEX_TYPE = os.environ.get("MILVUS_INDEX_TYPE", "HNSW").upper()
 # JSON objects; empty means the defaults for the index type (see multimodal/store).
 MILVUS_INDEX_PARAMS = json.loads(os.environ.get("MILVUS_INDEX_PARAMS") or "{}")

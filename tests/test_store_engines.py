@@ -2,6 +2,7 @@
 several processes on default settings, surviving a restart; and Milvus Lite's one-process limit said plainly."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +61,28 @@ def test_a_collection_the_server_released_is_loaded_again_by_the_next_search(sto
     other.close()
     assert _titles("blue chair", corpus) == before
     assert store.collection_for(encoders.get()).count() == 2
+
+
+@pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
+def test_a_stalled_server_fails_searches_in_seconds_instead_of_holding_them(store_engine, milvus_server_folder,
+                                                                           deterministic_encoder, client, settings):
+    """A server that stops answering (paused here; overloaded or cut off by a dropping network alike) costs a
+    search MILVUS_READ_TIMEOUT_S and a 503 naming the store, and searches work again once it answers."""
+    corpus = Corpus.objects.create(name="shop")
+    ingest_files(corpus, {"red.txt": b"red chair", "blue.png": image_bytes((0, 0, 255))})
+    settings.MILVUS_READ_TIMEOUT_S = 2
+    server_pid = LocalServer(milvus_server_folder).state().pid
+    os.kill(server_pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = client.get("/api/search", {"q": "red chair", "hybrid": "false"})
+        waited_s = time.monotonic() - started
+    finally:
+        os.kill(server_pid, signal.SIGCONT)
+    assert response.status_code == 503, response.content[:300]
+    assert "vector store" in response.json()["error"]
+    assert waited_s < 15
+    assert client.get("/api/search", {"q": "red chair", "hybrid": "false"}).json()["results"][0]["title"] == "red chair"
 
 
 def test_milvus_lite_open_in_another_process_is_refused_with_a_way_out(tmp_path, settings):

@@ -27,12 +27,10 @@ LOCAL_PREFIX = "local:"
 
 
 class Engine:
-    """Where the vectors live. ``flushes``: whether a flush after a batch of writes pays for itself;
-    ``restarts_when_down``: whether connecting again starts the engine when it is down."""
+    """Where the vectors live. ``flushes``: whether a flush after a batch of writes pays for itself."""
 
     name = ""
     flushes = False
-    restarts_when_down = False
 
     def __init__(self, uri: str):
         self.uri = uri
@@ -47,6 +45,12 @@ class Engine:
 
     def status(self) -> EngineStatus:
         return EngineStatus(engine=self.name, uri=self.uri, address=self.uri, running=True)
+
+    def gone(self) -> bool:
+        """Whether the engine's process has ended and connecting again would start a new one (a local
+        server that was stopped or crashed). A server that is alive but not answering is not gone:
+        waiting for a new one to start would not help it."""
+        return False
 
     def stop(self) -> bool:
         """Stop the engine if the product runs it; False when there was nothing to stop."""
@@ -109,7 +113,6 @@ class LiteEngine(Engine):
 
 class LocalEngine(Engine):
     name = "milvus-local"
-    restarts_when_down = True
 
     def __init__(self, uri: str):
         super().__init__(uri)
@@ -133,6 +136,9 @@ class LocalEngine(Engine):
                                 detail=f"not running; data in {self.server.data_dir}")
         return EngineStatus(engine=self.name, uri=self.uri, address=state.address, running=True, pid=state.pid,
                             version=state.version, detail=f"data in {self.server.data_dir}, log {self.server.log_path}")
+
+    def gone(self) -> bool:
+        return self.server.state() is None
 
     def stop(self) -> bool:
         return self.server.stop()
@@ -203,14 +209,18 @@ def close_all() -> None:
 
 @contextmanager
 def translated(engine: Engine | None = None):
-    """pymilvus and engine errors leave the store as StoreUnavailable, naming the engine."""
+    """pymilvus and engine errors leave the store as StoreUnavailable, naming the engine.
+
+    gRPC's own errors count too: pymilvus passes a call's deadline (``timeout=``) through as one.
+    """
+    import grpc
     from pymilvus.exceptions import MilvusException
 
     try:
         yield
     except StoreUnavailable:
         raise
-    except (MilvusException, ConnectionError, TimeoutError, LocalServerError) as exc:
+    except (MilvusException, grpc.RpcError, ConnectionError, TimeoutError, LocalServerError) as exc:
         engine = engine or current()
         if not isinstance(engine, LiteEngine):
             client_forget(engine.uri)

@@ -89,9 +89,14 @@ class LocalServer:
             return state
         with self._locked():
             state = self.state()
-            if state is not None:  # started by another process a moment ago: wait for it to answer
-                return self._wait_healthy(state, timeout_s=timeout_s, on_wait=on_wait)
-            return self._start(timeout_s=timeout_s, on_wait=on_wait)
+            if state is None:
+                return self._start(timeout_s=timeout_s, on_wait=on_wait)
+            starting_for_s = max(timeout_s - (time.time() - state.started_at), 0.0)
+            if not starting_for_s:  # up for long, now silent (overloaded, paused): waiting would hold every caller
+                raise LocalServerError(f"the local Milvus server (pid {state.pid}) is running but not answering; "
+                                       f"its log: {self.log_path}")
+            # Started by another process a moment ago: wait for it to answer.
+            return self._wait_healthy(state, timeout_s=starting_for_s, on_wait=on_wait)
 
     def stop(self, *, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         """Stop the server (politely, then firmly); False when none was running."""

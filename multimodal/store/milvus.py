@@ -1,6 +1,9 @@
 """A collection of vectors in Milvus, whichever Milvus engine runs (`engines`): the only code that
 calls pymilvus for data.
 
+Searches and vector reads (the request path) give up after MILVUS_READ_TIMEOUT_S: a store that stalls
+(overloaded, paused, a network that drops packets) fails them as unavailable instead of holding the request.
+
 Consistency: a Milvus server makes a write visible to readers a moment later (its time tick), so a
 read that must see what was just written asks for it. Searches and vector reads use "Session"
 (this process sees its own writes at once; other processes' writes within about a second), which
@@ -76,9 +79,7 @@ def _engine_errors(method):
                 return method(*args, **kwargs)
         except StoreUnavailable as exc:
             forget_ensured()
-            engine = engines.current()
-            restart = engine.restarts_when_down and not engine.status().running
-            if not restart and "not loaded" not in str(exc):
+            if not engines.current().gone() and "not loaded" not in str(exc):
                 raise
         with engines.translated():
             return method(*args, **kwargs)
@@ -285,6 +286,7 @@ class MilvusCollection:
             output_fields=["item_id", "modality"],
             search_params={"metric_type": "COSINE", "params": search_params},
             consistency_level=READ_CONSISTENCY,
+            timeout=settings.MILVUS_READ_TIMEOUT_S,
         )
         best: dict[int, VectorHit] = {}
         for row in results[0]:
@@ -336,7 +338,7 @@ class MilvusCollection:
         for start in range(0, len(ids), _CHUNK):
             keys = [_row_key(item_id, modality) for item_id in ids[start:start + _CHUNK] for modality in SLOTS]
             for row in engines.client().get(self.name, ids=keys, output_fields=["item_id", "modality", "vector"],
-                                            consistency_level=READ_CONSISTENCY):
+                                            consistency_level=READ_CONSISTENCY, timeout=settings.MILVUS_READ_TIMEOUT_S):
                 found.setdefault(int(row["item_id"]), {})[row["modality"]] = np.asarray(row["vector"], dtype=np.float32)
         return found
 
