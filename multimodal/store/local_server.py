@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,8 +34,7 @@ PORTS_FILE = "ports.json"  # the ports last used, kept across stops: a restart k
 LOCK_FILE = "server.lock"
 LOG_FILE = "logs/server.log"
 DEFAULT_PROXY_PORT = 19530
-DEFAULT_METRICS_PORT = 9091
-DEFAULT_ETCD_PORT = 2379
+PORT_BLOCK = 32  # ports reserved in the plan of one server (its parts, its etcd pair, its metrics)
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0
 
@@ -123,25 +123,25 @@ class LocalServer:
                                    "requirements.txt)") from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = milvus.MilvusServerConfig(data_dir=str(self.data_dir))
-        previous = self._ports_used()
+        previous = self._ports_used() or _ports_fresh(config)
         if self.port is not None:
             if not _port_free(self.port):
                 raise LocalServerError(f"port {self.port} (MILVUS_LOCAL_PORT) is taken by another program: "
                                        f"free it or choose another port")
             previous["proxy_port"] = self.port
-        # Each port is searched upwards from the one used last time (or the default) for a free one.
+        # Each port is searched upwards from the one used last time (or the fresh plan) for a free one.
         for key, port in previous.items():
             if key != "metrics_port":
                 config.set(key, int(port))
         # The embedded etcd also listens on the port after its own (its peer port).
-        config.set("etcd_port", _free_pair(int(previous.get("etcd_port", DEFAULT_ETCD_PORT))))
+        config.set("etcd_port", _free_pair(int(previous["etcd_port"])))
         try:
             config.resolve()  # settles the ports and writes configs/milvus.yaml
             self._etcd_configure(int(config.get("etcd_port")))
             milvus._initialize_data_files(config.base_data_dir)  # unpacks the binary (once per folder)
         except (RuntimeError, OSError) as exc:
             raise LocalServerError(f"could not prepare the local Milvus server in {self.data_dir}: {exc}") from None
-        metrics_port = _free_port(int(previous.get("metrics_port", DEFAULT_METRICS_PORT)))
+        metrics_port = _free_port(int(previous["metrics_port"]))
         ports = {key: int(config.get(key)) for key in config.configurable_items if key.endswith("_port")}
         (self.data_dir / PORTS_FILE).write_text(json.dumps({**ports, "metrics_port": metrics_port}))
         executable = self.data_dir / "bin" / "milvus"
@@ -264,6 +264,18 @@ def _port_free(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+def _ports_fresh(config) -> dict[str, int]:
+    """Ports for a folder's first start: the proxy on Milvus's default, its other parts in a block at a
+    random place in the high range. Searching upwards from Milvus's defaults, two servers on one machine
+    interleave their parts' ports, and one restarting after the other took its old ports mixes them up."""
+    base = random.randrange(20_000, 60_000, PORT_BLOCK)
+    inner = sorted(key for key in config.configurable_items
+                   if key.endswith("_port") and key not in ("proxy_port", "etcd_port"))
+    ports = {key: base + index for index, key in enumerate(inner)}
+    return ports | {"proxy_port": DEFAULT_PROXY_PORT, "etcd_port": base + PORT_BLOCK - 4,
+                    "metrics_port": base + PORT_BLOCK - 2}
 
 
 def _free_pair(start: int) -> int:
