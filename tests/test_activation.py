@@ -9,9 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from multimodal import encoders, indexes, store
-from multimodal.adaptation import TrainingConfig
+from multimodal import encoders, store
+from multimodal.learning.adaptation import TrainingConfig
 from multimodal.models import Corpus, CorpusIndex, IndexBuild
+from multimodal.retrieval import indexes
 from multimodal.selectors import search_response
 from multimodal.services.adapters import (
     adapter_activate, adapter_create, adapter_train, index_build_run, index_rollback, index_switch,

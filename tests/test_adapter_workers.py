@@ -5,8 +5,8 @@ this process only through the shared database, data folder and Milvus server, as
 """
 import pytest
 
-from multimodal import indexes
 from multimodal.models import Adapter, Corpus, IndexBuild
+from multimodal.retrieval import indexes
 from multimodal.selectors import search_response
 from multimodal.services.search import SearchFilters, SearchQuery
 

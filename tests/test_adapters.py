@@ -8,9 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from multimodal.adaptation import Adapter, TrainingConfig, adapter_train, holdout_split, pairs_evaluate
-from multimodal.models import Adapter as AdapterRow
-from multimodal.models import Corpus
+from multimodal.learning.adaptation import Adapter, TrainingConfig, adapter_train, holdout_split, pairs_evaluate
+from multimodal.models import Adapter as AdapterRow, Corpus
 
 from .adapter_domain import catalogue_write, domain_vectors, image_png
 

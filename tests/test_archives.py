@@ -5,8 +5,8 @@ import zipfile
 
 import pytest
 
-from multimodal.archives import zip_extract_safely
 from multimodal.errors import UserInputError
+from multimodal.readers.archives import zip_extract_safely
 
 LIMITS = dict(max_entries=100, max_total_bytes=50 * 1024 * 1024, max_entry_bytes=20 * 1024 * 1024, max_ratio=100)
 

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from multimodal import encoders, store
-from multimodal.audio import wav_encode
 from multimodal.models import Corpus, IngestJob, Item
+from multimodal.readers.audio import wav_encode
 from multimodal.selectors import search_response
 from multimodal.services import ingest as ingest_service
 from multimodal.services.indexing import items_reindex

@@ -1,5 +1,5 @@
 """Snippets show the query's words, marked, wherever in the text they are."""
-from multimodal.highlight import highlight_spans, snippet_window
+from multimodal.retrieval.highlight import highlight_spans, snippet_window
 
 
 def test_matching_words_are_marked_whole_and_case_insensitively():

@@ -1,4 +1,4 @@
-"""Pictures are decoded within a memory budget (multimodal/imaging.py): kept whole on disk, held small in memory."""
+"""Pictures are decoded within a memory budget (multimodal/readers/imaging.py): kept whole on disk, held small in memory."""
 import io
 import os
 import subprocess

@@ -127,7 +127,7 @@ def test_with_cache_url_every_process_sees_the_block(staff_key, settings, tmp_pa
         other_process = subprocess.run(
             [sys.executable, "-c", (
                 "import django; django.setup()\n"
-                "from multimodal.auth import TokenThrottled, token_user_for_key\n"
+                "from multimodal.web.auth import TokenThrottled, token_user_for_key\n"
                 "try:\n    token_user_for_key('anything', ip='203.0.113.12')\n"
                 "except TokenThrottled as exc:\n    print('refused:', exc)\n")],
             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,

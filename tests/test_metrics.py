@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from multimodal.metrics import (
+from multimodal.learning.metrics import (
     metrics_mean, ndcg_at_k, percentile, query_metrics, recall_at_k, reciprocal_rank, vector_retrieval_metrics,
 )
 

@@ -1,6 +1,6 @@
 """Uploads and jobs follow Django permissions, per corpus where a corpus names its uploader groups.
 
-Being staff opens the pages; what a staff user may do there is multimodal/permissions.py's: upload
+Being staff opens the pages; what a staff user may do there is multimodal/web/permissions.py's: upload
 needs add_item (a new corpus add_corpus too), a job is its creator's or needs view/change_ingestjob.
 """
 import pytest

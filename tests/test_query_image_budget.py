@@ -18,8 +18,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from PIL import Image
 
-from multimodal import imaging
 from multimodal.models import Corpus
+from multimodal.readers import imaging
 
 from .conftest import image_bytes, ingest_files
 from .services import ROOT

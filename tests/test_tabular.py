@@ -5,7 +5,7 @@ import pytest
 from openpyxl import Workbook
 
 from multimodal.errors import UserInputError
-from multimodal.tabular import ColumnMapping, RowFailure, Table, TableRow, specs_parse, table_read
+from multimodal.readers.tabular import ColumnMapping, RowFailure, Table, TableRow, specs_parse, table_read
 
 
 def csv_file(tmp_path, text: str, name: str = "products.csv", encoding: str = "utf-8"):

@@ -2,9 +2,10 @@
 from django.conf import settings
 from django.db.models import QuerySet
 
-from .. import encoders, indexes, store
+from .. import encoders, store
 from ..errors import UserInputError
 from ..models import Item
+from ..retrieval import indexes
 from .embedding import inputs_encode, item_embed_inputs, item_vector_record
 from .ingest import IngestFailure, IngestReport, ProgressCallback
 

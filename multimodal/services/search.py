@@ -3,7 +3,7 @@
 A query is a list of weighted parts (text, image, voice, an existing item) plus filters. Voice
 parts are transcribed first and then count as text. The vector channel searches Milvus (one
 search with the combined vector in ``vector`` mode, one per part otherwise); the keyword channel
-searches the database's full-text index with the query's positive text. `multimodal.fusion` does
+searches the database's full-text index with the query's positive text. `multimodal.retrieval.fusion` does
 the arithmetic; this module only gathers its inputs.
 """
 from __future__ import annotations
@@ -17,10 +17,11 @@ from django.conf import settings
 from django.db.models.expressions import RawSQL
 from PIL import Image
 
-from .. import encoders, fusion, indexes, store
+from .. import encoders, store
 from ..errors import QueryError
-from ..keyword import keyword_search
 from ..models import Corpus, Item
+from ..retrieval import fusion, indexes
+from ..retrieval.keyword import keyword_search
 
 PART_TYPES = ("text", "image", "voice", "item")
 
@@ -182,7 +183,7 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     """The query's page of results, fused and explained; raises QueryError for unusable queries.
 
     Corpora searched in different indexes (one with a live adapter, others in the encoder's own
-    vectors, see `multimodal.indexes`) are searched apart, each with its own adapted query
+    vectors, see `multimodal.retrieval.indexes`) are searched apart, each with its own adapted query
     vectors, and merged by score. Without adapters there is one index and one search.
     """
     clock = _Clock()

@@ -15,18 +15,18 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 from ninja.security import HttpBearer, SessionAuth
 from pydantic import ValidationError as PydanticValidationError
 
+from .. import store
+from ..encoders import EncoderLoadError
+from ..errors import UserInputError
+from ..models import IngestJob
+from ..selectors import job_summary, search_response
+from ..services.background import BrokerUnavailable
+from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
 from . import api_schemas as schemas
-from . import store
 from .auth import TokenThrottled, client_ip, token_user_for_key
-from .encoders import EncoderLoadError
-from .errors import UserInputError
 from .forms import SearchForm, UploadForm, base64_decode, form_error_message, json_parse
-from .models import IngestJob
 from .permissions import job_change_check, job_view_check, upload_check
-from .selectors import job_summary, search_response
 from .throttling import ANONYMOUS_SEARCHES, SearchRateThrottle, search_caller_known
-from .services.background import BrokerUnavailable
-from .services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 class StaffToken(HttpBearer):
     """``Authorization: Bearer <key>`` from `manage.py create_api_token`, for a staff user.
 
-    Bad keys are counted per address: too many and the address gets 429 for a while (multimodal/auth.py).
+    Bad keys are counted per address: too many and the address gets 429 for a while (multimodal/web/auth.py).
     """
 
     def authenticate(self, request, token):
@@ -237,7 +237,7 @@ def _json_search_data(body: bytes) -> tuple[dict, dict]:
 def uploads(request):
     """Multipart ``corpus`` + one or more ``files`` (optional ``<role>_column``): 202 with the job to poll.
 
-    Needs ``multimodal.add_item`` (and ``add_corpus`` for a new corpus; see multimodal/permissions.py).
+    Needs ``multimodal.add_item`` (and ``add_corpus`` for a new corpus; see multimodal/web/permissions.py).
     """
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from django.conf import settings
 
-from . import store
+from .. import store
 
 
 class VectorWriters:

@@ -4,7 +4,7 @@ Django decodes each part header of a multipart body as UTF-8 and skips a header 
 a file sent as ``filename="<Shift-JIS bytes>"`` (curl from a Japanese Windows share does that) loses
 its Content-Disposition and is dropped without a word. ``MultipartNamesStream`` sits between the
 request body and Django's parser and rewrites such a header line in UTF-8, decoding its bytes in the
-encoding detected for them (`multimodal.tabular.encoding_detect`), and marks the part's Content-Type
+encoding detected for them (`multimodal.readers.tabular.encoding_detect`), and marks the part's Content-Type
 with ``NOTE_PARAMETER`` so the upload can say what was done (`upload_name_note`).
 """
 from .tabular import encoding_detect

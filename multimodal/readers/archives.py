@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import UserInputError
+from ..errors import UserInputError
 from .tabular import encoding_detect
 
 CHUNK_BYTES = 1024 * 1024

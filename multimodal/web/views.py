@@ -13,24 +13,24 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from . import store
-from .auth import client_ip
-from .encoders import EncoderLoadError
-from .errors import UserInputError
-from .forms import SearchForm, UploadForm
-from .fusion import MODES
-from .models import Corpus, IngestJob, Item
-from .permissions import (
-    corpora_uploadable, job_change_check, job_may_change, job_view_check, upload_check, uploader_check,
-)
-from .selectors import job_summary, recording_transcript, search_response
-from .services.background import BrokerUnavailable
-from .services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
-from .throttling import ANONYMOUS_PAGE_SEARCHES
-from .services.query_uploads import (
+from .. import store
+from ..encoders import EncoderLoadError
+from ..errors import UserInputError
+from ..models import Corpus, IngestJob, Item
+from ..retrieval.fusion import MODES
+from ..selectors import job_summary, recording_transcript, search_response
+from ..services.background import BrokerUnavailable
+from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
+from ..services.query_uploads import (
     PART_TYPES as UPLOAD_PART_TYPES, QueryUpload, UploadQuotaExceeded, UploadTooLarge, UploadUnsupported,
     query_upload_get, query_upload_store, query_upload_transcript_remember, query_uploads_list, upload_limit_bytes,
 )
+from .auth import client_ip
+from .forms import SearchForm, UploadForm
+from .permissions import (
+    corpora_uploadable, job_change_check, job_may_change, job_view_check, upload_check, uploader_check,
+)
+from .throttling import ANONYMOUS_PAGE_SEARCHES
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def item_detail(request, pk: int):
 def upload_page(request):
     """Staff upload files, archives or tables into a corpus; the job runs in the background.
 
-    Who may upload where is multimodal/permissions.py's: the page lists only those corpora, and a
+    Who may upload where is multimodal/web/permissions.py's: the page lists only those corpora, and a
     refused upload is shown on the form with a 403.
     """
     uploader_check(request.user)

@@ -15,7 +15,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 SAMPLE_RATE = 16_000
 BLOCK_S = 30.0

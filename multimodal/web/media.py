@@ -24,7 +24,7 @@ from django.utils._os import safe_join
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 
-from .sniffing import MEDIA_HEAD_BYTES, media_type
+from ..readers.sniffing import MEDIA_HEAD_BYTES, media_type
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK_BYTES = 64 * 1024

@@ -1,4 +1,4 @@
-"""Who is calling: API tokens (``Authorization: Bearer <key>``, see multimodal/api.py), the client's
+"""Who is calling: API tokens (``Authorization: Bearer <key>``, see multimodal/web/api.py), the client's
 address, and the throttles on guessing passwords and tokens.
 
 Bad tokens are counted per address in the cache: after ``MULTIMODAL_TOKEN_FAILURE_LIMIT`` of them
@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.shortcuts import render
 from django.utils import timezone
 
-from .models import ApiToken
+from ..models import ApiToken
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, render
 
-from .models import Adapter
-from .selectors import adapter_summary
+from ..models import Adapter
+from ..selectors import adapter_summary
 
 
 @staff_member_required

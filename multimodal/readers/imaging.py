@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 # A decoded picture (ingested or a query) is kept no larger than this on its longest side: several

@@ -16,7 +16,7 @@ what is missing, shown as a 403 page or a 403 ``{"error": ...}``.
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
-from .models import Corpus, IngestJob
+from ..models import Corpus, IngestJob
 
 ADD_ITEM = "multimodal.add_item"
 ADD_CORPUS = "multimodal.add_corpus"

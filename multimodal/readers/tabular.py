@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 ROLES = ("id", "title", "description", "specs", "image")
 

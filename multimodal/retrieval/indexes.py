@@ -27,9 +27,9 @@ from typing import Iterable
 import numpy as np
 from django.conf import settings
 
-from . import encoders, store
-from .adaptation import Adapter
-from .models import Corpus, CorpusIndex, IndexBuild
+from .. import encoders, store
+from ..learning.adaptation import Adapter
+from ..models import Corpus, CorpusIndex, IndexBuild
 
 _adapters: dict[str, Adapter] = {}
 _adapters_lock = threading.Lock()
@@ -164,7 +164,7 @@ def vectors_upsert(records: list[store.VectorRecord]) -> int:
         index = build_index(build)
         index.collection.upsert(index.records_adapt(by_corpus[build.corpus_id]))
     # The store takes writes again: deletions queued while it was down go now, not at the next check.
-    from .services.store_sync import pending_deletions_apply_if_any
+    from ..services.store_sync import pending_deletions_apply_if_any
 
     pending_deletions_apply_if_any()
     return written

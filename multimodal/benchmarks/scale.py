@@ -25,13 +25,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from PIL import Image
 
-from . import encoders, store
+from .. import encoders, store
+from ..models import Corpus, Item
+from ..retrieval.fusion import Fused
+from ..retrieval.keyword import keyword_search
+from ..selectors import search_response, search_results_hydrate
+from ..services.search import QueryPart, SearchFilters, SearchOutcome, SearchQuery
 from .bulk_vectors import VectorWriters
-from .fusion import Fused
-from .keyword import keyword_search
-from .models import Corpus, Item
-from .selectors import search_response, search_results_hydrate
-from .services.search import QueryPart, SearchFilters, SearchOutcome, SearchQuery
 
 COMMON_WORDS = (
     "chair table lamp wooden red green blue black white small large garden kitchen office modern classic "
@@ -143,7 +143,7 @@ class SyntheticCorpus:
         """Add items until there are ``size``: rows (the keyword index follows by trigger), then vectors.
 
         While a batch's rows are written, earlier batches' vectors go to the store in ``writers``
-        other processes (see `multimodal.bulk_vectors`).
+        other processes (see `multimodal.benchmarks.bulk_vectors`).
         """
         started = time.perf_counter()
         added = size - self.size
