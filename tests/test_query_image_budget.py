@@ -75,7 +75,7 @@ PEAK_GROWTH_SCRIPT = """
 import resource, sys
 import django
 django.setup()
-from multimodal import imaging
+from multimodal.readers import imaging
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
