@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from multimodal.learning.adaptation import Adapter, TrainingConfig, adapter_train, holdout_split, pairs_evaluate
 from multimodal.models import Adapter as AdapterRow, Corpus
 
-from .adapter_domain import catalogue_write, domain_vectors, image_png
+from ..adapter_domain import catalogue_write, domain_vectors, image_png
 
 PAIRS = 500
 

@@ -21,8 +21,8 @@ from PIL import Image
 from multimodal.models import Corpus
 from multimodal.readers import imaging
 
-from .conftest import image_bytes, ingest_files
-from .services import ROOT
+from ..conftest import image_bytes, ingest_files
+from ..services import ROOT
 
 pytestmark = pytest.mark.django_db
 SEARCH = "/api/search"

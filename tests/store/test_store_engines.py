@@ -17,8 +17,8 @@ from multimodal.services.search import SearchFilters, SearchQuery
 from multimodal.selectors import search_response
 from multimodal.store.local_server import LocalServer
 
-from .conftest import image_bytes, ingest_files
-from .services import ROOT, free_port, wait_until
+from ..conftest import image_bytes, ingest_files
+from ..services import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from openapi_spec_validator import validate
 
 from multimodal.models import ApiToken, Corpus, IngestJob
 
-from .conftest import ingest_files, permissions_grant
-from .services import free_port
+from ..conftest import ingest_files, permissions_grant
+from ..services import free_port
 
 pytestmark = pytest.mark.django_db
 ENDPOINTS = {

@@ -10,7 +10,7 @@ from django.test import Client
 
 from multimodal.models import ApiToken, Corpus, IngestJob, IngestUnit
 
-from .conftest import UPLOADER_PERMISSIONS, noise_png, permissions_grant
+from ..conftest import UPLOADER_PERMISSIONS, noise_png, permissions_grant
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.core.files.storage import default_storage
 
 from multimodal.models import Item
 
-from .conftest import image_bytes, page_upload
-from .media_polyglots import gif_html_polyglot, gif_js_polyglot
+from ..conftest import image_bytes, page_upload
+from ..media_polyglots import gif_html_polyglot, gif_js_polyglot
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from PIL import Image
 
 from multimodal.models import Corpus, Item
 
-from .conftest import image_bytes, ingest_files
-from .services import ROOT
+from ..conftest import image_bytes, ingest_files
+from ..services import ROOT
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt
@@ -14,10 +13,9 @@ from django.test import Client
 
 from multimodal.models import ApiToken, Corpus, IngestJob
 
-from .services import redis_server
+from ..services import ROOT, redis_server
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-admin-correct-1"
 
 

@@ -8,7 +8,7 @@ from multimodal.models import Corpus
 from multimodal.selectors import search_response
 from multimodal.services.search import SearchQuery
 
-from .conftest import image_bytes, ingest_files
+from ..conftest import image_bytes, ingest_files
 
 pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 
