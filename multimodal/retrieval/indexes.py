@@ -163,10 +163,6 @@ def vectors_upsert(records: list[store.VectorRecord]) -> int:
     for build in _write_builds(by_corpus):
         index = build_index(build)
         index.collection.upsert(index.records_adapt(by_corpus[build.corpus_id]))
-    # The store takes writes again: deletions queued while it was down go now, not at the next check.
-    from ..services.store_sync import pending_deletions_apply_if_any
-
-    pending_deletions_apply_if_any()
     return written
 
 

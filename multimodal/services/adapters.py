@@ -58,7 +58,7 @@ from ..retrieval import indexes
 from .background import task_dispatch_on_commit
 from .embedding import ENCODER_TEXT_CHARS, item_vector_record
 from .pairs import ItemResolver, corpus_pairs, file_beside, jsonl_read
-from .store_sync import collection_drop_or_queue
+from .vectors import collection_drop_or_queue
 
 logger = logging.getLogger(__name__)
 MIN_PAIRS = 10

@@ -8,6 +8,7 @@ from ..models import Item
 from ..retrieval import indexes
 from .embedding import inputs_encode, item_embed_inputs, item_vector_record
 from .ingest import IngestFailure, IngestReport, ProgressCallback
+from .vectors import vectors_write
 
 
 def items_reindex(
@@ -43,7 +44,7 @@ def items_reindex(
         for pk in sorted(failed):
             report.failures.append(IngestFailure(_label(items_by_pk[pk]), next(iter(
                 reason for (error_pk, _), reason in errors.items() if error_pk == pk))))
-        indexes.vectors_upsert([
+        vectors_write([
             item_vector_record(items_by_pk[pk], modality, vector)
             for (pk, modality), vector in vectors.items() if pk not in failed
         ])

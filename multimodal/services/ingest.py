@@ -44,6 +44,7 @@ from ..retrieval import indexes
 from ..row_updates import rows_update
 from ..speech.segmenting import Passage
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
+from .vectors import vectors_write
 from .voice import recording_transcribe
 
 logger = logging.getLogger(__name__)
@@ -226,8 +227,8 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
     """Decode, encode, save together and upsert one batch, adding its outcomes to ``report``.
 
     The model encodes ``encode_batch_size`` inputs at a time (None: the whole batch at once).
-    Vectors go to every index the corpus may be searched in (`indexes.vectors_upsert`). They are
-    not flushed: callers flush once after their last batch.
+    Vectors go to every index the corpus may be searched in (`vectors_write`). They are not flushed:
+    callers flush once after their last batch.
     """
     encoder = encoders.get()
     decoded = []
@@ -270,7 +271,7 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
         ]
         records += [item_vector_record(segment, "text", vectors[(index, "segment", number)])
                     for number, segment in enumerate(saved.segments)]
-    indexes.vectors_upsert(records)
+    vectors_write(records)
 
 
 def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = None) -> _Decoded:
