@@ -8,11 +8,12 @@ from django.urls import reverse
 
 from .learning.metrics import NDCG_K, RECALL_KS
 from .models import Adapter, CorpusIndex, IngestJob, IngestUnit, Item
+from .query.types import SearchQuery
 from .readers.audio import clock
 from .retrieval.fusion import Fused
 from .retrieval.highlight import highlight_spans, snippet_window
 from .retrieval.keyword import keyword_terms
-from .services.search import SearchOutcome, SearchQuery, search_run
+from .services.search import SearchOutcome, search_run
 
 
 def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:

@@ -17,13 +17,13 @@ from PIL import Image
 
 from .. import encoders, speech, store
 from ..models import Corpus, IngestJob
+from ..query.types import QueryPart, SearchFilters, SearchQuery
 from ..readers.audio import SAMPLE_RATE, audio_decode, wav_encode
 from ..readers.tabular import table_read
 from ..selectors import search_response
 from ..services.embedding import ENCODER_TEXT_CHARS, product_text
 from ..services.ingest import Source, items_ingest
 from ..services.jobs import job_create_from_paths, job_enqueue, job_run
-from ..services.search import QueryPart, SearchFilters, SearchQuery
 from ..web.forms import SearchForm
 
 WORDS = "red green blue bicycle chair wall cat dog tree river house lamp table car boat mountain city night".split()

@@ -27,10 +27,11 @@ from PIL import Image
 
 from .. import encoders, store
 from ..models import Corpus, Item
+from ..query.types import QueryPart, SearchFilters, SearchQuery
 from ..retrieval.fusion import Fused
 from ..retrieval.keyword import keyword_search
 from ..selectors import search_response, search_results_hydrate
-from ..services.search import QueryPart, SearchFilters, SearchOutcome, SearchQuery
+from ..services.search import SearchOutcome
 from .bulk_vectors import VectorWriters
 
 COMMON_WORDS = (

@@ -12,11 +12,11 @@ from django.conf import settings
 from .. import store
 from ..errors import UserInputError
 from ..models import Corpus, Item
+from ..query.types import PART_TYPES, QueryPart, SearchFilters, SearchQuery
 from ..readers.imaging import query_image_open
 from ..retrieval.fusion import MODES
 from ..selectors import RESULT_FIELDS
 from ..services.query_uploads import query_upload_get
-from ..services.search import PART_TYPES, QueryPart, SearchFilters, SearchQuery
 
 MAX_QUERY_TEXT_CHARS = 1000
 MAX_WEIGHT = 10.0

@@ -13,7 +13,7 @@ import pytest
 
 from multimodal import encoders, store
 from multimodal.models import Corpus
-from multimodal.services.search import SearchFilters, SearchQuery
+from multimodal.query.types import SearchFilters, SearchQuery
 from multimodal.selectors import search_response
 from multimodal.store.local_server import LocalServer
 

@@ -5,8 +5,8 @@ import pytest
 
 from multimodal import encoders, store
 from multimodal.models import Corpus
+from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
-from multimodal.services.search import SearchQuery
 
 from ..conftest import image_bytes, ingest_files
 
