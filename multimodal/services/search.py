@@ -1,11 +1,10 @@
 """Running a search: encode the query's parts, search each channel, fuse, cut and page.
 
 A query (`multimodal.query.types`) is a list of weighted parts (text, image, voice, an existing
-item) plus filters. Voice
-parts are transcribed first and then count as text. The vector channel searches Milvus (one
-search with the combined vector in ``vector`` mode, one per part otherwise); the keyword channel
-searches the database's full-text index with the query's positive text. `multimodal.retrieval.fusion` does
-the arithmetic; this module only gathers its inputs.
+item) plus filters. Voice parts are transcribed first and then count as text. The vector channel
+searches Milvus (one search with the combined vector in ``vector`` mode, one per part otherwise);
+the keyword channel searches the database's full-text index with the query's positive text.
+`multimodal.retrieval.fusion` does the arithmetic; this module only gathers its inputs.
 """
 from __future__ import annotations
 
