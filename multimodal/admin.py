@@ -5,15 +5,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import store
-from .adaptation import TrainingConfig
 from .encoders import EncoderLoadError
 from .errors import UserInputError
+from .learning.adaptation import TrainingConfig
 from .models import Adapter, ApiToken, Corpus, IndexBuild, IngestJob, IngestUnit, Item, PendingVectorDeletion
-from .permissions import CHANGE_JOB, job_may_change, job_may_view, jobs_visible, may_upload
 from .services.adapters import adapter_activate_start, adapter_train_start, index_describe, index_rollback
 from .services.background import BrokerUnavailable
 from .services.jobs import job_cancel, job_retry_failed
 from .services.store_sync import store_check
+from .web.permissions import CHANGE_JOB, job_may_change, job_may_view, jobs_visible, may_upload
 
 
 @admin.register(Corpus)
@@ -113,7 +113,7 @@ class IngestUnitInline(admin.TabularInline):
 
 @admin.register(IngestJob)
 class IngestJobAdmin(admin.ModelAdmin):
-    """Jobs as multimodal/permissions.py says: everyone who may upload sees and retries their own jobs;
+    """Jobs as multimodal/web/permissions.py says: everyone who may upload sees and retries their own jobs;
     view_ingestjob / change_ingestjob extend that to every user's."""
 
     list_display = ("id", "corpus", "status", "total", "done", "failed", "created_by", "created_at", "page_link")

@@ -11,7 +11,7 @@ from django.utils import timezone
 class Corpus(models.Model):
     name = models.SlugField(max_length=100, unique=True, help_text="Letters, digits, - and _.")
     description = models.TextField(blank=True)
-    # Empty: everyone holding multimodal.add_item may upload here (see multimodal/permissions.py).
+    # Empty: everyone holding multimodal.add_item may upload here (see multimodal/web/permissions.py).
     uploaders = models.ManyToManyField(
         "auth.Group", blank=True, related_name="uploadable_corpora",
         help_text="If any are chosen, only members of these groups (and superusers) may upload into this corpus.",

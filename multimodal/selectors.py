@@ -6,20 +6,21 @@ from django.conf import settings
 from django.db.models.functions import Substr
 from django.urls import reverse
 
-from .audio import clock
-from .fusion import Fused
-from .highlight import highlight_spans, snippet_window
-from .keyword import keyword_terms
-from .metrics import NDCG_K, RECALL_KS
+from .learning.metrics import NDCG_K, RECALL_KS
 from .models import Adapter, CorpusIndex, IngestJob, IngestUnit, Item
-from .services.search import SearchOutcome, SearchQuery, search_run
+from .query.types import SearchQuery
+from .readers.audio import clock
+from .retrieval.fusion import Fused
+from .retrieval.highlight import highlight_spans, snippet_window
+from .retrieval.keyword import keyword_terms
+from .services.search import SearchOutcome, search_run
 
 
 def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
     """One dict per hit whose item still exists, in rank order, each with its explanation.
 
     ``snippet`` is plain text around the first word of the query it holds; ``highlight`` is the
-    same snippet in pieces with the query's words marked (see `multimodal.highlight`).
+    same snippet in pieces with the query's words marked (see `multimodal.retrieval.highlight`).
 
     Every text a result carries (title, description, specs, specs_text) holds at most
     ``MULTIMODAL_RESULT_TEXT_CHARS`` characters; ``truncated`` says whether any was cut (the whole

@@ -4,7 +4,7 @@ Deletions are gathered per transaction (per savepoint) and sent to Milvus as one
 commits: deleting a corpus of 10,000 items is one vector delete per collection, not 10,000. A batch
 whose savepoint or transaction rolls back is dropped with it, so nothing that still exists loses
 its vectors. When the vector store is unavailable, the vector deletions are queued and applied once
-it is back (`services.store_sync`); the files go at once either way.
+it is back (`services.vectors`); the files go at once either way.
 """
 import threading
 from functools import partial
@@ -14,7 +14,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from .models import IndexBuild, Item
-from .services.store_sync import collection_drop_or_queue, vectors_delete_or_queue
+from .services.vectors import collection_drop_or_queue, vectors_delete_or_queue
 
 _current = threading.local()
 

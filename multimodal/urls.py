@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import adapter_views, views
+from .web import adapter_views, views
 
 app_name = "multimodal"
 

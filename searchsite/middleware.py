@@ -4,7 +4,7 @@ No page of ours has an inline script, style or event handler, so an injected one
 even if escaping ever failed. The admin and the API's interactive docs get the same script rule
 (neither needs an inline script: Django's admin and django-ninja's Swagger page load theirs from
 static files), but may use inline styles (``style=`` attributes in the admin's and our admin's
-markup). Media responses set their own, stricter, sandboxing policy (multimodal/media.py), which
+markup). Media responses set their own, stricter, sandboxing policy (multimodal/web/media.py), which
 this leaves in place. Images and recordings on a media origin of their own (an absolute MEDIA_URL)
 are allowed where pages show them.
 """
@@ -14,8 +14,8 @@ from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.template import loader
 
-from multimodal.imaging import DecodeBusy
-from multimodal.media import media_origin
+from multimodal.readers.imaging import DecodeBusy
+from multimodal.web.media import media_origin
 
 THIRD_PARTY_PATH_PREFIXES = ("/admin/", "/api/docs")
 
@@ -90,7 +90,7 @@ def bad_request(request, exception=None):
 
 
 class RequestErrorMiddleware:
-    """A query image that cannot get a decode slot in time (multimodal/imaging.py) answers 503, not 500."""
+    """A query image that cannot get a decode slot in time (multimodal/readers/imaging.py) answers 503, not 500."""
 
     def __init__(self, get_response):
         self.get_response = get_response

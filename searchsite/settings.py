@@ -67,7 +67,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a multipart body: keeps uploads whose file names are not UTF-8.
-    "multimodal.multipart_names.MultipartNamesMiddleware",
+    "multimodal.readers.multipart_names.MultipartNamesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,8 +127,8 @@ AXES_FAILURE_LIMIT = env_int("MULTIMODAL_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("MULTIMODAL_LOGIN_COOLOFF_MIN", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "multimodal.auth.login_locked_response"
-AXES_CLIENT_IP_CALLABLE = "multimodal.auth.client_ip"
+AXES_LOCKOUT_CALLABLE = "multimodal.web.auth.login_locked_response"
+AXES_CLIENT_IP_CALLABLE = "multimodal.web.auth.client_ip"
 # After MULTIMODAL_TOKEN_FAILURE_LIMIT bad API tokens from one address within
 # MULTIMODAL_TOKEN_FAILURE_WINDOW_S seconds, every token from it gets 429 for that long (counted in the
 # cache below: per process unless CACHE_URL is set). 0 turns it off.
@@ -161,7 +161,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # of its own (https://media.example.net/media/), as Django's docs advise for user-uploaded files.
 MEDIA_URL = os.environ.get("MULTIMODAL_MEDIA_URL") or "media/"
 MEDIA_ROOT = Path(os.environ.get("MULTIMODAL_MEDIA_ROOT", DATA_DIR / "media"))
-# Media is served by Django itself (with the headers of multimodal/media.py) unless a front server takes it over.
+# Media is served by Django itself (with the headers of multimodal/web/media.py) unless a front server takes it over.
 MULTIMODAL_SERVE_MEDIA = env_bool("MULTIMODAL_SERVE_MEDIA", True)
 # Search requests carry images; the upload limit below is checked with a clear error first.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -307,7 +307,7 @@ MULTIMODAL_QUERY_UPLOAD_IP_FILES = env_int("MULTIMODAL_QUERY_UPLOAD_IP_FILES", 1
 MULTIMODAL_QUERY_UPLOAD_IP_MB = env_int("MULTIMODAL_QUERY_UPLOAD_IP_MB", 240)
 MULTIMODAL_QUERY_UPLOAD_TOTAL_MB = env_int("MULTIMODAL_QUERY_UPLOAD_TOTAL_MB", 1024)
 
-# --- Fusion (see multimodal/fusion.py) ---
+# --- Fusion (see multimodal/retrieval/fusion.py) ---
 MULTIMODAL_DEFAULT_FUSION = os.environ.get("MULTIMODAL_DEFAULT_FUSION", "vector")
 MULTIMODAL_RRF_K = env_int("MULTIMODAL_RRF_K", 60)
 # How much the keyword channel weighs against the vector channel when a query has text.

@@ -6,8 +6,8 @@ from django.contrib import admin
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import include, path, re_path
 
-from multimodal.api import api
-from multimodal.media import media_serve
+from multimodal.web.api import api
+from multimodal.web.media import media_serve
 
 # A body too large, too many fields, unreadable multipart: JSON on the API, a page elsewhere.
 handler400 = "searchsite.middleware.bad_request"
@@ -20,7 +20,7 @@ urlpatterns = [
 ]
 
 if settings.MULTIMODAL_SERVE_MEDIA:
-    # Embedded default: Django serves media itself, with the headers of multimodal/media.py; behind a
+    # Embedded default: Django serves media itself, with the headers of multimodal/web/media.py; behind a
     # front server that serves them, MULTIMODAL_SERVE_MEDIA=0. An absolute MEDIA_URL (a media origin of
     # its own) is answered at its path, on its host only.
     _media_path = urlsplit(str(settings.MEDIA_URL)).path.strip("/")

@@ -1,7 +1,7 @@
 """Spoken test audio: espeak-ng says the sentences, sox resamples, numpy splices, PyAV encodes.
 
 Nothing here uses the product's own decoder, so a test of the decoder is not graded by itself
-(WAV files are written with `multimodal.audio.wav_encode`, the standard library's wave module).
+(WAV files are written with `multimodal.readers.audio.wav_encode`, the standard library's wave module).
 """
 import io
 import shutil

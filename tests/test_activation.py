@@ -9,14 +9,15 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from multimodal import encoders, indexes, store
-from multimodal.adaptation import TrainingConfig
+from multimodal import encoders, store
+from multimodal.learning.adaptation import TrainingConfig
 from multimodal.models import Corpus, CorpusIndex, IndexBuild
+from multimodal.query.types import SearchFilters, SearchQuery
+from multimodal.retrieval import indexes
 from multimodal.selectors import search_response
 from multimodal.services.adapters import (
     adapter_activate, adapter_create, adapter_train, index_build_run, index_rollback, index_switch,
 )
-from multimodal.services.search import SearchFilters, SearchQuery
 
 from .adapter_domain import caption, catalogue_write, image_png
 from .conftest import DeterministicEncoder
@@ -131,7 +132,7 @@ def test_a_query_is_adapted_exactly_like_the_vectors_it_is_compared_with(shop, a
     assert (top["external_id"], top["score"]) == ("SKU-7", pytest.approx(1.0, abs=1e-5))
     item = shop.items.get(external_id="SKU-7")
     like = SearchQuery(parts=[], top_k=1, hybrid=False, corpus=shop)
-    from multimodal.services.search import QueryPart
+    from multimodal.query.types import QueryPart
 
     like.parts.append(QueryPart(type="item", item=item))
     first = search_response(query=like)["results"][0]

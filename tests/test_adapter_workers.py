@@ -5,10 +5,10 @@ this process only through the shared database, data folder and Milvus server, as
 """
 import pytest
 
-from multimodal import indexes
 from multimodal.models import Adapter, Corpus, IndexBuild
+from multimodal.query.types import SearchFilters, SearchQuery
+from multimodal.retrieval import indexes
 from multimodal.selectors import search_response
-from multimodal.services.search import SearchFilters, SearchQuery
 
 from .conftest import noise_png, zip_bytes
 from .services import wait_until

@@ -8,13 +8,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from multimodal import encoders, store
-from multimodal.audio import wav_encode
 from multimodal.models import Corpus, IngestJob, Item
+from multimodal.query.types import SearchQuery
+from multimodal.readers.audio import wav_encode
 from multimodal.selectors import search_response
 from multimodal.services import ingest as ingest_service
 from multimodal.services.indexing import items_reindex
 from multimodal.services.jobs import job_create_from_paths, job_run
-from multimodal.services.search import SearchQuery
 
 from .conftest import image_bytes, ingest_files
 from .speech_audio import SENTENCES, encoded, sentences_with_silence, silent_flac, spoken, word_overlap

@@ -9,8 +9,8 @@ from PIL import Image
 
 from multimodal import encoders, store
 from multimodal.models import Corpus, Item
+from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
-from multimodal.services.search import SearchQuery
 from multimodal.services.jobs import job_create_from_paths
 from multimodal.tasks import ingest_job_run
 

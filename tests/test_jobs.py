@@ -19,9 +19,9 @@ from PIL import Image
 
 from multimodal import encoders, store
 from multimodal.models import ApiToken, Corpus, IngestJob, Item
+from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
 from multimodal.services.ingest import IngestReport, ProductRow, Source, sources_ingest_batch
-from multimodal.services.search import SearchQuery
 
 from .conftest import UPLOADER_PERMISSIONS, image_bytes, noise_png, permissions_grant, zip_bytes
 

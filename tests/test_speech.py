@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from multimodal import speech
-from multimodal.audio import AudioError, audio_decode, wav_encode
 from multimodal.models import Corpus
+from multimodal.readers.audio import AudioError, audio_decode, wav_encode
 from multimodal.services.voice import recording_transcribe, voice_transcribe
 from multimodal.speech.faster_whisper_backend import model_path
 

@@ -10,11 +10,11 @@ import zipfile
 
 import pytest
 
-from multimodal.archives import zip_extract_safely
 from multimodal.errors import UserInputError
 from multimodal.models import IngestJob, Item
+from multimodal.readers.archives import zip_extract_safely
+from multimodal.readers.tabular import table_read
 from multimodal.selectors import job_summary
-from multimodal.tabular import table_read
 
 from .conftest import noise_png, page_upload
 
@@ -195,7 +195,7 @@ def test_ingest_command_reports_a_local_file_whose_name_is_not_utf8_and_ingests_
 
 
 def test_multipart_names_are_mended_however_the_body_arrives_in_pieces():
-    from multimodal.multipart_names import MultipartNamesStream
+    from multimodal.readers.multipart_names import MultipartNamesStream
 
     class Trickle(io.BytesIO):  # a client sending a few bytes at a time
         def read(self, size=-1):

@@ -13,9 +13,9 @@ import zipfile
 import pytest
 
 from multimodal.models import IngestUnit, Item
+from multimodal.readers.tabular import table_read
 from multimodal.selectors import job_summary
 from multimodal.services.ingest import Source, items_ingest
-from multimodal.tabular import table_read
 
 from .conftest import page_upload
 
@@ -95,7 +95,7 @@ def test_a_huge_shared_string_lands_cut_in_every_row_and_each_cut_is_reported(su
 
 
 def test_shared_strings_are_cut_while_they_stream_in():
-    from multimodal.spreadsheets import shared_strings_read
+    from multimodal.readers.spreadsheets import shared_strings_read
 
     document = (f'<sst xmlns="{MAIN_NS}"><si><t>short</t></si><si><r><t>rich </t></r><r><t>text</t></r>'
                 f'<rPh><t>phonetic</t></rPh></si><si><t>{"x" * 5000}</t></si></sst>').encode()
@@ -108,7 +108,7 @@ def test_shared_strings_are_cut_while_they_stream_in():
 
 
 def test_a_shared_string_table_with_entities_is_refused_before_they_expand():
-    from multimodal.spreadsheets import XlsxRefused, shared_strings_read
+    from multimodal.readers.spreadsheets import XlsxRefused, shared_strings_read
 
     document = (b'<?xml version="1.0"?><!DOCTYPE sst [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
                 b"<sst><si><t>&b;</t></si></sst>")
@@ -125,7 +125,7 @@ def test_a_long_inline_cell_refuses_the_workbook_naming_the_cell(tmp_path):
 
 
 def test_a_workbook_unpacking_past_the_limit_is_refused(tmp_path):
-    from multimodal.tabular import TextLimits
+    from multimodal.readers.tabular import TextLimits
 
     path = tmp_path / "catalogue.xlsx"
     path.write_bytes(xlsx_with_shared_string(BOMB_ROWS, ["word " * 20_000]))
@@ -135,7 +135,7 @@ def test_a_workbook_unpacking_past_the_limit_is_refused(tmp_path):
 
 
 def test_csv_cells_rows_and_tables_are_cut_or_refused_at_their_limits(tmp_path):
-    from multimodal.tabular import TextLimits
+    from multimodal.readers.tabular import TextLimits
 
     path = tmp_path / "products.csv"
     path.write_text("title,description,colour,size\nBike," + "d" * 500 + "," + "c" * 300 + ",M\n")

@@ -11,8 +11,8 @@ from PIL import Image
 
 from multimodal import encoders, store
 from multimodal.models import IngestJob, Item
+from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
-from multimodal.services.search import SearchQuery
 from searchsite.celery import app as celery_app
 
 from .conftest import UPLOADER_PERMISSIONS, noise_png, permissions_grant, zip_bytes

@@ -1,6 +1,6 @@
 """Domain adapters: trained on a corpus's own pairs over the frozen encoder, activated without downtime.
 
-The big pretrained encoder never changes. A small adapter (`multimodal.adaptation`) learns, from
+The big pretrained encoder never changes. A small adapter (`multimodal.learning.adaptation`) learns, from
 the customer's own image-text pairs, to move the encoder's vectors so that each text lands next to
 its image; it is measured on pairs it never saw before it is offered for use.
 
@@ -16,7 +16,7 @@ Training (`adapter_create` + `adapter_train`; `adapter_train_start` queues it fo
 
 Activation is per corpus (`adapter_activate`, then `index_build_run`, then `index_switch`)
 - Per corpus, because an adapter fits the domain it was trained on; another corpus keeps its own
-  index (a search over several corpora searches each in its own index, see `multimodal.indexes`).
+  index (a search over several corpora searches each in its own index, see `multimodal.retrieval.indexes`).
 - A build fills a new collection, named from the encoder, the adapter and a token, with the
   corpus's base vectors passed through the adapter (a matrix product per batch, no encoder), in
   the background. Searches keep using the live index meanwhile: nothing routes to a collection
@@ -49,15 +49,16 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from .. import encoders, indexes, store
-from ..adaptation import AdapterError, TrainingConfig, adapter_train as fit, holdout_split, pairs_evaluate
+from .. import encoders, store
 from ..errors import UserInputError
-from ..imaging import image_open
+from ..learning.adaptation import AdapterError, TrainingConfig, adapter_train as fit, holdout_split, pairs_evaluate
 from ..models import Adapter, Corpus, CorpusIndex, IndexBuild, Item
+from ..readers.imaging import image_open
+from ..retrieval import indexes
 from .background import task_dispatch_on_commit
 from .embedding import ENCODER_TEXT_CHARS, item_vector_record
 from .pairs import ItemResolver, corpus_pairs, file_beside, jsonl_read
-from .store_sync import collection_drop_or_queue
+from .vectors import collection_drop_or_queue
 
 logger = logging.getLogger(__name__)
 MIN_PAIRS = 10

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from .. import store
-from ..imaging import image_open
 from ..models import Item
+from ..readers.imaging import image_open
 
 # CLIP reads at most 77 tokens; the head of a long text is all it can see.
 ENCODER_TEXT_CHARS = 2000

@@ -3,7 +3,7 @@
 Each query goes through what a user's search goes through: `SearchForm` (the same parsing and
 limits as the page, the API and the ``search`` command), `search_response` (encoding, the live
 index of each corpus with its adapter, fusion, the keyword channel, hydration). Its ranked ids
-are scored against the ids the query names as relevant (`multimodal.metrics`), and its wall-clock
+are scored against the ids the query names as relevant (`multimodal.learning.metrics`), and its wall-clock
 time is its latency. The first query is run once more beforehand, unscored and untimed, so model
 loading does not count as latency.
 
@@ -36,10 +36,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from .. import encoders
 from ..errors import UserInputError
-from ..forms import MAX_QUERY_TEXT_CHARS, SearchForm
-from ..metrics import METRIC_NAMES, metrics_mean, percentile, query_metrics
+from ..learning.metrics import METRIC_NAMES, metrics_mean, percentile, query_metrics
 from ..models import Adapter, Corpus
 from ..selectors import search_response
+from ..web.forms import MAX_QUERY_TEXT_CHARS, SearchForm
 from .adapters import index_describe
 from .pairs import ItemResolver, corpus_pairs, file_beside, jsonl_read
 

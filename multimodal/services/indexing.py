@@ -2,11 +2,13 @@
 from django.conf import settings
 from django.db.models import QuerySet
 
-from .. import encoders, indexes, store
+from .. import encoders, store
 from ..errors import UserInputError
 from ..models import Item
+from ..retrieval import indexes
 from .embedding import inputs_encode, item_embed_inputs, item_vector_record
 from .ingest import IngestFailure, IngestReport, ProgressCallback
+from .vectors import vectors_write
 
 
 def items_reindex(
@@ -42,7 +44,7 @@ def items_reindex(
         for pk in sorted(failed):
             report.failures.append(IngestFailure(_label(items_by_pk[pk]), next(iter(
                 reason for (error_pk, _), reason in errors.items() if error_pk == pk))))
-        indexes.vectors_upsert([
+        vectors_write([
             item_vector_record(items_by_pk[pk], modality, vector)
             for (pk, modality), vector in vectors.items() if pk not in failed
         ])

@@ -33,16 +33,18 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image
 
-from .. import encoders, indexes
-from ..audio import clock
+from .. import encoders
 from ..errors import IngestError, UserInputError
-from ..imaging import image_open, thumbnail_jpeg
 from ..models import Corpus, Item
+from ..readers.audio import clock
+from ..readers.imaging import image_open, thumbnail_jpeg
+from ..readers.sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
+from ..readers.tabular import TextLimits, encoding_detect, text_decode
+from ..retrieval import indexes
 from ..row_updates import rows_update
-from ..sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
 from ..speech.segmenting import Passage
-from ..tabular import TextLimits, encoding_detect, text_decode
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
+from .vectors import vectors_write
 from .voice import recording_transcribe
 
 logger = logging.getLogger(__name__)
@@ -141,7 +143,7 @@ class _Decoded:
 
 
 def text_limits() -> TextLimits:
-    """The configured bounds on text read from tables (`multimodal.tabular`)."""
+    """The configured bounds on text read from tables (`multimodal.readers.tabular`)."""
     return TextLimits(cell=settings.MULTIMODAL_MAX_CELL_CHARS, row=settings.MULTIMODAL_MAX_TEXT_CHARS,
                       table=settings.MULTIMODAL_MAX_TABLE_TEXT_MB * 1024 * 1024,
                       xlsx_bytes=settings.MULTIMODAL_MAX_ARCHIVE_MB * 1024 * 1024)
@@ -225,8 +227,8 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
     """Decode, encode, save together and upsert one batch, adding its outcomes to ``report``.
 
     The model encodes ``encode_batch_size`` inputs at a time (None: the whole batch at once).
-    Vectors go to every index the corpus may be searched in (`indexes.vectors_upsert`). They are
-    not flushed: callers flush once after their last batch.
+    Vectors go to every index the corpus may be searched in (`vectors_write`). They are not flushed:
+    callers flush once after their last batch.
     """
     encoder = encoders.get()
     decoded = []
@@ -269,7 +271,7 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
         ]
         records += [item_vector_record(segment, "text", vectors[(index, "segment", number)])
                     for number, segment in enumerate(saved.segments)]
-    indexes.vectors_upsert(records)
+    vectors_write(records)
 
 
 def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = None) -> _Decoded:
@@ -384,7 +386,7 @@ def _decode_row(source: Source) -> _Decoded:
         image = image_open(data, name=f"image '{row.image_name}'")
     fields = {"title": row.title, "description": row.description, "specs": row.specs, "specs_text": row.specs_text}
     content_hash = hashlib.sha256(json.dumps(fields, sort_keys=True).encode() + data).hexdigest()
-    # Tables are cut as they are read (multimodal.tabular); rows from elsewhere are held to the same bounds.
+    # Tables are cut as they are read (multimodal.readers.tabular); rows from elsewhere are held to the same bounds.
     warnings = list(row.notes)
     limit = settings.MULTIMODAL_MAX_TEXT_CHARS
     title = text_cap(row.title or row.description, label="title", limit=TITLE_MAX_CHARS, warnings=warnings)

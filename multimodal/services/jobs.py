@@ -31,14 +31,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from .. import indexes
-from ..archives import zip_extract_safely
 from ..errors import UserInputError
 from ..models import Corpus, IngestJob, IngestUnit
-from ..multipart_names import upload_name_note
+from ..readers.archives import zip_extract_safely
+from ..readers.multipart_names import upload_name_note
+from ..readers.sniffing import content_kind, file_head
+from ..readers.tabular import ROLES, table_read
+from ..retrieval import indexes
 from ..row_updates import rows_update
-from ..sniffing import content_kind, file_head
-from ..tabular import ROLES, table_read
 from .background import BrokerUnavailable, broker_check, task_dispatch
 from .corpora import corpus_get_or_create
 from .ingest import IngestReport, ProductRow, Source, files_discover, sources_ingest_batch, text_limits

@@ -19,8 +19,8 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.files.uploadedfile import UploadedFile
 
 from ..errors import UserInputError
-from ..imaging import ImageTooLarge, query_image_open, thumbnail_jpeg
-from ..sniffing import HEAD_BYTES, is_audio
+from ..readers.imaging import ImageTooLarge, query_image_open, thumbnail_jpeg
+from ..readers.sniffing import HEAD_BYTES, is_audio
 
 SESSION_KEY = "multimodal_query_uploads"
 QUOTA_KEY = "multimodal_query_upload_times"  # [[unix time, bytes], ...] of the last hour

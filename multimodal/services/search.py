@@ -1,10 +1,10 @@
 """Running a search: encode the query's parts, search each channel, fuse, cut and page.
 
-A query is a list of weighted parts (text, image, voice, an existing item) plus filters. Voice
-parts are transcribed first and then count as text. The vector channel searches Milvus (one
-search with the combined vector in ``vector`` mode, one per part otherwise); the keyword channel
-searches the database's full-text index with the query's positive text. `multimodal.fusion` does
-the arithmetic; this module only gathers its inputs.
+A query (`multimodal.query.types`) is a list of weighted parts (text, image, voice, an existing
+item) plus filters. Voice parts are transcribed first and then count as text. The vector channel
+searches Milvus (one search with the combined vector in ``vector`` mode, one per part otherwise);
+the keyword channel searches the database's full-text index with the query's positive text.
+`multimodal.retrieval.fusion` does the arithmetic; this module only gathers its inputs.
 """
 from __future__ import annotations
 
@@ -15,139 +15,13 @@ from datetime import date, datetime, time as day_time, timedelta, timezone as dt
 import numpy as np
 from django.conf import settings
 from django.db.models.expressions import RawSQL
-from PIL import Image
 
-from .. import encoders, fusion, indexes, store
+from .. import encoders, store
 from ..errors import QueryError
-from ..keyword import keyword_search
-from ..models import Corpus, Item
-
-PART_TYPES = ("text", "image", "voice", "item")
-
-
-@dataclass
-class QueryPart:
-    """One weighted piece of a query. A voice part gets its ``text`` from the transcript."""
-
-    type: str
-    weight: float = 1.0
-    text: str = ""
-    image: Image.Image | None = None
-    name: str = ""  # the uploaded file's name (image, voice)
-    item: Item | None = None
-    audio: bytes | None = None  # a voice part's recording, until transcribed
-    transcript: dict | None = None  # text, language, duration_s, transcribe_ms
-
-    def summary(self) -> dict:
-        out = {"type": self.type, "weight": self.weight}
-        if self.type == "text":
-            out["value"] = self.text
-        elif self.type == "image":
-            out["value"] = out["name"] = self.name or "image"
-            if self.image is not None:  # the picture's own size (a query image is decoded reduced)
-                out["width"], out["height"] = self.image.info.get("source_size", self.image.size)
-        elif self.type == "voice":
-            out["value"] = self.name or "voice"
-            out["transcript"] = self.transcript
-        elif self.type == "item" and self.item is not None:
-            out["value"] = self.item.pk
-            out["title"] = self.item.title
-        return out
-
-    @property
-    def label(self) -> str:
-        """How the part is named in explanations."""
-        if self.type in ("text", "voice"):
-            return f'{self.type} "{self.text}"'
-        if self.type == "item" and self.item is not None:
-            return f"item {self.item.pk}"
-        return f"image {self.name}".strip()
-
-
-@dataclass
-class SearchFilters:
-    corpora: list[Corpus] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    created_from: date | None = None
-    created_to: date | None = None  # inclusive: the whole day counts
-    specs: dict[str, str] = field(default_factory=dict)  # spec name -> value (case-insensitive)
-    # Which of an item's vectors may match (e.g. ["image"]: images by their pixels, not products by
-    # their text); empty: all. Excluding text vectors also turns the keyword channel off.
-    modalities: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict:
-        return {
-            "corpus": [corpus.name for corpus in self.corpora] or None,
-            "kind": self.kinds or None,
-            "created_from": self.created_from.isoformat() if self.created_from else None,
-            "created_to": self.created_to.isoformat() if self.created_to else None,
-            "specs": self.specs or None,
-            "modality": self.modalities or None,
-        }
-
-
-@dataclass
-class SearchQuery:
-    """What to search for. The short forms (``text``, ``image``, ``corpus``) become parts/filters."""
-
-    parts: list[QueryPart] = field(default_factory=list)
-    fusion: str = ""
-    hybrid: bool | None = None  # None: on when the query has positive text
-    keyword_weight: float | None = None
-    rrf_k: int | None = None
-    filters: SearchFilters = field(default_factory=SearchFilters)
-    min_score: float | None = None
-    top_k: int = 10
-    page: int = 1
-    text: str = ""
-    image: Image.Image | None = None
-    image_name: str = ""
-    corpus: Corpus | None = None
-
-    def __post_init__(self):
-        if self.text:
-            self.parts.insert(0, QueryPart(type="text", text=self.text))
-        if self.image is not None:
-            self.parts.append(QueryPart(type="image", image=self.image, name=self.image_name))
-        if self.corpus is not None and self.corpus not in self.filters.corpora:
-            self.filters.corpora.append(self.corpus)
-        self.text, self.image, self.corpus = "", None, None
-        self.fusion = self.fusion or settings.MULTIMODAL_DEFAULT_FUSION
-        if self.fusion not in fusion.MODES:
-            raise QueryError(f"fusion: '{self.fusion}' is not one of {', '.join(fusion.MODES)}")
-        if self.keyword_weight is None:
-            self.keyword_weight = settings.MULTIMODAL_KEYWORD_WEIGHT
-        self.rrf_k = self.rrf_k or settings.MULTIMODAL_RRF_K
-
-    @property
-    def keyword_text(self) -> str:
-        """The words the keyword channel looks for: every positive text or voice part."""
-        return " ".join(part.text for part in self.parts if part.type in ("text", "voice") and part.weight > 0)
-
-    @property
-    def keyword_on(self) -> bool:
-        wanted = self.hybrid if self.hybrid is not None else True
-        text_matches = not self.filters.modalities or "text" in self.filters.modalities
-        return bool(wanted and text_matches and self.keyword_weight and self.keyword_text.strip())
-
-    def summary(self) -> dict:
-        """What was understood, as returned to the user."""
-        texts = [part.text for part in self.parts if part.type in ("text", "voice") and part.text]
-        images = [part for part in self.parts if part.type == "image"]
-        return {
-            "text": " ".join(texts) or None,
-            "image": images[0].summary() if images else None,
-            "parts": [part.summary() for part in self.parts],
-            "fusion": self.fusion,
-            "hybrid": self.keyword_on,
-            "keyword_weight": self.keyword_weight,
-            "rrf_k": self.rrf_k if self.fusion == "rrf" else None,
-            "filters": self.filters.summary(),
-            "corpus": self.filters.corpora[0].name if len(self.filters.corpora) == 1 else None,
-            "min_score": self.min_score,
-            "top_k": self.top_k,
-            "page": self.page,
-        }
+from ..models import Item
+from ..query.types import QueryPart, SearchQuery
+from ..retrieval import fusion, indexes
+from ..retrieval.keyword import keyword_search
 
 
 @dataclass
@@ -182,7 +56,7 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     """The query's page of results, fused and explained; raises QueryError for unusable queries.
 
     Corpora searched in different indexes (one with a live adapter, others in the encoder's own
-    vectors, see `multimodal.indexes`) are searched apart, each with its own adapted query
+    vectors, see `multimodal.retrieval.indexes`) are searched apart, each with its own adapted query
     vectors, and merged by score. Without adapters there is one index and one search.
     """
     clock = _Clock()

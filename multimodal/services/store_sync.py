@@ -7,7 +7,7 @@ The two drift apart when the store is unavailable at the wrong moment:
 - vectors without rows: items, or a whole corpus, were deleted while their vectors could not be.
 
 Deletions the store refuses as unavailable are queued (`PendingVectorDeletion`) instead of lost, and
-applied by the next successful store write (`pending_deletions_apply`), by ``store_check(repair=True)``
+applied by the next successful store write (`services.vectors`), by ``store_check(repair=True)``
 and by its periodic run. `store_check` finds whatever drifted anyway, both ways, in every collection
 of ours; with ``repair`` it re-embeds the items without vectors from their stored originals (through
 the same service as ``reindex``) and deletes the orphan vectors.
@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from .. import encoders, store
 from ..models import Corpus, IndexBuild, Item, PendingVectorDeletion
 from .ingest import IngestFailure
 from .indexing import items_reindex
+from .vectors import QUEUE_CHUNK, pending_deletions_apply
 
 logger = logging.getLogger(__name__)
 
-# Item ids per queued deletion row (a corpus of a million items is a hundred rows, not one huge one).
-QUEUE_CHUNK = 10_000
 # Ids shown per list in reports; the counts are always exact.
 SHOWN_IDS = 20
 
@@ -110,68 +109,6 @@ class StoreDrift:
 def _union(arrays: Iterable[np.ndarray]) -> np.ndarray:
     arrays = [array for array in arrays if array.size]
     return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, dtype=np.int64)
-
-
-def vectors_delete_or_queue(*, item_ids: Iterable[int]) -> None:
-    """Delete these (deleted) items' vectors from every collection of ours; queue the deletion if the store
-    is unavailable, so it is applied once the store is back rather than left behind."""
-    item_ids = sorted({int(item_id) for item_id in item_ids})
-    if not item_ids:
-        return
-    try:
-        store.items_delete_everywhere(item_ids)
-    except store.StoreUnavailable as exc:
-        PendingVectorDeletion.objects.bulk_create([
-            PendingVectorDeletion(item_ids=item_ids[start:start + QUEUE_CHUNK], last_error=str(exc))
-            for start in range(0, len(item_ids), QUEUE_CHUNK)
-        ])
-        logger.warning("the vectors of %d deleted items are queued for deletion: %s", len(item_ids), exc)
-        return
-    pending_deletions_apply_if_any()
-
-
-def collection_drop_or_queue(*, name: str) -> None:
-    """Drop a collection (an index build's); queue the drop if the store is unavailable."""
-    try:
-        store.collection(name).drop()
-    except store.StoreUnavailable as exc:
-        PendingVectorDeletion.objects.create(collection=name, drop_collection=True, last_error=str(exc))
-        logger.warning("dropping collection %s is queued: %s", name, exc)
-
-
-def pending_deletions_apply() -> int:
-    """Apply the queued deletions, oldest first, and remove each one applied; returns how many were applied.
-
-    Stops at the first that fails because the store is unavailable (it stays queued, with one more
-    attempt and its error). Ids of items that exist again are skipped: vectors of a row are never deleted.
-    """
-    applied = 0
-    for pending in PendingVectorDeletion.objects.order_by("pk"):
-        try:
-            if pending.drop_collection:
-                store.collection(pending.collection).drop()
-            else:
-                existing = set(Item.objects.filter(pk__in=pending.item_ids).values_list("pk", flat=True))
-                gone = [item_id for item_id in pending.item_ids if item_id not in existing]
-                if pending.collection:
-                    store.collection(pending.collection).delete_items(gone)
-                else:
-                    store.items_delete_everywhere(gone)
-        except store.StoreUnavailable as exc:
-            PendingVectorDeletion.objects.filter(pk=pending.pk).update(attempts=F("attempts") + 1,
-                                                                       last_error=str(exc))
-            logger.warning("queued vector deletions wait for the store: %s", exc)
-            break
-        pending.delete()
-        applied += 1
-    if applied:
-        logger.info("applied %d queued vector deletions", applied)
-    return applied
-
-
-def pending_deletions_apply_if_any() -> int:
-    """`pending_deletions_apply` when anything is queued (one cheap query otherwise): after a store write."""
-    return pending_deletions_apply() if PendingVectorDeletion.objects.exists() else 0
 
 
 def store_check(*, repair: bool, corpora: QuerySet[Corpus] | list[Corpus] | None = None, reembed: bool = True,

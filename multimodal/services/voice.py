@@ -10,7 +10,7 @@ from typing import Callable
 from django.conf import settings
 
 from .. import speech
-from ..audio import AudioError, AudioInfo, AudioReader, audio_decode
+from ..readers.audio import AudioError, AudioInfo, AudioReader, audio_decode
 from ..speech.segmenting import Passage, passages_split
 
 RecordingProgress = Callable[[float, float | None], None]  # (seconds transcribed, recording length if known)

@@ -1,8 +1,8 @@
 """Filters for the result cards: times, kinds, fusion modes and explanations, read as people read them."""
 from django import template
 
-from ..audio import clock as audio_clock
 from ..models import Item
+from ..readers.audio import clock as audio_clock
 
 register = template.Library()
 
@@ -15,7 +15,7 @@ FUSION_LABELS = {
 
 @register.filter
 def clock(seconds) -> str:
-    """12.5 -> '0:12', 3725 -> '1:02:05' (see `multimodal.audio.clock`)."""
+    """12.5 -> '0:12', 3725 -> '1:02:05' (see `multimodal.readers.audio.clock`)."""
     return "" if seconds is None or seconds == "" else audio_clock(float(seconds))
 
 

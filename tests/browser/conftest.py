@@ -12,8 +12,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from multimodal import encoders, store
-from multimodal.audio import SAMPLE_RATE, clock, wav_encode
 from multimodal.models import Corpus, Item
+from multimodal.readers.audio import SAMPLE_RATE, clock, wav_encode
 from multimodal.services.embedding import EmbedInput, inputs_encode, item_vector_record
 from multimodal.services.jobs import job_create_from_paths, job_run
 

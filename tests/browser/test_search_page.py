@@ -5,8 +5,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from multimodal.audio import wav_encode
 from multimodal.models import Corpus
+from multimodal.readers.audio import wav_encode
 
 from ..conftest import ingest_files
 from ..speech_audio import sentences_with_silence
@@ -297,7 +297,7 @@ def test_no_results_and_bad_options_are_explained_in_the_page(page, site):
 
 
 def test_server_errors_are_shown_not_swallowed(page, site, monkeypatch):
-    from multimodal import views
+    from multimodal.web import views
 
     def broken(**kwargs):
         raise RuntimeError("the store is down")

@@ -3,8 +3,8 @@ second, and the transcript's timestamps seek it (real Whisper tiny.en transcribe
 import pytest
 
 from multimodal.models import Corpus, Item
+from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
-from multimodal.services.search import SearchQuery
 
 from ..conftest import ingest_files
 from ..speech_audio import encoded, sentences_with_silence

@@ -3,7 +3,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ...benchmarks import csv_ingest_benchmark, ingest_benchmark
+from ...benchmarks.pipeline import csv_ingest_benchmark, ingest_benchmark
 from ..progress import progress_bar
 
 

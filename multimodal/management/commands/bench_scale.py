@@ -4,7 +4,7 @@ from contextlib import ExitStack
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ...scale_benchmark import FILTERS, growth, scale_benchmark
+from ...benchmarks.scale import FILTERS, growth, scale_benchmark
 from ..progress import progress_bar
 from ..tables import table_format
 

@@ -2,8 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...benchmarks import QUERY_SHAPES, search_benchmark
-from ...fusion import MODES
+from ...benchmarks.pipeline import QUERY_SHAPES, search_benchmark
+from ...retrieval.fusion import MODES
 from ..progress import progress_bar
 
 STAGES = ("encode", "keyword", "search", "fusion", "explain", "hydrate", "total")

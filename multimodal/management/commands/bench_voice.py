@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...benchmarks import voice_benchmark
+from ...benchmarks.pipeline import voice_benchmark
 from ..progress import progress_bar
 
 

@@ -6,9 +6,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...encoders import EncoderLoadError
 from ...errors import UserInputError
-from ...fusion import MODES
-from ...metrics import NDCG_K, RECALL_KS
+from ...learning.metrics import NDCG_K, RECALL_KS
 from ...models import Adapter, Corpus
+from ...retrieval.fusion import MODES
 from ...services.evaluation import evaluation_run, queries_from_corpus, queries_read, queries_write
 from ..progress import progress_bar
 from ..tables import table_format

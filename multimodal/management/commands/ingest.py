@@ -5,11 +5,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...errors import UserInputError
 from ...models import IngestJob
+from ...readers.tabular import ROLES
 from ...selectors import job_summary
-from ...services.corpora import corpus_get_or_create
 from ...services.background import BrokerUnavailable, broker_check
+from ...services.corpora import corpus_get_or_create
 from ...services.jobs import job_create_from_paths, job_enqueue, job_run
-from ...tabular import ROLES
 from ..progress import progress_bar
 
 POLL_S = 0.5

@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...encoders import EncoderLoadError
 from ...errors import UserInputError
-from ...forms import SearchForm
 from ...selectors import search_response
+from ...web.forms import SearchForm
 
 
 class Command(BaseCommand):

@@ -5,10 +5,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ...adaptation import KINDS, SIDES, AdapterError, TrainingConfig
 from ...encoders import EncoderLoadError
 from ...errors import UserInputError
-from ...metrics import NDCG_K, RECALL_KS
+from ...learning.adaptation import KINDS, SIDES, AdapterError, TrainingConfig
+from ...learning.metrics import NDCG_K, RECALL_KS
 from ...models import Adapter, Corpus
 from ...services.adapters import adapter_create, adapter_train
 from ..progress import progress_bar

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...audio import clock
 from ...encoders import EncoderLoadError
 from ...errors import UserInputError
+from ...readers.audio import clock
 from ...services.voice import recording_transcribe
 from ..progress import progress_bar
 

@@ -1,0 +1,290 @@
+"""The JSON API for programs (django-ninja): the same search as the page, uploads and jobs.
+
+The OpenAPI 3 schema (/api/schema) and the interactive docs (/api/docs) are generated from these
+operations and the shapes in `api_schemas`. Every error is ``{"error": "..."}`` naming the problem.
+"""
+import json
+import logging
+import math
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import SimpleUploadedFile
+from ninja import NinjaAPI, Query
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.security import HttpBearer, SessionAuth
+from pydantic import ValidationError as PydanticValidationError
+
+from .. import store
+from ..encoders import EncoderLoadError
+from ..errors import UserInputError
+from ..models import IngestJob
+from ..selectors import job_summary, search_response
+from ..services.background import BrokerUnavailable
+from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
+from . import api_schemas as schemas
+from .auth import TokenThrottled, client_ip, token_user_for_key
+from .forms import SearchForm, UploadForm, base64_decode, form_error_message, json_parse
+from .permissions import job_change_check, job_view_check, upload_check
+from .throttling import ANONYMOUS_SEARCHES, SearchRateThrottle, search_caller_known
+
+logger = logging.getLogger(__name__)
+
+
+class StaffToken(HttpBearer):
+    """``Authorization: Bearer <key>`` from `manage.py create_api_token`, for a staff user.
+
+    Bad keys are counted per address: too many and the address gets 429 for a while (multimodal/web/auth.py).
+    """
+
+    def authenticate(self, request, token):
+        user = token_user_for_key(token, ip=client_ip(request))
+        if user is None:
+            raise AuthenticationError(401, "the API token is not valid")
+        if not user.is_staff:
+            raise HttpError(403, "staff only")
+        request.user = user
+        return user
+
+
+class StaffSession(SessionAuth):
+    """A logged-in staff browser session; unsafe methods must carry the CSRF token."""
+
+    def authenticate(self, request, key):
+        if not request.user.is_authenticated:
+            return None
+        if not request.user.is_staff:
+            raise HttpError(403, "staff only")
+        return request.user
+
+
+class SearchAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """Add the request-body models that are documented but parsed by hand (JSON or multipart)."""
+        schema = super().get_openapi_schema(*args, **kwargs)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (schemas.SearchRequest, schemas.SearchMultipart):
+            definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(definition.pop("$defs", {}))
+            components[model.__name__] = definition
+        return schema
+
+
+api = SearchAPI(
+    title="Multimodal search API",
+    version="1.0",
+    description="Search images, texts, products and speech by text, image, voice and example items; "
+                "upload corpora and follow their ingest jobs. Errors are {\"error\": \"...\"}.",
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/schema",
+)
+STAFF = [StaffToken(), StaffSession()]
+SEARCH_ERRORS = {400: schemas.Error, 429: schemas.Error, 503: schemas.Error}
+STAFF_ERRORS = {401: schemas.Error, 403: schemas.Error, 429: schemas.Error}
+
+
+def _error(request, message: str, status: int):
+    return api.create_response(request, {"error": message}, status=status)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    if isinstance(exc, Throttled) and getattr(request, "token_throttled", None):
+        return _token_throttled(request, request.token_throttled)
+    if isinstance(exc, Throttled):
+        return _error(request, _throttled_message(request, exc), 429)
+    if isinstance(exc, AuthenticationError) and exc.message == "Unauthorized":
+        return _error(request, "authentication required: a staff session or an API token", 401)
+    message = exc.message
+    if exc.status_code == 403 and "CSRF" in message:
+        message = "CSRF check failed: send the csrftoken with the request"
+    return _error(request, message, exc.status_code)
+
+
+def _throttled_message(request, exc: Throttled) -> str:
+    retry = f"retry in {math.ceil(exc.wait)} s" if exc.wait else "retry shortly"
+    if search_caller_known(request):
+        return f"too many requests: slow down and {retry}"
+    return (f"too many searches from your address: {retry}, or log in or send an API token "
+            f"for a higher limit")
+
+
+@api.exception_handler(TokenThrottled)
+def _token_throttled(request, exc: TokenThrottled):
+    response = _error(request, str(exc), 429)
+    response["Retry-After"] = str(exc.wait_s)
+    return response
+
+
+@api.exception_handler(PermissionDenied)
+def _permission_denied(request, exc: PermissionDenied):
+    return _error(request, str(exc) or "your account may not do this", 403)
+
+
+@api.exception_handler(BrokerUnavailable)
+def _broker_unavailable(request, exc: BrokerUnavailable):
+    return _error(request, str(exc), 503)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request, exc: ValidationError):
+    return _error(request, _pydantic_message(exc.errors), 400)
+
+
+@api.exception_handler(UserInputError)
+def _user_input_error(request, exc: UserInputError):
+    return _error(request, str(exc), 400)
+
+
+@api.exception_handler(EncoderLoadError)
+def _model_unavailable(request, exc: Exception):
+    return _error(request, str(exc), 503)
+
+
+@api.exception_handler(store.StoreUnavailable)
+def _store_unavailable(request, exc: store.StoreUnavailable):
+    logger.warning("%s %s answered 503: %s", request.method, request.path, exc)  # the address is for operators
+    return _error(request, store.unavailable_message(exc), 503)
+
+
+def _pydantic_message(errors) -> str:
+    """'top_k: Input should be a valid integer' for each error, in one line."""
+    parts = []
+    for error in errors:
+        location = [str(piece) for piece in error.get("loc", ()) if piece not in ("query", "body", "form", "payload")]
+        parts.append(f"{'.'.join(location) or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _search(request, form: SearchForm):
+    if settings.MULTIMODAL_SEARCH_REQUIRES_LOGIN and not search_caller_known(request):
+        raise AuthenticationError(401, "this site requires login to search: a session or an API token")
+    if not form.is_valid():
+        raise UserInputError(form.error_message())
+    return search_response(query=form.to_query(), fields=form.cleaned_data["fields"])
+
+
+@api.get("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS}, exclude_unset=True,
+         throttle=[SearchRateThrottle(), ANONYMOUS_SEARCHES], summary="Search by text, an item, filters (query string)")
+def search_get(request, params: Query[schemas.SearchParams]):
+    """Plain searches in the query string: ``?q=red+bicycle&top_k=10&corpus=shop&kind=image``."""
+    return _search(request, SearchForm(_text_alias(request.GET.dict())))
+
+
+@api.post("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS, 413: schemas.Error}, exclude_unset=True,
+          throttle=[SearchRateThrottle(), ANONYMOUS_SEARCHES], summary="Search with any parts: text, image, voice, items",
+          openapi_extra={"requestBody": {"content": {
+              "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+              "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SearchMultipart"}},
+          }}})
+def search_post(request):
+    """A JSON body (images and audio base64) or a multipart form (files uploaded).
+
+    Parts: ``[{"type": "text", "value": "wooden chair", "weight": 1}, {"type": "image", "file":
+    "photo", "weight": 0.5}, {"type": "text", "value": "metal", "weight": -0.3}, {"type": "item",
+    "value": 42, "weight": 0.7}]``. Searching changes nothing, so no CSRF token is needed.
+    """
+    if request.content_type == "application/json":
+        data, files = _json_search_data(request.body)
+        return _search(request, SearchForm(data, files))
+    return _search(request, SearchForm(_text_alias(request.POST.dict()), request.FILES))
+
+
+def _text_alias(data: dict) -> dict:
+    if "text" in data and "q" not in data:
+        data["q"] = data.pop("text")
+    return data
+
+
+def _json_search_data(body: bytes) -> tuple[dict, dict]:
+    """A JSON body as the form's fields and files (lists joined, objects as JSON, base64 decoded)."""
+    try:
+        raw = json_parse(body or b"{}")
+    except ValueError as exc:
+        raise UserInputError(f"the body is not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise UserInputError("the JSON body must be an object")
+    try:
+        schemas.SearchRequest.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise UserInputError(_pydantic_message(exc.errors())) from None
+    data, files = {}, {}
+    for key, value in _text_alias(raw).items():
+        if value is None:
+            continue
+        if key in ("image", "voice"):
+            files[key] = SimpleUploadedFile(key, base64_decode(value, where=key))
+        elif key in ("parts", "specs") and not isinstance(value, str):
+            data[key] = json.dumps(value)
+        elif isinstance(value, list):
+            data[key] = ",".join(str(entry) for entry in value)
+        else:
+            data[key] = value
+    return data, files
+
+
+@api.post("/uploads", auth=STAFF,
+          response={202: schemas.UploadAccepted, 400: schemas.Error, 503: schemas.Error, **STAFF_ERRORS},
+          summary="Upload files, zip archives or CSV/XLSX knowledge bases into a corpus",
+          openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
+              "type": "object", "required": ["corpus", "files"],
+              "properties": {
+                  "corpus": {"type": "string"},
+                  "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                  **{f"{role}_column": {"type": "string"} for role in UploadForm.ROLE_FIELDS},
+              }}}}}})
+def uploads(request):
+    """Multipart ``corpus`` + one or more ``files`` (optional ``<role>_column``): 202 with the job to poll.
+
+    Needs ``multimodal.add_item`` (and ``add_corpus`` for a new corpus; see multimodal/web/permissions.py).
+    """
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        raise UserInputError(form_error_message(form))
+    upload_check(user=request.user, corpus_name=form.cleaned_data["corpus"])
+    job = job_create_from_uploads(
+        corpus_name=form.cleaned_data["corpus"], files=form.cleaned_data["files"],
+        user=request.user, column_mapping=form.column_mapping(),
+    )
+    summary = job_summary(job)
+    return 202, {"job_id": job.pk, "status_url": summary["status_url"], "page_url": summary["page_url"]}
+
+
+@api.get("/jobs/{pk}", auth=STAFF, response={200: schemas.Job, 404: schemas.Error, **STAFF_ERRORS},
+         summary="An ingest job's progress and failures")
+def job(request, pk: int):
+    """Its creator's, or for ``multimodal.view_ingestjob``."""
+    job = _job_get(pk)
+    job_view_check(request.user, job)
+    return job_summary(job)
+
+
+@api.post("/jobs/{pk}/retry", auth=STAFF,
+          response={202: schemas.JobRetried, 404: schemas.Error, 503: schemas.Error, **STAFF_ERRORS},
+          summary="Retry a job's failed files")
+def job_retry(request, pk: int):
+    """Its creator's, or for ``multimodal.change_ingestjob``."""
+    job = _job_get(pk)
+    job_change_check(request.user, job)
+    return 202, {"retried": job_retry_failed(job=job), **job_summary(job)}
+
+
+@api.post("/jobs/{pk}/cancel", auth=STAFF,
+          response={200: schemas.Job, 404: schemas.Error, 409: schemas.Error, **STAFF_ERRORS},
+          summary="Cancel a queued or running job")
+def job_cancel_endpoint(request, pk: int):
+    """Its creator's, or for ``multimodal.change_ingestjob``. Files already ingested stay; nothing more
+    runs, and its upload copies are deleted. 409 if the job had already finished."""
+    job = _job_get(pk)
+    job_change_check(request.user, job)
+    if not job_cancel(job=job):
+        raise HttpError(409, f"job {job.pk} has already finished ({job.status}): there is nothing to cancel")
+    return job_summary(job)
+
+
+def _job_get(pk: int) -> IngestJob:
+    job = IngestJob.objects.select_related("corpus").filter(pk=pk).first()
+    if job is None:
+        raise HttpError(404, f"no job with id {pk}")
+    return job

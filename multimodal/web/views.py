@@ -1,0 +1,258 @@
+"""The search page and item pages. Thin: parse with the form, call a selector, render."""
+import json
+import logging
+import math
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from .. import store
+from ..encoders import EncoderLoadError
+from ..errors import UserInputError
+from ..models import Corpus, IngestJob, Item
+from ..retrieval.fusion import MODES
+from ..selectors import job_summary, recording_transcript, search_response
+from ..services.background import BrokerUnavailable
+from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
+from ..services.query_uploads import (
+    PART_TYPES as UPLOAD_PART_TYPES, QueryUpload, UploadQuotaExceeded, UploadTooLarge, UploadUnsupported,
+    query_upload_get, query_upload_store, query_upload_transcript_remember, query_uploads_list, upload_limit_bytes,
+)
+from .auth import client_ip
+from .forms import SearchForm, UploadForm
+from .permissions import (
+    corpora_uploadable, job_change_check, job_may_change, job_view_check, upload_check, uploader_check,
+)
+from .throttling import ANONYMOUS_PAGE_SEARCHES
+
+logger = logging.getLogger(__name__)
+
+# What a search URL may hold: the query's parts, then filters and mode (the order links are built in).
+QUERY_PARAMS = ("q", "text_weight", "parts", "item", "item_weight")
+FILTER_PARAMS = ("corpus", "kind", "created_from", "created_to", "fusion", "hybrid", "keyword_weight", "min_score",
+                 "top_k")
+SEARCHABLE_KINDS = [choice for choice in Item.Kind.choices if choice[0] != Item.Kind.AUDIO]
+
+
+def search_page(request):
+    """GET runs the query in the URL, so a search can be shared and reloaded.
+
+    A POST comes from the page without JavaScript: an image or recording is kept for the session
+    and the browser is sent to the GET URL that names it (see `services.query_uploads`).
+    """
+    if request.method == "POST":
+        return _search_post(request)
+    form = SearchForm(request.GET or None, session=request.session)
+    response, error, notice, status = None, None, None, 200
+    retry_after_s = None
+    if any(request.GET.get(key) for key in ("q", "parts", "item")):
+        if not ANONYMOUS_PAGE_SEARCHES.allow_request(request):
+            retry_after_s = math.ceil(ANONYMOUS_PAGE_SEARCHES.wait() or 1)
+            error, status = f"Too many searches from your address: retry in {retry_after_s} s, or log in.", 429
+            # Unbound: nothing of the refused query (images, items) is read, only its text is shown again.
+            form = SearchForm(initial={"q": request.GET.get("q", "")}, session=request.session)
+        elif form.is_valid():
+            try:
+                response = search_response(query=form.to_query())
+            except (UserInputError, EncoderLoadError) as exc:
+                error, status = str(exc), 400 if isinstance(exc, UserInputError) else 503
+            except store.StoreUnavailable as exc:
+                logger.warning("the search page answered 503: %s", exc)  # the address is for operators
+                error, status = store.unavailable_message(exc), 503
+            for ref, part in form.upload_parts:
+                if part.transcript:  # transcribed once; later pages and reloads reuse it
+                    query_upload_transcript_remember(session=request.session, ref=ref, transcript=part.transcript)
+        else:
+            error, status = form.error_message(), 400
+    elif "q" in request.GET:
+        notice = "Type what you are looking for, or add an image or a voice recording."
+    page = _search_render(request, form, response=response, error=error, notice=notice, status=status)
+    if retry_after_s:
+        page["Retry-After"] = str(retry_after_s)
+    return page
+
+
+def _search_post(request):
+    form = SearchForm(request.POST)
+    params = {key: request.POST[key] for key in QUERY_PARAMS if request.POST.get(key)}
+    parts = []
+    for part_type in UPLOAD_PART_TYPES:
+        if request.FILES.get(part_type):
+            try:
+                upload = query_upload_store(session=request.session, client=client_ip(request),
+                                            part_type=part_type, upload=request.FILES[part_type])
+            except UserInputError as exc:
+                status = 429 if isinstance(exc, UploadQuotaExceeded) else 400
+                return _search_render(request, form, error=str(exc), status=status)
+            parts.append({"type": part_type, "ref": upload.ref})
+    if parts:
+        params["parts"] = json.dumps(parts, separators=(",", ":"))
+    params.update((key, request.POST[key]) for key in FILTER_PARAMS if request.POST.get(key))
+    return redirect(f"{reverse('multimodal:search')}?{urlencode(params)}")
+
+
+def _search_render(request, form, *, response=None, error=None, notice=None, status=200):
+    filters = {key: request.GET[key] for key in FILTER_PARAMS if request.GET.get(key)}
+    page = response["page"] if response else None
+    first_rank = (page["number"] - 1) * page["size"] + 1 if page else None
+    context = {
+        "form": form, "response": response, "error": error, "notice": notice,
+        "corpora": Corpus.objects.all(), "kinds": SEARCHABLE_KINDS, "fusion_modes": MODES,
+        "default_fusion": settings.MULTIMODAL_DEFAULT_FUSION,
+        "filter_query": urlencode(filters),
+        "first_rank": first_rank,
+        "last_rank": first_rank + len(response["results"]) - 1 if response else None,
+        "previous_url": _page_url(request, page["number"] - 1) if page and page["number"] > 1 else None,
+        "next_url": _page_url(request, page["number"] + 1) if page and page["has_more"] else None,
+        "chip_info": _chip_info(request, form),
+        "limits": {"image_bytes": upload_limit_bytes("image"), "voice_bytes": upload_limit_bytes("voice"),
+                   "voice_seconds": settings.MULTIMODAL_MAX_VOICE_SECONDS},
+    }
+    return render(request, "multimodal/search.html", context, status=status)
+
+
+def _page_url(request, number: int) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    if number > 1:
+        params["page"] = number
+    return f"?{params.urlencode()}"
+
+
+def _chip_info(request, form) -> dict:
+    """What the page shows on its part chips: kept uploads (preview, transcript) and example items."""
+    uploads = {upload.ref: _upload_info(upload) for upload in query_uploads_list(session=request.session)}
+    items = {}
+    if form.is_bound and not form.errors:
+        query_items = [part.item for part in form.cleaned_data.get("parts", []) if part.item is not None]
+        query_items += [form.cleaned_data["item"]] if form.cleaned_data.get("item") else []
+        items = {str(item.pk): {"title": item.title, "kind": item.kind,
+                                "thumbnail_url": item.thumbnail.url if item.thumbnail else None}
+                 for item in query_items}
+    return {"uploads": uploads, "items": items}
+
+
+def _upload_info(upload: QueryUpload) -> dict:
+    return {"ref": upload.ref, "type": upload.type, "name": upload.name, "size": upload.size,
+            "preview_url": reverse("multimodal:query-upload", args=[upload.ref]) if upload.preview_path else None,
+            "transcript": upload.transcript}
+
+
+@require_POST
+def query_upload_create(request):
+    """The page keeps an image or recording for this session: 201 ``{ref, preview_url, ...}``.
+
+    Errors are ``{"error": ...}``: 413 too large, 415 not a readable image or recording, 429 over
+    the session's or the address's hourly quota, 400 otherwise.
+    """
+    upload = request.FILES.get("file")
+    if upload is None:
+        return JsonResponse({"error": "no file was sent (field 'file')"}, status=400)
+    try:
+        stored = query_upload_store(session=request.session, client=client_ip(request),
+                                    part_type=request.POST.get("type", ""), upload=upload)
+    except UploadQuotaExceeded as exc:
+        return JsonResponse({"error": str(exc)}, status=429)
+    except UploadTooLarge as exc:
+        return JsonResponse({"error": str(exc)}, status=413)
+    except UploadUnsupported as exc:
+        return JsonResponse({"error": str(exc)}, status=415)
+    except UserInputError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(_upload_info(stored), status=201)
+
+
+@require_safe
+def query_upload_preview(request, ref: str):
+    """A kept image's preview, for the session that uploaded it (the original is never served)."""
+    try:
+        upload = query_upload_get(session=request.session, ref=ref)
+    except UserInputError:
+        raise Http404("no such upload in this session") from None
+    if upload.preview_path is None or not upload.preview_path.is_file():
+        raise Http404("this upload has no preview")
+    response = FileResponse(upload.preview_path.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def item_detail(request, pk: int):
+    """An item in full; a recording with its player and transcript, a segment playing from its second."""
+    item = get_object_or_404(Item.objects.select_related("corpus", "parent"), pk=pk)
+    return render(request, "multimodal/item_detail.html", {"item": item, "transcript": recording_transcript(item)})
+
+
+@staff_member_required
+def upload_page(request):
+    """Staff upload files, archives or tables into a corpus; the job runs in the background.
+
+    Who may upload where is multimodal/web/permissions.py's: the page lists only those corpora, and a
+    refused upload is shown on the form with a 403.
+    """
+    uploader_check(request.user)
+    form = UploadForm(request.POST or None, request.FILES or None, initial={"corpus": request.GET.get("corpus", "")})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                upload_check(user=request.user, corpus_name=form.cleaned_data["corpus"])
+                job = job_create_from_uploads(
+                    corpus_name=form.cleaned_data["corpus"], files=form.cleaned_data["files"],
+                    user=request.user, column_mapping=form.column_mapping(),
+                )
+            except PermissionDenied as exc:
+                form.add_error(None, str(exc))
+                status = 403
+            except BrokerUnavailable as exc:
+                form.add_error(None, f"Nothing was uploaded: {exc}.")
+                status = 503
+            except UserInputError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect(job.get_absolute_url())
+    context = {"form": form, "corpora": corpora_uploadable(request.user)}
+    return render(request, "multimodal/upload.html", context, status=status)
+
+
+@staff_member_required
+def job_detail(request, pk: int):
+    """Its creator's, or for ``multimodal.view_ingestjob``; Retry shows for those who may change it."""
+    job = get_object_or_404(IngestJob.objects.select_related("corpus"), pk=pk)
+    job_view_check(request.user, job)
+    context = {"job": job, "summary": job_summary(job), "may_change": job_may_change(request.user, job)}
+    return render(request, "multimodal/job_detail.html", context)
+
+
+@staff_member_required
+@require_POST
+def job_retry(request, pk: int):
+    job = get_object_or_404(IngestJob, pk=pk)
+    job_change_check(request.user, job)
+    try:
+        count = job_retry_failed(job=job)
+    except BrokerUnavailable as exc:
+        messages.error(request, f"Nothing was retried: {exc}.")
+    else:
+        messages.info(request, f"{count} failed item{'s' if count != 1 else ''} queued again.")
+    return redirect(job.get_absolute_url())
+
+
+@staff_member_required
+@require_POST
+def job_cancel_view(request, pk: int):
+    """Its creator's, or for ``multimodal.change_ingestjob``: stops the job (see `job_cancel`)."""
+    job = get_object_or_404(IngestJob, pk=pk)
+    job_change_check(request.user, job)
+    if job_cancel(job=job):
+        messages.info(request, "Job cancelled: files already ingested stay; nothing more of it will run.")
+    else:
+        messages.info(request, f"The job had already finished ({job.status}): nothing to cancel.")
+    return redirect(job.get_absolute_url())

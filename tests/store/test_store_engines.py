@@ -1,0 +1,163 @@
+"""The engines behind the store, run for real: the local Milvus server the product starts itself, shared by
+several processes on default settings, surviving a restart; and Milvus Lite's one-process limit said plainly."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from multimodal import encoders, store
+from multimodal.models import Corpus
+from multimodal.query.types import SearchFilters, SearchQuery
+from multimodal.selectors import search_response
+from multimodal.store.local_server import LocalServer
+
+from ..conftest import image_bytes, ingest_files
+from ..services import ROOT, free_port, wait_until
+
+pytestmark = pytest.mark.django_db
+
+
+def _titles(text: str, corpus: Corpus) -> list[tuple[str, float]]:
+    query = SearchQuery(text=text, hybrid=False, top_k=10, filters=SearchFilters(corpora=[corpus]))
+    return [(result["title"], round(result["score"], 4)) for result in search_response(query=query)["results"]]
+
+
+@pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
+def test_a_restarted_local_server_has_every_vector_and_answers_the_same(store_engine, milvus_server_folder,
+                                                                       deterministic_encoder):
+    corpus = Corpus.objects.create(name="shop")
+    ingest_files(corpus, {f"{index}.txt": f"red chair {index}".encode() for index in range(20)}
+                 | {"blue.png": image_bytes((0, 0, 255)), "green.png": image_bytes((0, 255, 0))})
+    collection = store.collection_for(encoders.get())
+    before = (collection.count(), _titles("blue chair", corpus))
+    assert before[0] == 22
+
+    server = LocalServer(milvus_server_folder)
+    old_pid = server.state().pid
+    assert server.stop()  # nothing was flushed by hand: the server's log must carry the rows over
+    assert server.state() is None
+    # The next store call starts it again (same folder, same ports), as any process of the site would.
+    assert (collection.count(), _titles("blue chair", corpus)) == before
+    assert server.state().pid != old_pid
+
+
+@pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
+def test_a_collection_the_server_released_is_loaded_again_by_the_next_search(store_engine, deterministic_encoder):
+    """A restarted server reloads its collections in the background; until then it answers "collection not
+    loaded" (what another client's release_collection does here, on purpose)."""
+    corpus = Corpus.objects.create(name="shop")
+    ingest_files(corpus, {"red.txt": b"red chair", "blue.png": image_bytes((0, 0, 255))})
+    before = _titles("blue chair", corpus)
+    from pymilvus import MilvusClient
+
+    other = MilvusClient(uri=store.engine_status().address)
+    other.release_collection(store.collection_for(encoders.get()).name)
+    other.close()
+    assert _titles("blue chair", corpus) == before
+    assert store.collection_for(encoders.get()).count() == 2
+
+
+@pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
+def test_a_stalled_server_fails_searches_in_seconds_instead_of_holding_them(store_engine, milvus_server_folder,
+                                                                           deterministic_encoder, client, settings):
+    """A server that stops answering (paused here; overloaded or cut off by a dropping network alike) costs a
+    search MILVUS_READ_TIMEOUT_S and a 503 naming the store, and searches work again once it answers."""
+    corpus = Corpus.objects.create(name="shop")
+    ingest_files(corpus, {"red.txt": b"red chair", "blue.png": image_bytes((0, 0, 255))})
+    settings.MILVUS_READ_TIMEOUT_S = 2
+    server_pid = LocalServer(milvus_server_folder).state().pid
+    os.kill(server_pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = client.get("/api/search", {"q": "red chair", "hybrid": "false"})
+        waited_s = time.monotonic() - started
+    finally:
+        os.kill(server_pid, signal.SIGCONT)
+    assert response.status_code == 503, response.content[:300]
+    assert "vector store" in response.json()["error"]
+    assert waited_s < 15
+    assert client.get("/api/search", {"q": "red chair", "hybrid": "false"}).json()["results"][0]["title"] == "red chair"
+
+
+def test_milvus_lite_open_in_another_process_is_refused_with_a_way_out(tmp_path, settings):
+    folder = tmp_path / "lite.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
+         "MilvusClient(sys.argv[1]).list_collections(); print('open', flush=True); time.sleep(60)", str(folder)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        settings.MILVUS_URI = str(folder)
+        with pytest.raises(store.StoreUnavailable, match="open in another process.*Leave MILVUS_URI unset"):
+            store.collection("anything").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _manage(*args: str, env: dict, timeout_s: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def test_site_commands_and_searches_share_the_default_store_at_once(tmp_path):
+    """The README's defaults (no MILVUS_URI): the site runs while ingest and search run beside it."""
+    env = {key: value for key, value in os.environ.items() if key not in ("MILVUS_URI", "DJANGO_TEST_DB")}
+    env |= {"MULTIMODAL_DATA_DIR": str(tmp_path / "data"), "MULTIMODAL_CLIP_MODEL": "tiny-random",
+            "CELERY_BROKER_URL": "", "PYTHONUNBUFFERED": "1"}
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for word in ("moon", "river", "lamp"):
+        (notes / f"{word}.txt").write_text(f"a note about the {word}")
+    assert _manage("migrate", "-v0", env=env).returncode == 0
+    port = free_port()
+    site = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        api = f"http://127.0.0.1:{port}/api/search?q=moon"
+        # The site's first search starts the local Milvus server; the commands below find it.
+        first = wait_until(lambda: json.load(urllib.request.urlopen(api, timeout=120)), timeout_s=180,
+                           what="the site answering a search")
+        assert first["results"] == []
+        ingest, search = [
+            subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+            for args in (("ingest", str(notes), "--corpus", "notes"), ("search", "river"))
+        ]
+        outputs = [process.communicate(timeout=240)[0] for process in (ingest, search)]
+        assert [process.returncode for process in (ingest, search)] == [0, 0], outputs
+        assert "3 items landed" in outputs[0]
+        assert not any("lock" in output.lower() or "Traceback" in output for output in outputs), outputs
+        searched = _manage("search", "moon", "--corpus", "notes", env=env)
+        assert searched.returncode == 0 and "a note about the moon" in searched.stdout.splitlines()[0]
+        results = json.load(urllib.request.urlopen(api, timeout=60))["results"]
+        assert results[0]["title"] == "a note about the moon"
+        status = _manage("milvus", "status", env=env)
+        assert "milvus-local" in status.stdout and "running" in status.stdout and "3 vectors" in status.stdout
+    finally:
+        os.killpg(site.pid, 15)
+        site.wait(timeout=30)
+        stopped = _manage("milvus", "stop", env=env)
+    assert "stopped the local Milvus server" in stopped.stdout
+    assert not LocalServer(tmp_path / "data" / "milvus").state()
+    time.sleep(0.5)
+    assert "not running" in _manage("milvus", "status", env=env).stdout
+
+
+def test_a_local_server_whose_port_is_taken_says_so_before_starting(tmp_path, settings):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings.MILVUS_URI = f"local:{tmp_path / 'milvus'}"
+        settings.MILVUS_LOCAL_PORT = port
+        with pytest.raises(store.StoreUnavailable, match=f"port {port} .* is taken by another program"):
+            store.collection("anything").exists()
+    assert store.engine_status().running is False
