@@ -12,42 +12,23 @@ AUDIO_EXTENSIONS = {
     ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".wmv", ".mpg", ".mpeg",
 }
 ZIP_MAGIC = b"PK\x03\x04"
-IMAGE_MAGIC = (
-    b"\xff\xd8\xff",  # JPEG
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF87a",
-    b"GIF89a",
-    b"BM",
-    b"II*\x00",  # TIFF, little-endian
-    b"MM\x00*",  # TIFF, big-endian
-)
-AUDIO_MAGIC = (
-    b"fLaC",
-    b"ID3",  # MP3 with tags
-    b"OggS",  # Ogg Vorbis / Opus
-    b"\x1aE\xdf\xa3",  # EBML: WebM (browser recordings), Matroska
-    b"0&\xb2u\x8ef\xcf\x11",  # ASF: WMA, WMV
-    b"#!AMR",
-)
 HEAD_BYTES = 16
 
 
 def is_image(head: bytes) -> bool:
-    return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    return _media_family(head) == "image"
 
 
 def is_audio(head: bytes) -> bool:
     """A container that may hold sound: audio formats and the video formats that carry a track."""
-    if head.startswith(AUDIO_MAGIC):
-        return True
-    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "):
-        return True
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return True
-    if head[4:8] == b"ftyp":  # MP4 family: m4a, mp4, mov, 3gp
-        return True
-    # An MPEG audio frame (MP3, or AAC in ADTS) starts with 11 set sync bits.
-    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    return _media_family(head) in ("audio", "video")
+
+
+def _media_family(head: bytes) -> str:
+    """The family of the file's media type from its first bytes (see `media_type`): image, audio, video,
+    application (PDF); empty when it is none of those."""
+    detected = media_type(head)
+    return detected[0].partition("/")[0] if detected else ""
 
 
 def content_kind(name: str, head: bytes) -> str:
@@ -79,7 +60,8 @@ def file_head(path: Path) -> bytes:
 
 
 # What a kept original may be served as, and the extension it is stored under: decided by its bytes only,
-# never by the uploader's name (a GIF named poly.js must not come back as a script).
+# never by the uploader's name (a GIF named poly.js must not come back as a script). The same table says
+# whether a file is an image or a recording (`is_image`, `is_audio`).
 MEDIA_HEAD_BYTES = 64
 _MEDIA_MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
