@@ -252,6 +252,14 @@ MULTIMODAL_MAX_RECORDING_MB = env_int("MULTIMODAL_MAX_RECORDING_MB", 1024)
 MULTIMODAL_SEGMENT_MIN_SECONDS = env_int("MULTIMODAL_SEGMENT_MIN_SECONDS", 10)
 MULTIMODAL_SEGMENT_MAX_SECONDS = env_int("MULTIMODAL_SEGMENT_MAX_SECONDS", 30)
 MULTIMODAL_SEGMENT_PAUSE_SECONDS = float(os.environ.get("MULTIMODAL_SEGMENT_PAUSE_SECONDS") or 1.5)
+# Videos are cut into scenes where two frames a quarter second apart differ by more than the threshold
+# (mean change of hue, saturation and brightness, 0-255: lower finds more cuts); scenes shorter than
+# the minimum merge into the next, longer than the maximum are split, each part with its own keyframe.
+MULTIMODAL_SCENE_THRESHOLD = float(os.environ.get("MULTIMODAL_SCENE_THRESHOLD") or 27.0)
+MULTIMODAL_SCENE_MIN_SECONDS = float(os.environ.get("MULTIMODAL_SCENE_MIN_SECONDS") or 1.0)
+MULTIMODAL_SCENE_MAX_SECONDS = float(os.environ.get("MULTIMODAL_SCENE_MAX_SECONDS") or 30.0)
+MULTIMODAL_MAX_SCENES = env_int("MULTIMODAL_MAX_SCENES", 200)
+MULTIMODAL_MAX_VIDEO_MINUTES = env_int("MULTIMODAL_MAX_VIDEO_MINUTES", 60)
 
 # --- Vector store (Milvus), chosen by URI alone (see multimodal/store/engines.py) ---
 # local:DIR (default): a Milvus standalone server the product starts itself over DIR and every
