@@ -333,6 +333,8 @@ MULTIMODAL_MAX_ARCHIVE_ENTRIES = env_int("MULTIMODAL_MAX_ARCHIVE_ENTRIES", 20_00
 MULTIMODAL_MAX_ARCHIVE_MB = env_int("MULTIMODAL_MAX_ARCHIVE_MB", 4096)
 MULTIMODAL_MAX_ARCHIVE_RATIO = env_int("MULTIMODAL_MAX_ARCHIVE_RATIO", 200)
 MULTIMODAL_MAX_TABLE_ROWS = env_int("MULTIMODAL_MAX_TABLE_ROWS", 200_000)
+# Pages (slides, sections, chapters) read from one document; past it the rest is left out with a warning.
+MULTIMODAL_MAX_DOCUMENT_PAGES = env_int("MULTIMODAL_MAX_DOCUMENT_PAGES", 500)
 # Stored text is bounded as it is read: a cell of a CSV/XLSX (Excel's own limit by default), a text
 # file's or a row's text, and all the text of one table (MB of characters; past it the table is refused).
 MULTIMODAL_MAX_CELL_CHARS = env_int("MULTIMODAL_MAX_CELL_CHARS", 32_767)

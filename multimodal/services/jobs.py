@@ -457,7 +457,7 @@ def _is_recording(unit: IngestUnit) -> bool:
     if unit.row is not None or not unit.path:
         return False
     try:
-        return content_kind(unit.name, file_head(Path(unit.path))) == "audio"
+        return content_kind(unit.name, file_head(Path(unit.path))) in ("audio", "video")
     except OSError:
         return False  # reading will fail and say why
 

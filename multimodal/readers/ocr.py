@@ -1,0 +1,210 @@
+"""Text inside pictures (OCR) with Tesseract, through pytesseract.
+
+A pure reader: a decoded PIL image in, the recognised words with their places out. Settings
+(MULTIMODAL_OCR, MULTIMODAL_OCR_LANGUAGES, MULTIMODAL_OCR_SECONDS_PER_PAGE) are the caller's to read
+and pass in; only `ocr_available()` reads the configured languages when it is given none.
+"""
+import functools
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import pytesseract
+from PIL import Image, ImageOps
+
+from ..errors import IngestError
+
+# Tesseract parallelises with OpenMP threads that spin while they wait for each other: on the few
+# shared cores of a worker (which already reads several files at once) a page took 5-10 s instead of
+# 1.2 s single-threaded. Only the tesseract processes this module starts inherit it; a deployment
+# that wants otherwise sets OMP_THREAD_LIMIT itself.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+# Tesseract reads best with an x-height of 20-30 px; a picture's text is usually smaller than that
+# when its long side is under this, so it is enlarged (never by more than MAX_UPSCALE).
+UPSCALE_BELOW_PX = 1000
+MAX_UPSCALE = 3.0
+# Words Tesseract is less sure of than this (0-100) are mostly noise read as letters (textures,
+# foliage, edges in photos); they are left out of `words` and `text`.
+MIN_WORD_CONFIDENCE = 60.0
+# An upright reading whose confident words average at least this is taken as it is; a page read
+# sideways or upside down averages far lower, and only then is the orientation detected (OSD), so
+# upright pages cost one Tesseract run.
+UPRIGHT_MEAN_CONFIDENCE = 75.0
+# Tesseract's own binarisation by default is one global (Otsu) threshold: over a photo's gradients and
+# blobs it loses most of the text (5 % of the words of tests/readers/test_ocr.py's photo page). Sauvola's
+# local threshold reads 97 % there and the same as Otsu on clean pages.
+TESSERACT_CONFIG = "-c thresholding_method=2"
+# Below this many characters in the upright reading there is no text to orient (a photo): no OSD.
+MIN_CHARACTERS_TO_ORIENT = 8
+
+
+@dataclass(frozen=True)
+class OcrWord:
+    text: str
+    # left, top, width, height as fractions (0..1) of the image given to image_ocr, as it was given
+    # (before any turning or enlarging), so a page can draw them over that image's thumbnail.
+    box: tuple[float, float, float, float]
+    confidence: float  # 0..100, Tesseract's
+
+
+@dataclass
+class OcrResult:
+    text: str  # confident words, in reading order: words joined with spaces, lines with newlines
+    words: list[OcrWord]  # the words of `text`, each with its box, in reading order
+    seconds: float  # wall time of image_ocr
+    rotated: int  # degrees (0, 90, 180, 270) the image was turned clockwise before it was read
+
+
+@functools.lru_cache(maxsize=8)
+def ocr_available(languages: str | None = None) -> bool:
+    """Whether the tesseract binary runs and knows every one of ``languages`` ("+"-joined, as
+    Tesseract takes them; default: the MULTIMODAL_OCR_LANGUAGES setting). Cached per process.
+
+    Does not look at MULTIMODAL_OCR (whether OCR is wanted): that is the caller's.
+    """
+    if languages is None:
+        from django.conf import settings
+
+        languages = settings.MULTIMODAL_OCR_LANGUAGES
+    if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
+        return False
+    try:
+        installed = set(pytesseract.get_languages())
+    except (pytesseract.TesseractError, pytesseract.TesseractNotFoundError, OSError):
+        return False
+    wanted = {language for language in languages.split("+") if language}
+    return bool(wanted) and wanted <= installed
+
+
+def image_ocr(image: Image.Image, *, languages: str, timeout_s: float) -> OcrResult:
+    """Read the words printed in ``image`` with Tesseract in ``languages`` ("eng", "eng+deu", ...).
+
+    The picture is read in grayscale, enlarged when its long side is under UPSCALE_BELOW_PX. An
+    upright reading with confident words is kept as it is (one Tesseract run, the bare tool's cost);
+    otherwise Tesseract's orientation detection (OSD) says whether the picture is turned, and a
+    turned picture is read again upright. Boxes are fractions of ``image`` as given, whatever was
+    turned or enlarged. A picture without text (most photos) gives an empty result after the one
+    upright run: about 0.3-0.5 s for a 1024-px photo on one core.
+
+    ``timeout_s`` bounds the whole call (every Tesseract run together); past it, raises IngestError
+    "reading the words in the picture took longer than N s". Tesseract must be installed (see
+    `ocr_available`); a missing binary or language raises pytesseract's own errors.
+    """
+    started = time.perf_counter()
+    deadline = started + timeout_s
+    working = _prepared(image)
+    words = _words_read(working, rotated=0, languages=languages, deadline=deadline, timeout_s=timeout_s)
+    rotated = 0
+    if _needs_orienting(words):
+        turn = _clockwise_turn(working, deadline=deadline, timeout_s=timeout_s)
+        if turn:
+            turned_words = _words_read(working.rotate(-turn, expand=True), rotated=turn, languages=languages,
+                                       deadline=deadline, timeout_s=timeout_s)
+            if _reading_score(turned_words) > _reading_score(words):
+                words, rotated = turned_words, turn
+    confident = [word for word in words if word.word.confidence >= MIN_WORD_CONFIDENCE]
+    return OcrResult(text=_text_of(confident), words=[word for word, _line in confident],
+                     seconds=time.perf_counter() - started, rotated=rotated)
+
+
+class _ReadWord(NamedTuple):
+    """A word as Tesseract returned it, with the line it belongs to (for joining lines)."""
+    word: OcrWord
+    line: tuple[int, int, int]
+
+
+def _prepared(image: Image.Image) -> Image.Image:
+    gray = ImageOps.grayscale(image) if image.mode != "L" else image
+    long_side = max(gray.size)
+    if 0 < long_side < UPSCALE_BELOW_PX:
+        scale = min(MAX_UPSCALE, UPSCALE_BELOW_PX / long_side)
+        gray = gray.resize((round(gray.width * scale), round(gray.height * scale)), Image.Resampling.LANCZOS)
+    return gray
+
+
+def _remaining_s(deadline: float, timeout_s: float) -> float:
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise _timeout_error(timeout_s)
+    return remaining
+
+
+def _timeout_error(timeout_s: float) -> IngestError:
+    return IngestError(f"reading the words in the picture took longer than {timeout_s:g} s")
+
+
+def _words_read(image: Image.Image, *, rotated: int, languages: str, deadline: float,
+                timeout_s: float) -> list[_ReadWord]:
+    try:
+        data = pytesseract.image_to_data(image, lang=languages, output_type=pytesseract.Output.DICT,
+                                         config=TESSERACT_CONFIG, timeout=_remaining_s(deadline, timeout_s))
+    except RuntimeError as error:
+        if "timeout" in str(error).lower():
+            raise _timeout_error(timeout_s) from None
+        raise
+    width, height = image.size
+    words = []
+    for index, text in enumerate(data["text"]):
+        confidence = float(data["conf"][index])
+        if not text.strip() or confidence < 0:
+            continue
+        box = (data["left"][index] / width, data["top"][index] / height,
+               data["width"][index] / width, data["height"][index] / height)
+        line = (data["block_num"][index], data["par_num"][index], data["line_num"][index])
+        words.append(_ReadWord(OcrWord(text=text.strip(), box=_box_unturned(box, rotated), confidence=confidence),
+                               line))
+    return words
+
+
+def _box_unturned(box: tuple[float, float, float, float], rotated: int) -> tuple[float, float, float, float]:
+    """A box read on the image turned ``rotated`` degrees clockwise, as fractions of the unturned image."""
+    left, top, width, height = box
+    if rotated == 90:
+        return (top, 1 - left - width, height, width)
+    if rotated == 180:
+        return (1 - left - width, 1 - top - height, width, height)
+    if rotated == 270:
+        return (1 - top - height, left, height, width)
+    return box
+
+
+def _needs_orienting(words: list[_ReadWord]) -> bool:
+    characters = sum(len(word.word.text) for word in words)
+    if characters < MIN_CHARACTERS_TO_ORIENT:
+        return False
+    return statistics.fmean(word.word.confidence for word in words) < UPRIGHT_MEAN_CONFIDENCE
+
+
+def _clockwise_turn(image: Image.Image, *, deadline: float, timeout_s: float) -> int:
+    """Degrees to turn ``image`` clockwise so its text stands upright, by Tesseract's OSD (0 when it
+    finds too little text to tell)."""
+    try:
+        osd = pytesseract.image_to_osd(image, output_type=pytesseract.Output.DICT,
+                                       timeout=_remaining_s(deadline, timeout_s))
+    except pytesseract.TesseractError:
+        return 0  # "Too few characters": nothing to orient by
+    except RuntimeError as error:
+        if "timeout" in str(error).lower():
+            raise _timeout_error(timeout_s) from None
+        raise
+    return int(osd["rotate"]) % 360
+
+
+def _reading_score(words: list[_ReadWord]) -> float:
+    """How much confident text a reading holds: the better of two readings of one picture scores higher."""
+    return sum(len(word.word.text) * word.word.confidence for word in words if word.word.confidence >= MIN_WORD_CONFIDENCE)
+
+
+def _text_of(words: list[_ReadWord]) -> str:
+    lines: list[list[str]] = []
+    previous_line = None
+    for word, line in words:
+        if line != previous_line:
+            lines.append([])
+            previous_line = line
+        lines[-1].append(word.text)
+    return "\n".join(" ".join(line) for line in lines)
