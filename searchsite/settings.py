@@ -315,6 +315,13 @@ MULTIMODAL_QUERY_UPLOAD_IP_FILES = env_int("MULTIMODAL_QUERY_UPLOAD_IP_FILES", 1
 MULTIMODAL_QUERY_UPLOAD_IP_MB = env_int("MULTIMODAL_QUERY_UPLOAD_IP_MB", 240)
 MULTIMODAL_QUERY_UPLOAD_TOTAL_MB = env_int("MULTIMODAL_QUERY_UPLOAD_TOTAL_MB", 1024)
 
+# --- Text inside pictures (OCR, see multimodal/readers/ocr.py) ---
+MULTIMODAL_OCR = env_bool("MULTIMODAL_OCR", True)
+# Tesseract language codes joined with "+" ("eng+deu"); each needs its tesseract-ocr-LANG package.
+MULTIMODAL_OCR_LANGUAGES = os.environ.get("MULTIMODAL_OCR_LANGUAGES") or "eng"
+# Longest one picture or page may take to read; past it the item keeps no words, with a warning.
+MULTIMODAL_OCR_SECONDS_PER_PAGE = float(os.environ.get("MULTIMODAL_OCR_SECONDS_PER_PAGE") or 20)
+
 # --- Fusion (see multimodal/retrieval/fusion.py) ---
 MULTIMODAL_DEFAULT_FUSION = os.environ.get("MULTIMODAL_DEFAULT_FUSION", "vector")
 MULTIMODAL_RRF_K = env_int("MULTIMODAL_RRF_K", 60)
