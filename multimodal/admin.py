@@ -83,12 +83,26 @@ class CorpusAdmin(admin.ModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ("id", "preview", "title", "kind", "corpus", "created_at")
+    list_display = ("id", "preview", "title", "kind", "part_of", "corpus", "created_at")
     list_display_links = ("id", "title")
     list_filter = ("kind", "corpus")
+    list_select_related = ("corpus", "parent")
     search_fields = ("title", "text", "source_name")
-    readonly_fields = ("preview", "content_hash", "source_name", "file", "thumbnail", "metadata", "created_at", "updated_at")
-    fields = ("corpus", "kind", "title", "text", "preview", "file", "thumbnail", "source_name", "content_hash", "metadata", "created_at", "updated_at")
+    readonly_fields = ("preview", "part_of", "page", "start_s", "end_s", "content_hash", "source_name", "file",
+                       "thumbnail", "metadata", "created_at", "updated_at")
+    fields = ("corpus", "kind", "title", "text", "preview", "part_of", "page", "start_s", "end_s", "file", "thumbnail",
+              "source_name", "content_hash", "metadata", "created_at", "updated_at")
+
+    @admin.display(description="part of")
+    def part_of(self, item: Item) -> str:
+        """The document, video, recording or text a page, passage, scene or segment belongs to."""
+        if item.parent_id is None:
+            return "—"
+        where = f"page {item.page}" if item.page else ""
+        if item.start_s is not None:
+            where = f"{item.start_s:.1f}–{item.end_s:.1f} s"
+        url = reverse("admin:multimodal_item_change", args=[item.parent_id])
+        return format_html('<a href="{}">{}</a> {}', url, item.parent.title, where)
 
     @admin.display(description="preview")
     def preview(self, item: Item) -> str:

@@ -28,12 +28,19 @@ class Corpus(models.Model):
 
 
 class Item(models.Model):
+    """A searchable thing; some own children (see ``parent``) and are searched through them."""
+
     class Kind(models.TextChoices):
         IMAGE = "image", "Image"
         TEXT = "text", "Text"
         PRODUCT = "product", "Product"
         AUDIO = "audio", "Audio recording"
         SEGMENT = "segment", "Audio segment"
+        DOCUMENT = "document", "Document"
+        PAGE = "page", "Document page"
+        PASSAGE = "passage", "Passage"
+        VIDEO = "video", "Video"
+        SCENE = "scene", "Video scene"
 
     corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="items")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -47,10 +54,13 @@ class Item(models.Model):
         max_length=200, blank=True, help_text="The row's own id (products): re-uploads update this item."
     )
     metadata = models.JSONField(default=dict, blank=True)
-    # Audio segments belong to their recording and cover [start_s, end_s) of it.
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="segments")
+    # Children (a recording's segments, a video's scenes and segments, a document's pages and
+    # passages, a long text's passages) belong to their parent and go with it. Timed children cover
+    # [start_s, end_s) of it; a document's children name the 1-based page (or slide, or section) they are on.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     start_s = models.FloatField(null=True, blank=True)
     end_s = models.FloatField(null=True, blank=True)
+    page = models.PositiveIntegerField(null=True, blank=True, help_text="The page, slide or section it is on (1-based).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,6 +90,11 @@ class Item(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("multimodal:item-detail", args=[self.pk])
+
+
+# Kinds that own no vector and no keyword hit of their own: they are found through their children
+# (a recording's segments; a video's scenes and segments; a document's pages and passages).
+PARENT_KINDS = (Item.Kind.AUDIO, Item.Kind.VIDEO, Item.Kind.DOCUMENT)
 
 
 def job_files_dir_new() -> str:

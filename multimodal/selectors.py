@@ -113,7 +113,7 @@ def recording_transcript(item: Item) -> list[dict]:
             "start": clock(segment.start_s), "end": clock(segment.end_s),
             "audio_url": f"{item.file.url}#t={segment.start_s:.2f}" if item.file else None,
         }
-        for segment in item.segments.order_by("start_s", "pk")
+        for segment in item.children.filter(kind=Item.Kind.SEGMENT).order_by("start_s", "pk")
     ]
 
 

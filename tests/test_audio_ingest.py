@@ -49,7 +49,7 @@ def test_three_spoken_sentences_become_three_segments_and_a_phrase_plays_the_sec
     recording = corpus.items.get(kind=Item.Kind.AUDIO)
     assert recording.title == "talk" and recording.file.name.endswith(f".{extension}")
     assert recording.metadata["language"] == "en" and recording.metadata["video"] == (extension == "mp4")
-    segments = list(recording.segments.order_by("start_s"))
+    segments = list(recording.children.order_by("start_s"))
     assert len(segments) == 3
     for segment, (spoken_from_s, spoken_to_s), sentence in zip(segments, three_sentences.spans_s, SENTENCES):
         assert segment.start_s <= spoken_from_s + TIMING_TOLERANCE_S
@@ -178,7 +178,7 @@ def test_recording_page_plays_the_audio_and_lists_the_transcript_with_timestamps
     corpus = Corpus.objects.create(name="talks")
     ingest_files(corpus, {"talk.webm": encoded(three_sentences.samples, "webm")})
     recording = Item.objects.get(kind=Item.Kind.AUDIO)
-    segments = list(recording.segments.order_by("start_s"))
+    segments = list(recording.children.order_by("start_s"))
     page = client.get(f"/items/{recording.pk}").content.decode()
     assert f'<audio id="player" class="player" controls preload="metadata" src="{recording.file.url}">' in page
     for segment in segments:

@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from PIL import Image
 
 from .. import encoders, store
-from ..models import Corpus, Item
+from ..models import PARENT_KINDS, Corpus, Item
 from ..query.types import QueryPart, SearchFilters, SearchQuery
 from ..retrieval.fusion import Fused
 from ..retrieval.keyword import keyword_search
@@ -330,7 +330,7 @@ def _measure(corpus: SyntheticCorpus, collection: store.VectorCollection, faiss_
         figures["end_to_end"][f"{count} ({shape})"] = {name: _percentiles(values) for name, values in stages.items()}
 
     # The keyword channel alone, as the product calls it for a query over this corpus.
-    candidates = Item.objects.filter(corpus=corpus.corpus).exclude(kind=Item.Kind.AUDIO)
+    candidates = Item.objects.filter(corpus=corpus.corpus).exclude(kind__in=PARENT_KINDS)
     depth = settings.MULTIMODAL_FUSION_CANDIDATES
     probes = {
         "rare word": _rare_word(corpus.size // 2),

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from .. import store
-from ..models import Item
+from ..models import PARENT_KINDS, Item
 from ..readers.imaging import image_open
 
 # CLIP reads at most 77 tokens; the head of a long text is all it can see.
@@ -65,19 +65,22 @@ def item_vector_record(item: Item, modality: str, vector: np.ndarray) -> store.V
 def item_embed_inputs(item: Item) -> list[EmbedInput]:
     """What to encode for a stored item, keyed (item id, modality). Raises OSError/UserInputError.
 
-    Images: the original file. Texts and audio segments: the text. Products: title + description +
-    specs, and the image when the row had one. Recordings: nothing (their segments own the vectors).
+    Images: the original file. Texts, passages and speech segments: the text. Products: title +
+    description + specs, and the image when the row had one. Document pages and video scenes: their
+    thumbnail (the page's rendering, the scene's keyframe, as ingest encoded them but smaller).
+    Recordings, videos and documents: nothing (their children own the vectors).
     """
-    if item.kind == Item.Kind.AUDIO:
+    if item.kind in PARENT_KINDS:
         return []
     inputs = []
-    if item.file:
-        with item.file.open("rb") as handle:
-            inputs.append(EmbedInput(key=(item.pk, "image"), image=image_open(handle.read(), name=item.file.name)))
+    picture = item.thumbnail if item.kind in (Item.Kind.PAGE, Item.Kind.SCENE) else item.file
+    if picture:
+        with picture.open("rb") as handle:
+            inputs.append(EmbedInput(key=(item.pk, "image"), image=image_open(handle.read(), name=picture.name)))
     if item.kind == Item.Kind.PRODUCT:
         specs = item.metadata.get("specs") or {}
         text = product_text(item.title, item.text, specs, item.metadata.get("specs_text", ""))
         inputs.append(EmbedInput(key=(item.pk, "text"), text=text))
-    elif item.kind in (Item.Kind.TEXT, Item.Kind.SEGMENT):
+    elif item.kind in (Item.Kind.TEXT, Item.Kind.SEGMENT, Item.Kind.PASSAGE):
         inputs.append(EmbedInput(key=(item.pk, "text"), text=item.text or item.title))
     return inputs

@@ -12,9 +12,10 @@ Stored text is bounded: a text file's or a product's text keeps ``MULTIMODAL_MAX
 characters, a title ``TITLE_MAX_CHARS``; what was cut is said in the report's ``warnings`` (the
 item still lands), as is a text file read in an encoding other than UTF-8.
 
-A recording (audio, or a video's sound) is transcribed while it is decoded and becomes an item
-that owns no vector, plus one segment item per passage of its transcript, each with the text
-vector of its words; segments are keyed by their recording and position, so they too are updated.
+Some sources become an item with children (``Item.parent``): a recording is transcribed while it
+is decoded and becomes an item that owns no vector, plus one segment per passage of its transcript,
+each with the text vector of its words. Children are keyed by their parent's content, their kind
+and their position, so ingesting the source again updates them in place, and those left over go.
 """
 import dataclasses
 import hashlib
@@ -35,7 +36,7 @@ from PIL import Image
 
 from .. import encoders
 from ..errors import IngestError, UserInputError
-from ..models import Corpus, Item
+from ..models import PARENT_KINDS, Corpus, Item
 from ..readers.audio import clock
 from ..readers.imaging import image_open, thumbnail_jpeg
 from ..readers.sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
@@ -53,6 +54,9 @@ TITLE_MAX_CHARS = 200
 # What ingesting a source again rewrites in its item (its identity, corpus and parent stay).
 ITEM_FIELDS_WRITTEN = ["kind", "title", "text", "content_hash", "source_name", "metadata", "file", "thumbnail",
                        "updated_at"]
+# What ingesting a parent again rewrites in each child it keeps.
+CHILD_FIELDS_WRITTEN = ["kind", "title", "text", "source_name", "start_s", "end_s", "page", "metadata", "thumbnail",
+                        "updated_at"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,24 @@ Heartbeat = Callable[[], None]
 
 
 @dataclass
+class _Child:
+    """A part of a source that becomes an item of its own under the source's item (see ``Item.parent``).
+
+    A child with an ``image`` owns that picture's vector (and keeps it as its thumbnail); one
+    without owns the vector of its ``text``.
+    """
+
+    kind: str
+    title: str
+    text: str = ""
+    image: Image.Image | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    page: int | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
 class _Decoded:
     source: Source
     kind: str
@@ -134,9 +156,10 @@ class _Decoded:
     title: str
     text: str = ""  # stored and shown: a text file's content, a product's description
     encoder_text: str = ""  # what the text vector is made from, when it differs from ``text``
-    data: bytes = b""  # the original file, kept for images and recordings
-    image: Image.Image | None = None
-    passages: list[Passage] = field(default_factory=list)  # a recording's, each to become a segment
+    data: bytes = b""  # the original file, kept for images, recordings, videos and documents
+    file_extension: str = ""  # the kept file's extension when its bytes alone do not say (`media_type`)
+    image: Image.Image | None = None  # encoded, except for parents (PARENT_KINDS): their thumbnail only
+    children: list[_Child] = field(default_factory=list)
     external_id: str = ""
     metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what was changed on the way in, for people
@@ -239,13 +262,12 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
             report.fail(source, str(exc))
     inputs = []
     for index, entry in enumerate(decoded):
-        if entry.image is not None:
+        if entry.image is not None and entry.kind not in PARENT_KINDS:
             inputs.append(EmbedInput(key=(index, "image"), image=entry.image))
-        if entry.kind == Item.Kind.AUDIO:
-            inputs += [EmbedInput(key=(index, "segment", number), text=passage.text)
-                       for number, passage in enumerate(entry.passages)]
-        elif entry.kind != Item.Kind.IMAGE:
+        if entry.kind in (Item.Kind.TEXT, Item.Kind.PRODUCT):
             inputs.append(EmbedInput(key=(index, "text"), text=entry.encoder_text or entry.text))
+        inputs += [EmbedInput(key=(index, "child", number), image=child.image, text=child.text)
+                   for number, child in enumerate(entry.children)]
     vectors, errors = inputs_encode(inputs, encoder=encoder, batch_size=encode_batch_size)
     encoded = []
     for index, entry in enumerate(decoded):
@@ -269,8 +291,9 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
             for modality in ("image", "text")
             if (index, modality) in vectors
         ]
-        records += [item_vector_record(segment, "text", vectors[(index, "segment", number)])
-                    for number, segment in enumerate(saved.segments)]
+        records += [item_vector_record(child, "text" if child_entry.image is None else "image",
+                                       vectors[(index, "child", number)])
+                    for number, (child, child_entry) in enumerate(zip(saved.children, entry.children))]
     vectors_write(records)
 
 
@@ -329,17 +352,33 @@ def _decode_recording(source: Source, data: bytes, *, content_hash: str, title: 
     if not recording.passages:
         raise IngestError("no speech was recognised in the recording")
     warnings: list[str] = []
-    passages = [dataclasses.replace(passage, text=text_cap(
-        passage.text, label=f"passage {number + 1}'s transcript", limit=settings.MULTIMODAL_MAX_TEXT_CHARS,
-        warnings=warnings)) for number, passage in enumerate(recording.passages)]
     metadata = {
-        "source": source.name, "bytes": len(data), "duration_s": round(recording.transcript.duration_s, 2),
-        "language": recording.transcript.language, "speech_model": recording.model,
-        "transcribe_s": round(recording.transcribe_s, 2), "segments": len(recording.passages),
-        "transcribed_with": _transcription_settings(), **recording.info.as_metadata(),
+        "source": source.name, "bytes": len(data), **_transcript_metadata(recording), **recording.info.as_metadata(),
     }
     return _Decoded(source=source, kind=Item.Kind.AUDIO, content_hash=content_hash, title=title, data=data,
-                    passages=passages, metadata=metadata, warnings=warnings)
+                    children=_segment_children(title, recording.passages, metadata, warnings), metadata=metadata,
+                    warnings=warnings)
+
+
+def _transcript_metadata(recording) -> dict:
+    """What a recording's or video's item says about its transcript (and what `_transcript_reuse` checks)."""
+    return {
+        "duration_s": round(recording.transcript.duration_s, 2), "language": recording.transcript.language,
+        "speech_model": recording.model, "transcribe_s": round(recording.transcribe_s, 2),
+        "segments": len(recording.passages), "transcribed_with": _transcription_settings(),
+    }
+
+
+def _segment_children(title: str, passages: list[Passage], metadata: dict, warnings: list[str]) -> list[_Child]:
+    """One timed segment per passage of a transcript, each owning its words' text vector."""
+    return [
+        _Child(kind=Item.Kind.SEGMENT, title=f"{title} {clock(passage.start_s)}–{clock(passage.end_s)}",
+               text=text_cap(passage.text, label=f"passage {number + 1}'s transcript",
+                             limit=settings.MULTIMODAL_MAX_TEXT_CHARS, warnings=warnings),
+               start_s=passage.start_s, end_s=passage.end_s,
+               metadata={"source": metadata["source"], "language": metadata.get("language")})
+        for number, passage in enumerate(passages)
+    ]
 
 
 def _transcription_settings() -> str:
@@ -350,23 +389,33 @@ def _transcription_settings() -> str:
     ))
 
 
-def _recording_reuse(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str) -> _Decoded | None:
-    """The same recording already in ``corpus``, transcribed with the current settings, without transcribing again.
+def _transcript_reuse(*, corpus: Corpus, kind: str, content_hash: str) -> tuple[list[Passage], dict] | None:
+    """The passages (and item metadata) of the same recording or video already in ``corpus``,
+    transcribed with the current settings, so they need not be transcribed again.
 
     Transcription is by far the slowest step of ingest, so uploading a folder again (or a job
     re-delivered after a worker died) only pays for the recordings that are new or changed. None
-    when there is no such recording, or the speech model or segmenting settings have changed since.
+    when there is no such item, or the speech model or segmenting settings have changed since.
     """
-    recording = Item.objects.filter(corpus=corpus, kind=Item.Kind.AUDIO, content_hash=content_hash,
-                                    external_id="").first()
-    if recording is None or recording.metadata.get("transcribed_with") != _transcription_settings():
+    found = Item.objects.filter(corpus=corpus, kind=kind, content_hash=content_hash, external_id="").first()
+    if found is None or found.metadata.get("transcribed_with") != _transcription_settings():
         return None
     passages = [Passage(start_s=segment.start_s, end_s=segment.end_s, text=segment.text)
-                for segment in recording.segments.order_by("start_s")]
-    if not passages:
+                for segment in found.children.filter(kind=Item.Kind.SEGMENT).order_by("start_s")]
+    if not passages and kind == Item.Kind.AUDIO:
         return None
+    return passages, found.metadata
+
+
+def _recording_reuse(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str) -> _Decoded | None:
+    """The same recording already in ``corpus``, transcribed with the current settings (`_transcript_reuse`)."""
+    reused = _transcript_reuse(corpus=corpus, kind=Item.Kind.AUDIO, content_hash=content_hash)
+    if reused is None:
+        return None
+    passages, found_metadata = reused
+    metadata = {**found_metadata, "source": source.name}
     return _Decoded(source=source, kind=Item.Kind.AUDIO, content_hash=content_hash, title=title, data=data,
-                    passages=passages, metadata={**recording.metadata, "source": source.name})
+                    children=_segment_children(title, passages, metadata, []), metadata=metadata)
 
 
 def _decode_row(source: Source) -> _Decoded:
@@ -430,11 +479,12 @@ def _text_title(text: str, fallback: str) -> str:
 class _Saved:
     item: Item
     created: bool
-    segments: list[Item] = field(default_factory=list)  # a recording's, in order
+    children: list[Item] = field(default_factory=list)  # in the order of the entry's children
+
 
 
 def _items_save(*, corpus: Corpus, entries: list[_Decoded]) -> list[_Saved | Exception]:
-    """Each entry's item (and a recording's segments) saved, or the exception its save raised.
+    """Each entry's item (and its children) saved, or the exception its save raised.
 
     The entries are saved together first (`_items_write`). If that fails (a storage error, a row
     the database refuses, a concurrent ingest that inserted the same item first), none of it is
@@ -496,14 +546,15 @@ def _items_write(*, corpus: Corpus, entries: list[_Decoded]) -> list[_Saved]:
             item.content_hash = entry.content_hash
             item.source_name = entry.source.name
             item.metadata = {**item.metadata, **entry.metadata}
-            if entry.image is not None or entry.kind == Item.Kind.AUDIO:
+            if entry.data:
                 _files_save(item=item, entry=entry, written=files_written)
             saved.append(_Saved(item=item, created=created))
         Item.objects.bulk_create(new_items)
         rows_update(list(existing_items.values()), ITEM_FIELDS_WRITTEN)
         for entry, outcome in zip(entries, saved):
-            if entry.kind == Item.Kind.AUDIO:
-                outcome.segments = _segments_save(recording=outcome.item, passages=entry.passages)
+            # An item that existed may have children to update or remove, even if it now has none.
+            if entry.children or (not outcome.created and entry.kind in (Item.Kind.TEXT, *PARENT_KINDS)):
+                outcome.children = _children_save(parent=outcome.item, children=entry.children, written=files_written)
     except BaseException:
         # The rows roll back; the files would stay behind, and saving again picks new names.
         for name in files_written:
@@ -512,30 +563,40 @@ def _items_write(*, corpus: Corpus, entries: list[_Decoded]) -> list[_Saved]:
     return saved
 
 
-def _segments_save(*, recording: Item, passages: list[Passage]) -> list[Item]:
-    """The recording's segments, one per passage, in order.
-
-    A segment is keyed by its recording's content and its position, so ingesting the recording
-    again updates its segments in place; segments left over from a longer transcript are deleted
-    (their vectors go with them, see `multimodal.signals`).
+def _children_save(*, parent: Item, children: list[_Child], written: list[str]) -> list[Item]:
+    """The parent's children, saved in order: the n-th child of a kind is keyed by its parent's
+    content, its kind and n, so ingesting the same source again updates its children in place
+    (same ids). Children left over (a shorter transcript, fewer pages read) are deleted, and their
+    vectors and thumbnails go with them (see `multimodal.signals`). Adds the name of each file
+    written to ``written``.
     """
-    existing = {segment.content_hash: segment for segment in recording.segments.all()}
-    segments = []
-    for number, passage in enumerate(passages):
-        content_hash = hashlib.sha256(f"{recording.content_hash}/segment/{number}".encode()).hexdigest()
-        segment = existing.pop(content_hash, None) or Item(
-            corpus=recording.corpus, kind=Item.Kind.SEGMENT, parent=recording, content_hash=content_hash
-        )
-        segment.title = f"{recording.title} {clock(passage.start_s)}–{clock(passage.end_s)}"[:TITLE_MAX_CHARS]
-        segment.text = passage.text
-        segment.start_s, segment.end_s = passage.start_s, passage.end_s
-        segment.source_name = recording.source_name
-        segment.metadata = {"source": recording.source_name, "language": recording.metadata.get("language")}
-        segment.save()
-        segments.append(segment)
+    existing = {child.content_hash: child for child in parent.children.all()}
+    positions: dict[str, int] = {}
+    items, new_items, kept_items = [], [], []
+    for child in children:
+        position = positions[child.kind] = positions.get(child.kind, -1) + 1
+        content_hash = hashlib.sha256(f"{parent.content_hash}/{child.kind}/{position}".encode()).hexdigest()
+        item = existing.pop(content_hash, None)
+        if item is None:
+            item = Item(corpus=parent.corpus, parent=parent, content_hash=content_hash)
+            new_items.append(item)
+        else:
+            kept_items.append(item)
+        item.kind = child.kind
+        item.title = child.title[:TITLE_MAX_CHARS]
+        item.text = child.text
+        item.source_name = parent.source_name
+        item.start_s, item.end_s, item.page = child.start_s, child.end_s, child.page
+        item.metadata = {"source": parent.source_name, **child.metadata}
+        if child.image is not None:
+            _thumbnail_save(field_file=item.thumbnail, name=f"{parent.corpus_id}/{content_hash[:2]}/{content_hash}.jpg",
+                            image=child.image, written=written)
+        items.append(item)
+    Item.objects.bulk_create(new_items)
+    rows_update(kept_items, CHILD_FIELDS_WRITTEN)
     for leftover in existing.values():
         leftover.delete()
-    return segments
+    return items
 
 
 def _files_save(*, item: Item, entry: _Decoded, written: list[str]) -> None:
@@ -547,15 +608,22 @@ def _files_save(*, item: Item, entry: _Decoded, written: list[str]) -> None:
     once the transaction commits.
     """
     detected = media_type(entry.data[:MEDIA_HEAD_BYTES])
-    extension = detected[1] if detected else ".bin"
+    extension = detected[1] if detected else (entry.file_extension or ".bin")
     base = f"{item.corpus_id}/{entry.content_hash[:2]}/{entry.content_hash}"
-    files = [(item.file, f"{base}{extension}", lambda: entry.data)]
+    _file_save(field_file=item.file, name=f"{base}{extension}", content=lambda: entry.data, written=written)
     if entry.image is not None:
-        files.append((item.thumbnail, f"{base}.jpg", lambda: thumbnail_jpeg(entry.image)))
-    for field_file, name, content in files:
-        if field_file and field_file.name.endswith(name) and default_storage.exists(field_file.name):
-            continue
-        if field_file:  # a product whose image changed: the row keeps pointing at the old file until commit
-            transaction.on_commit(partial(default_storage.delete, field_file.name))
-        field_file.save(name, ContentFile(content()), save=False)
-        written.append(field_file.name)
+        _thumbnail_save(field_file=item.thumbnail, name=f"{base}.jpg", image=entry.image, written=written)
+
+
+def _thumbnail_save(*, field_file, name: str, image: Image.Image, written: list[str]) -> None:
+    _file_save(field_file=field_file, name=name, content=lambda: thumbnail_jpeg(image), written=written)
+
+
+def _file_save(*, field_file, name: str, content: Callable[[], bytes], written: list[str]) -> None:
+    """Write ``content()`` as ``name`` unless the field already holds that file."""
+    if field_file and field_file.name.endswith(name) and default_storage.exists(field_file.name):
+        return
+    if field_file:  # a product whose image changed: the row keeps pointing at the old file until commit
+        transaction.on_commit(partial(default_storage.delete, field_file.name))
+    field_file.save(name, ContentFile(content()), save=False)
+    written.append(field_file.name)

@@ -18,7 +18,7 @@ from django.db.models.expressions import RawSQL
 
 from .. import encoders, store
 from ..errors import QueryError
-from ..models import Item
+from ..models import PARENT_KINDS, Item
 from ..query.types import QueryPart, SearchQuery
 from ..retrieval import fusion, indexes
 from ..retrieval.keyword import keyword_search
@@ -232,8 +232,8 @@ def _filtered_items(query: SearchQuery, where: store.VectorFilter):
         items = items.filter(pk__in=_spec_items(query.filters.specs))
     if where.exclude_item_ids:
         items = items.exclude(pk__in=where.exclude_item_ids)
-    # Recordings are searched through their segments; they have no vectors of their own either.
-    return items.exclude(kind=Item.Kind.AUDIO)
+    # Recordings, videos and documents are searched through their children; they have no vectors either.
+    return items.exclude(kind__in=PARENT_KINDS)
 
 
 def _day_start(day: date | None) -> int | None:

@@ -27,7 +27,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from .. import encoders, store
-from ..models import Corpus, IndexBuild, Item, PendingVectorDeletion
+from ..models import PARENT_KINDS, Corpus, IndexBuild, Item, PendingVectorDeletion
 from .ingest import IngestFailure
 from .indexing import items_reindex
 from .vectors import QUEUE_CHUNK, pending_deletions_apply
@@ -116,7 +116,7 @@ def store_check(*, repair: bool, corpora: QuerySet[Corpus] | list[Corpus] | None
     """Compare every collection of ours with the database; with ``repair``, make them agree.
 
     Per collection: the configured encoder's own collection must hold a vector for every item that
-    owns one (every kind but recordings, whose segments own theirs); a ready index build, for every
+    owns one (every kind but recordings, videos and documents, whose children own theirs); a ready index build, for every
     such item of its corpus. Every collection is searched for vectors of items that no longer exist.
     Index build collections no build uses are reported (and dropped by a repair), and so are queued
     deletions. ``corpora`` narrows the check to their items and vectors (orphans of a deleted corpus
@@ -183,7 +183,7 @@ def _collection_check(name: str, role: str, checks_missing: bool, corpus_ids: li
     orphans = np.setdiff1d(held, rows, assume_unique=True)
     missing = np.empty(0, dtype=np.int64)
     if checks_missing:
-        missing = np.setdiff1d(_ids(items.exclude(kind=Item.Kind.AUDIO)), held, assume_unique=True)
+        missing = np.setdiff1d(_ids(items.exclude(kind__in=PARENT_KINDS)), held, assume_unique=True)
     return CollectionDrift(name=name, role=role, items_with_vectors=int(held.size), missing=missing,
                            orphans=orphans, checks_missing=checks_missing)
 

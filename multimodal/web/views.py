@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 from .. import store
 from ..encoders import EncoderLoadError
 from ..errors import UserInputError
-from ..models import Corpus, IngestJob, Item
+from ..models import PARENT_KINDS, Corpus, IngestJob, Item
 from ..retrieval.fusion import MODES
 from ..selectors import job_summary, recording_transcript, search_response
 from ..services.background import BrokerUnavailable
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 QUERY_PARAMS = ("q", "text_weight", "parts", "item", "item_weight")
 FILTER_PARAMS = ("corpus", "kind", "created_from", "created_to", "fusion", "hybrid", "keyword_weight", "min_score",
                  "top_k")
-SEARCHABLE_KINDS = [choice for choice in Item.Kind.choices if choice[0] != Item.Kind.AUDIO]
+SEARCHABLE_KINDS = [choice for choice in Item.Kind.choices if choice[0] not in PARENT_KINDS]
 
 
 def search_page(request):

@@ -27,7 +27,7 @@ def _current_passage(page) -> str:
 
 
 def test_a_hit_plays_from_its_second_and_timestamps_seek_the_player(page, live_server, talk):
-    segments = list(talk.segments.order_by("start_s"))
+    segments = list(talk.children.order_by("start_s"))
     hit = search_response(query=SearchQuery(text="a red bicycle leaning against the wall", top_k=1))["results"][0]
     assert hit["id"] == segments[1].pk
 
