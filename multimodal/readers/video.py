@@ -1,7 +1,7 @@
 """Cutting untrusted videos into scenes, each with its start and end second and a keyframe.
 
-PyAV decodes from memory. Every frame must be decoded (later frames are built from earlier ones),
-but only a few per second are sampled: each sample is shrunk to a tiny HSV picture, and a cut is
+PyAV decodes from memory. Frames other frames are built from must be decoded; the rest are skipped,
+and only a few per second are sampled: each sample is shrunk to a tiny HSV picture, and a cut is
 where two samples in a row differ by more than a threshold (the mean change of hue, saturation and
 brightness on a 0–255 scale, as PySceneDetect's content detector measures it). Cuts closer than
 ``min_scene_s`` to the last one are ignored (flashes, fast montage), and a scene longer than
@@ -18,6 +18,7 @@ from typing import Callable
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from ..errors import IngestError
@@ -84,6 +85,9 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
         if header_s is not None and header_s > max_duration_s + DURATION_TOLERANCE_S:
             raise IngestError(f"the video is {_length(header_s)} long, the limit is {_length(max_duration_s)}")
         stream.thread_type = "AUTO"
+        # Frames no other frame is built from (most B-frames) are not decoded at all: samples a quarter
+        # second apart do not need them, and the first frame after a cut is always a reference frame.
+        stream.codec_context.skip_frame = "NONREF"
         cutter = _SceneCutter(threshold=threshold, min_scene_s=min_scene_s, max_scene_s=max_scene_s,
                               max_scenes=max_scenes)
         frame_s = 1 / float(stream.average_rate) if stream.average_rate else 1 / SAMPLES_PER_S
@@ -109,8 +113,9 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
             raise IngestError(f"the video is damaged after {_length(end_s)} ({_reason(exc)})") from None
         if shown_size is None:
             raise IngestError("the video holds no frame that can be decoded")
-        duration_s = header_s if cutter.stopped and header_s else end_s
-        scenes, warnings = cutter.finish(end_s)
+        # Skipped frames at the end, or decoding stopped at the scene limit: the header knows better.
+        duration_s = max(end_s, header_s or 0.0)
+        scenes, warnings = cutter.finish(duration_s)
         if on_progress is not None:
             on_progress(duration_s, duration_s)
         return VideoScenes(scenes=scenes, duration_s=duration_s, width=shown_size[0], height=shown_size[1],
@@ -124,15 +129,17 @@ class _SceneCutter:
         self.threshold, self.min_scene_s, self.max_scene_s, self.max_scenes = threshold, min_scene_s, max_scene_s, max_scenes
         self.scenes: list[Scene] = []
         self.start_s = 0.0
-        self.candidates: list[tuple[float, Image.Image]] = []
+        self.candidates: list[_Candidate] = []
         self.candidate_every = 1  # keep every n-th sample of the open scene; doubles when thinned
         self.samples_in_scene = 0
         self.previous: np.ndarray | None = None
         self.stopped = False
+        # One scaling context each for the tiny samples and the large keyframes, reused (not one per frame).
+        self.shrinker, self.keyframe_scaler = VideoReformatter(), VideoReformatter()
 
     def add(self, time_s: float, frame: av.VideoFrame) -> bool:
         """Take one sample; False once ``max_scenes`` scenes are done and the rest need not be decoded."""
-        small = _hsv(frame)
+        small = self._hsv(frame)
         if self.previous is not None and time_s - self.start_s >= self.min_scene_s \
                 and _difference(self.previous, small) > self.threshold:
             self._close(time_s)
@@ -147,12 +154,17 @@ class _SceneCutter:
                 self.stopped = True
                 return False
         if self.samples_in_scene % self.candidate_every == 0:
-            self.candidates.append((time_s, _keyframe(frame)))
+            self.candidates.append(_Candidate.of(time_s, frame, self.keyframe_scaler))
             if len(self.candidates) > MAX_CANDIDATES:
                 self.candidates = self.candidates[::2]
                 self.candidate_every *= 2
         self.samples_in_scene += 1
         return True
+
+    def _hsv(self, frame: av.VideoFrame) -> np.ndarray:
+        small = self.shrinker.reformat(frame, width=DIFF_SIZE[0], height=DIFF_SIZE[1], format="rgb24",
+                                       interpolation="AREA").to_ndarray()
+        return np.asarray(Image.fromarray(small, "RGB").convert("HSV"), np.int16)
 
     def finish(self, end_s: float) -> tuple[list[Scene], list[str]]:
         """The scenes, the open one closed at ``end_s``, and warnings for the user."""
@@ -177,9 +189,9 @@ class _SceneCutter:
 
     def _commit(self, start_s: float, end_s: float) -> None:
         middle_s = (start_s + end_s) / 2
-        time_s, keyframe = min(self.candidates, key=lambda candidate: abs(candidate[0] - middle_s))
-        self.scenes.append(Scene(start_s=start_s, end_s=end_s, keyframe=keyframe))
-        self.candidates = [candidate for candidate in self.candidates if candidate[0] >= end_s] or [(time_s, keyframe)]
+        chosen = min(self.candidates, key=lambda candidate: abs(candidate.time_s - middle_s))
+        self.scenes.append(Scene(start_s=start_s, end_s=end_s, keyframe=chosen.image()))
+        self.candidates = [candidate for candidate in self.candidates if candidate.time_s >= end_s] or [chosen]
         self.start_s = end_s
 
 
@@ -190,11 +202,6 @@ def _video_stream(container):
     return None
 
 
-def _hsv(frame: av.VideoFrame) -> np.ndarray:
-    small = frame.reformat(width=DIFF_SIZE[0], height=DIFF_SIZE[1], format="rgb24").to_image()
-    return np.asarray(small.convert("HSV"), np.int16)
-
-
 def _difference(before: np.ndarray, after: np.ndarray) -> float:
     """Mean change of hue (the shorter way round the colour circle), saturation and value, 0–255."""
     change = np.abs(after - before)
@@ -202,16 +209,26 @@ def _difference(before: np.ndarray, after: np.ndarray) -> float:
     return float(change.mean())
 
 
-def _keyframe(frame: av.VideoFrame) -> Image.Image:
-    scale = min(1.0, KEYFRAME_PX / max(frame.width, frame.height))
-    image = frame.to_image(width=max(1, round(frame.width * scale)), height=max(1, round(frame.height * scale)))
-    return _upright(image, frame.rotation)
+@dataclass
+class _Candidate:
+    """A sampled frame that may become a keyframe, kept as decoded (YUV, shared with the decoder, no copy
+    when it is small enough): only the chosen few are ever converted to RGB pictures."""
+    time_s: float
+    frame: av.VideoFrame
+    rotation: int
 
+    @classmethod
+    def of(cls, time_s: float, frame: av.VideoFrame, reformatter: VideoReformatter) -> "_Candidate":
+        scale = KEYFRAME_PX / max(frame.width, frame.height)
+        kept = frame if scale >= 1 else reformatter.reformat(
+            frame, width=max(2, round(frame.width * scale)), height=max(2, round(frame.height * scale)), interpolation="AREA")
+        return cls(time_s, kept, frame.rotation)
 
-def _upright(image: Image.Image, rotation: int) -> Image.Image:
-    """The picture as players show it: phones store upright videos sideways with a rotation to apply."""
-    turns = round(rotation / 90) % 4
-    return image.rotate(90 * turns, expand=True) if turns else image
+    def image(self) -> Image.Image:
+        """RGB, as players show it: phones store upright videos sideways with a rotation to apply."""
+        picture = self.frame.to_image()
+        turns = round(self.rotation / 90) % 4
+        return picture.rotate(90 * turns, expand=True) if turns else picture
 
 
 def _shown_size(frame: av.VideoFrame) -> tuple[int, int]:
@@ -219,8 +236,11 @@ def _shown_size(frame: av.VideoFrame) -> tuple[int, int]:
 
 
 def _length(seconds: float) -> str:
-    """A length as people say it: "45 s", "12 min", "2 h 3 min" (rounded down to what is shown)."""
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f} s"
-    hours, minutes = divmod(int(seconds // 60), 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    """A length as people say it: "2.5 s", "45 s", "12 min 5 s", "60 min", "2 h 3 min 10 s"."""
+    if seconds < 10:
+        return f"{seconds:.1f}".removesuffix(".0") + " s"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if (hours, minutes, secs) == (1, 0, 0):
+        hours, minutes = 0, 60  # limits are set in minutes
+    return " ".join(f"{value} {unit}" for value, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if value)
