@@ -20,12 +20,14 @@ GRAIN = 6  # +- this much per pixel: texture for the codec and the encoders, far
 
 
 def video_make(path: str | Path | None, *, scenes: list[tuple[str | tuple[int, int, int], float]],
-               speech: tuple[str, float] | None = None, size: tuple[int, int] = (160, 120), fps: int = 10) -> bytes:
+               speech: tuple[str, float] | None = None, size: tuple[int, int] = (160, 120), fps: int = 10,
+               rotation: int = 0) -> bytes:
     """An MP4 (H.264) of ``scenes`` — (colour, seconds) each, a Pillow colour name or an RGB triple —
     and, with ``speech`` = (text, start_s), an AAC track where espeak-ng says ``text`` from ``start_s``.
 
-    Scene ``i`` shows ``SHAPES[i % len(SHAPES)]`` over its colour. Returns the file's bytes and writes
-    them to ``path`` too unless it is None.
+    Scene ``i`` shows ``SHAPES[i % len(SHAPES)]`` in the left half of its colour. ``rotation`` (degrees
+    counterclockwise) is stored for players to apply, as phones store upright videos. Returns the file's
+    bytes and writes them to ``path`` too unless it is None.
     """
     width, height = size
     frames_total = sum(round(seconds * fps) for _, seconds in scenes)
@@ -35,6 +37,8 @@ def video_make(path: str | Path | None, *, scenes: list[tuple[str | tuple[int, i
         video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.time_base = Fraction(1, fps)
+        if rotation:
+            video.set_display_rotation(rotation)
         audio = container.add_stream("aac", rate=44_100, layout="mono") if speech else None
         index = 0
         for scene_index, (colour, seconds) in enumerate(scenes):

@@ -50,6 +50,16 @@ def test_a_large_videos_keyframe_is_at_most_1024_pixels_long_and_its_sound_is_ab
     assert (found.width, found.height, found.has_audio) == (1280, 720, False)
 
 
+def test_a_phone_video_stored_sideways_is_shown_upright():
+    found = _scenes(video_make(None, scenes=[("gold", 1)], rotation=-90))  # players turn it 90 degrees clockwise
+    keyframe = np.asarray(found.scenes[0].keyframe, np.int16)
+    assert (found.width, found.height, found.scenes[0].keyframe.size) == (120, 160, (120, 160))
+    # The shape drawn in the stored picture's left half is in the upright picture's top half.
+    background = np.array(scene_colour("gold"))
+    assert np.abs(keyframe[80:] - background).max(axis=2).mean() < 12
+    assert np.abs(keyframe[:80] - background).max(axis=2).mean() > 30
+
+
 def test_a_long_single_scene_is_split_into_equal_parts_each_with_a_keyframe_and_progress_is_reported():
     data = video_make(None, scenes=[("teal", 40)], size=(64, 48))
     progress = []
