@@ -38,6 +38,8 @@ UPRIGHT_MEAN_CONFIDENCE = 75.0
 # blobs it loses most of the text (5 % of the words of tests/readers/test_ocr.py's photo page). Sauvola's
 # local threshold reads 97 % there and the same as Otsu on clean pages.
 TESSERACT_CONFIG = "-c thresholding_method=2"
+# A picture narrower or lower than this holds no readable line (and Tesseract's thresholding fails on it).
+MIN_SIDE_PX = 8
 # Below this many characters in the upright reading there is no text to orient (a photo): no OSD.
 MIN_CHARACTERS_TO_ORIENT = 8
 
@@ -59,7 +61,6 @@ class OcrResult:
     rotated: int  # degrees (0, 90, 180, 270) the image was turned clockwise before it was read
 
 
-@functools.lru_cache(maxsize=8)
 def ocr_available(languages: str | None = None) -> bool:
     """Whether the tesseract binary runs and knows every one of ``languages`` ("+"-joined, as
     Tesseract takes them; default: the MULTIMODAL_OCR_LANGUAGES setting). Cached per process.
@@ -70,7 +71,12 @@ def ocr_available(languages: str | None = None) -> bool:
         from django.conf import settings
 
         languages = settings.MULTIMODAL_OCR_LANGUAGES
-    if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
+    return _tesseract_knows(pytesseract.pytesseract.tesseract_cmd, languages)
+
+
+@functools.lru_cache(maxsize=8)
+def _tesseract_knows(command: str, languages: str) -> bool:
+    if shutil.which(command) is None:
         return False
     try:
         installed = set(pytesseract.get_languages())
@@ -91,11 +97,13 @@ def image_ocr(image: Image.Image, *, languages: str, timeout_s: float) -> OcrRes
     upright run: about 0.3-0.5 s for a 1024-px photo on one core.
 
     ``timeout_s`` bounds the whole call (every Tesseract run together); past it, raises IngestError
-    "reading the words in the picture took longer than N s". Tesseract must be installed (see
-    `ocr_available`); a missing binary or language raises pytesseract's own errors.
+    "reading the words in the picture took longer than N s"; IngestError too when Tesseract fails on
+    the picture. Check `ocr_available` first: without the binary, pytesseract's TesseractNotFoundError.
     """
     started = time.perf_counter()
     deadline = started + timeout_s
+    if min(image.size) < MIN_SIDE_PX:
+        return OcrResult(text="", words=[], seconds=time.perf_counter() - started, rotated=0)
     working = _prepared(image)
     words = _words_read(working, rotated=0, languages=languages, deadline=deadline, timeout_s=timeout_s)
     rotated = 0
@@ -118,6 +126,10 @@ class _ReadWord(NamedTuple):
 
 
 def _prepared(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Transparent pixels are black underneath: on a transparent screenshot or logo, black text
+        # would vanish into them. Pages and viewers show transparency over white.
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
     gray = ImageOps.grayscale(image) if image.mode != "L" else image
     long_side = max(gray.size)
     if 0 < long_side < UPSCALE_BELOW_PX:
@@ -126,26 +138,27 @@ def _prepared(image: Image.Image) -> Image.Image:
     return gray
 
 
-def _remaining_s(deadline: float, timeout_s: float) -> float:
-    remaining = deadline - time.perf_counter()
-    if remaining <= 0:
-        raise _timeout_error(timeout_s)
-    return remaining
-
-
-def _timeout_error(timeout_s: float) -> IngestError:
-    return IngestError(f"reading the words in the picture took longer than {timeout_s:g} s")
+def _tesseract_run(function, image: Image.Image, *, deadline: float, timeout_s: float, **arguments):
+    """``function(image, ...)`` of pytesseract within what is left of ``timeout_s``."""
+    remaining_s = deadline - time.perf_counter()
+    if remaining_s > 0:
+        try:
+            return function(image, timeout=remaining_s, **arguments)
+        except pytesseract.TesseractError:
+            raise
+        except RuntimeError as error:  # pytesseract's "Tesseract process timeout", the process killed
+            if "timeout" not in str(error).lower():
+                raise
+    raise IngestError(f"reading the words in the picture took longer than {timeout_s:g} s")
 
 
 def _words_read(image: Image.Image, *, rotated: int, languages: str, deadline: float,
                 timeout_s: float) -> list[_ReadWord]:
     try:
-        data = pytesseract.image_to_data(image, lang=languages, output_type=pytesseract.Output.DICT,
-                                         config=TESSERACT_CONFIG, timeout=_remaining_s(deadline, timeout_s))
-    except RuntimeError as error:
-        if "timeout" in str(error).lower():
-            raise _timeout_error(timeout_s) from None
-        raise
+        data = _tesseract_run(pytesseract.image_to_data, image, deadline=deadline, timeout_s=timeout_s,
+                              lang=languages, config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT)
+    except pytesseract.TesseractError as error:
+        raise IngestError(f"Tesseract could not read the picture: {error.message}") from None
     width, height = image.size
     words = []
     for index, text in enumerate(data["text"]):
@@ -183,14 +196,10 @@ def _clockwise_turn(image: Image.Image, *, deadline: float, timeout_s: float) ->
     """Degrees to turn ``image`` clockwise so its text stands upright, by Tesseract's OSD (0 when it
     finds too little text to tell)."""
     try:
-        osd = pytesseract.image_to_osd(image, output_type=pytesseract.Output.DICT,
-                                       timeout=_remaining_s(deadline, timeout_s))
+        osd = _tesseract_run(pytesseract.image_to_osd, image, deadline=deadline, timeout_s=timeout_s,
+                             output_type=pytesseract.Output.DICT)
     except pytesseract.TesseractError:
         return 0  # "Too few characters": nothing to orient by
-    except RuntimeError as error:
-        if "timeout" in str(error).lower():
-            raise _timeout_error(timeout_s) from None
-        raise
     return int(osd["rotate"]) % 360
 
 

@@ -130,12 +130,22 @@ def test_reading_stops_at_the_time_limit_with_an_error_naming_it():
     assert time.perf_counter() - started < 2
 
 
+def test_black_text_on_a_transparent_screenshot_is_read_as_shown_over_white():
+    screenshot = Image.new("RGBA", (420, 90), (0, 0, 0, 0))
+    ImageDraw.Draw(screenshot).text((12, 28), "Error: connection refused", font=ImageFont.truetype(FONT, 24),
+                                    fill=(0, 0, 0, 255))
+    assert image_ocr(screenshot, languages="eng", timeout_s=20).text == "Error: connection refused"
+
+
+def test_a_picture_too_small_to_hold_a_line_gives_no_words():
+    result = image_ocr(Image.new("RGB", (1, 1), "white"), languages="eng", timeout_s=20)
+    assert (result.text, result.words, result.rotated) == ("", [], 0)
+
+
 def test_ocr_is_available_only_with_the_binary_and_every_configured_language(monkeypatch, settings):
-    ocr_available.cache_clear()
     settings.MULTIMODAL_OCR_LANGUAGES = "eng"
     assert ocr_available()
-    assert not ocr_available("eng+xyz")
-    ocr_available.cache_clear()
+    settings.MULTIMODAL_OCR_LANGUAGES = "eng+xyz"
+    assert not ocr_available()
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
     assert not ocr_available("eng")
-    ocr_available.cache_clear()
