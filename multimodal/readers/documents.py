@@ -41,7 +41,7 @@ from ..errors import IngestError, UserInputError
 from .sniffing import document_format, unsupported_document
 from .tabular import text_decode
 
-__all__ = ["Document", "DocumentPage", "document_format", "document_read"]
+__all__ = ["PAGE_WORD", "Document", "DocumentPage", "document_format", "document_read"]
 
 # Unpacked, the parts of an Office file or EPUB are held in memory (and parsed: several times their
 # size again for XML); 256 MB is far past any real document's text and pictures.
@@ -51,7 +51,8 @@ MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 SCAN_MAX_TEXT_CHARS = 20
 # PDFium is not thread-safe: one document is read at a time per process.
 _PDFIUM_LOCK = threading.Lock()
-PAGE_WORDS = {"pdf": "pages", "pptx": "slides", "docx": "sections", "epub": "chapters", "html": "pages"}
+# What one page of each format is called, for messages ("page 3", "slide 3", "chapter 3").
+PAGE_WORD = {"pdf": "page", "pptx": "slide", "docx": "section", "epub": "chapter", "html": "page"}
 
 
 @dataclass
@@ -85,8 +86,8 @@ def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 10
     if document_type == "html":
         title, text = _html_read(_html_decode(data, name))
         return Document(format="html", title=title, pages=[DocumentPage(number=1, text=text)], page_count=1)
-    archive = _zip_open(data, document_type=document_type, max_unpacked_bytes=max_unpacked_bytes)
-    with archive:
+    with _zip_open(data, document_type=document_type, max_unpacked_bytes=max_unpacked_bytes) as archive:
+        # python-docx and python-pptx open the zip again themselves, once its sizes have passed here.
         if document_type == "docx":
             title, texts = _docx_read(data)
         elif document_type == "pptx":
@@ -105,7 +106,7 @@ def _document_cut(document_type: str, title: str, texts: list[str], *, max_pages
 def _cut_warnings(document_type: str, page_count: int, max_pages: int) -> list[str]:
     if page_count <= max_pages:
         return []
-    return [f"only the first {max_pages:,} of {page_count:,} {PAGE_WORDS[document_type]} were read"]
+    return [f"only the first {max_pages:,} of {page_count:,} {PAGE_WORD[document_type]}s were read"]
 
 
 # --- PDF -------------------------------------------------------------------------------------------------

@@ -62,7 +62,11 @@ def mime_sniff(head: bytes) -> str | None:
     """The media type libmagic gives the file whose first bytes (``HEAD_BYTES``) are ``head``; None without libmagic."""
     if magic is None or not head:
         return None
-    return magic.from_buffer(head[:HEAD_BYTES], mime=True)
+    try:
+        return magic.from_buffer(head[:HEAD_BYTES], mime=True)
+    except magic.MagicException as exc:  # libmagic gave up on these bytes: the table and the name decide
+        logger.warning("libmagic could not judge a file: %s", exc)
+        return None
 
 
 def document_format(data: bytes, name: str) -> str | None:
