@@ -21,9 +21,10 @@ GRAIN = 6  # +- this much per pixel: texture for the codec and the encoders, far
 
 def video_make(path: str | Path | None, *, scenes: list[tuple[str | tuple[int, int, int], float]],
                speech: tuple[str, float] | None = None, size: tuple[int, int] = (160, 120), fps: int = 10,
-               rotation: int = 0) -> bytes:
-    """An MP4 (H.264) of ``scenes`` — (colour, seconds) each, a Pillow colour name or an RGB triple —
-    and, with ``speech`` = (text, start_s), an AAC track where espeak-ng says ``text`` from ``start_s``.
+               rotation: int = 0, container_format: str = "mp4") -> bytes:
+    """An MP4 (or another ``container_format``: "mpegts", "matroska"...) with H.264 video of ``scenes`` —
+    (colour, seconds) each, a Pillow colour name or an RGB triple — and, with ``speech`` = (text, start_s),
+    an AAC track where espeak-ng says ``text`` from ``start_s``.
 
     Scene ``i`` shows ``SHAPES[i % len(SHAPES)]`` in the left half of its colour. ``rotation`` (degrees
     counterclockwise) is stored for players to apply, as phones store upright videos. Returns the file's
@@ -33,7 +34,7 @@ def video_make(path: str | Path | None, *, scenes: list[tuple[str | tuple[int, i
     frames_total = sum(round(seconds * fps) for _, seconds in scenes)
     duration_s = frames_total / fps
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
+    with av.open(buffer, "w", format=container_format) as container:
         video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.time_base = Fraction(1, fps)

@@ -14,7 +14,7 @@ parts over as soon as they are certain.
 import io
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -85,9 +85,8 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
         if header_s is not None and header_s > max_duration_s + DURATION_TOLERANCE_S:
             raise IngestError(f"the video is {_length(header_s)} long, the limit is {_length(max_duration_s)}")
         stream.thread_type = "AUTO"
-        # Frames no other frame is built from (most B-frames) are not decoded at all: samples a quarter
-        # second apart do not need them, and the first frame after a cut is always a reference frame.
-        stream.codec_context.skip_frame = "NONREF"
+        # Times count from the first frame, as players seek (an MPEG-TS stream starts at 1.4 s or so).
+        start_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         cutter = _SceneCutter(threshold=threshold, min_scene_s=min_scene_s, max_scene_s=max_scene_s,
                               max_scenes=max_scenes)
         frame_s = 1 / float(stream.average_rate) if stream.average_rate else 1 / SAMPLES_PER_S
@@ -95,8 +94,8 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
         end_s = 0.0
         shown_size = None
         try:
-            for frame in container.decode(stream):
-                time_s = frame.time if frame.time is not None else end_s
+            for frame in _frames(container, stream):
+                time_s = frame.time - start_s if frame.time is not None else end_s
                 end_s = max(end_s, time_s + frame_s)
                 if time_s > max_duration_s + DURATION_TOLERANCE_S:
                     raise IngestError(f"the video runs past the limit of {_length(max_duration_s)}")
@@ -193,6 +192,19 @@ class _SceneCutter:
         self.scenes.append(Scene(start_s=start_s, end_s=end_s, keyframe=chosen.image()))
         self.candidates = [candidate for candidate in self.candidates if candidate.time_s >= end_s] or [chosen]
         self.start_s = end_s
+
+
+def _frames(container, stream) -> Iterator[av.VideoFrame]:
+    """The stream's frames in order, except those no other frame is built from (most B-frames): samples
+    a quarter second apart do not need them, and the first frame after a cut is always a reference
+    frame. A stream without timestamps (raw H.264) is decoded whole: its time is its frame count."""
+    first = True
+    for packet in container.demux(stream):
+        if first and packet.size:
+            first = False
+            if packet.pts is not None:
+                stream.codec_context.skip_frame = "NONREF"
+        yield from packet.decode()
 
 
 def _video_stream(container):

@@ -44,6 +44,19 @@ def test_each_keyframe_shows_its_scenes_colour_in_rgb(three_scenes_with_speech):
         assert np.abs(np.subtract(_background(scene.keyframe), scene_colour(colour))).max() <= 24, colour
 
 
+def test_scenes_of_an_mpeg_ts_video_count_from_its_first_frame_not_from_the_streams_clock():
+    found = _scenes(video_make(None, scenes=THREE, container_format="mpegts"))  # its first frame is at 0.2 s
+    # Samples fall on the frames at whole quarter seconds, so the cuts are found exactly.
+    assert [scene.start_s for scene in found.scenes] == [0.0, pytest.approx(3.0, abs=0.05), pytest.approx(6.0, abs=0.05)]
+    assert found.duration_s == pytest.approx(9.0, abs=0.05)
+
+
+def test_a_raw_h264_stream_without_timestamps_is_timed_by_its_frames():
+    found = _scenes(video_make(None, scenes=THREE, fps=25, container_format="h264"))  # FFmpeg assumes 25 fps
+    assert [scene.start_s for scene in found.scenes] == [0.0, pytest.approx(3.0, abs=0.5), pytest.approx(6.0, abs=0.5)]
+    assert found.duration_s == pytest.approx(9.0, abs=0.05)
+
+
 def test_a_large_videos_keyframe_is_at_most_1024_pixels_long_and_its_sound_is_absent():
     found = _scenes(video_make(None, scenes=[("orange", 1)], size=(1280, 720), fps=5))
     assert [scene.keyframe.size for scene in found.scenes] == [(1024, 576)]
