@@ -58,7 +58,9 @@ class OcrResult:
     text: str  # confident words, in reading order: words joined with spaces, lines with newlines
     words: list[OcrWord]  # the words of `text`, each with its box, in reading order
     seconds: float  # wall time of image_ocr
-    rotated: int  # degrees (0, 90, 180, 270) the image was turned clockwise before it was read
+    # Degrees (0, 90, 180, 270) the image was turned clockwise to read its text upright: a page can
+    # show the image turned by as much (CSS rotate) to stand it upright; 0 if its text stands upright.
+    rotated: int
 
 
 def ocr_available(languages: str | None = None) -> bool:
@@ -106,16 +108,19 @@ def image_ocr(image: Image.Image, *, languages: str, timeout_s: float) -> OcrRes
         return OcrResult(text="", words=[], seconds=time.perf_counter() - started, rotated=0)
     working = _prepared(image)
     words = _words_read(working, rotated=0, languages=languages, deadline=deadline, timeout_s=timeout_s)
-    rotated = 0
+    turned = 0
     if _needs_orienting(words):
         turn = _clockwise_turn(working, deadline=deadline, timeout_s=timeout_s)
         if turn:
             turned_words = _words_read(working.rotate(-turn, expand=True), rotated=turn, languages=languages,
                                        deadline=deadline, timeout_s=timeout_s)
             if _reading_score(turned_words) > _reading_score(words):
-                words, rotated = turned_words, turn
+                words, turned = turned_words, turn
     confident = [word for word in words if word.word.confidence >= MIN_WORD_CONFIDENCE]
-    return OcrResult(text=_text_of(confident), words=[word for word, _line in confident],
+    # Tesseract reads lines running top to bottom (a page lying on its left side) by itself, turning
+    # them inside: the picture still wants turning a quarter anticlockwise to stand upright.
+    rotated = (turned + (270 if _runs_top_to_bottom(confident) else 0)) % 360
+    return OcrResult(text=_text_of(confident), words=[read.word for read in confident],
                      seconds=time.perf_counter() - started, rotated=rotated)
 
 
@@ -123,6 +128,7 @@ class _ReadWord(NamedTuple):
     """A word as Tesseract returned it, with the line it belongs to (for joining lines)."""
     word: OcrWord
     line: tuple[int, int, int]
+    upright: bool  # taller than wide on the picture Tesseract read
 
 
 def _prepared(image: Image.Image) -> Image.Image:
@@ -168,8 +174,8 @@ def _words_read(image: Image.Image, *, rotated: int, languages: str, deadline: f
         box = (data["left"][index] / width, data["top"][index] / height,
                data["width"][index] / width, data["height"][index] / height)
         line = (data["block_num"][index], data["par_num"][index], data["line_num"][index])
-        words.append(_ReadWord(OcrWord(text=text.strip(), box=_box_unturned(box, rotated), confidence=confidence),
-                               line))
+        word = OcrWord(text=text.strip(), box=_box_unturned(box, rotated), confidence=confidence)
+        words.append(_ReadWord(word, line, upright=data["height"][index] > data["width"][index]))
     return words
 
 
@@ -192,6 +198,12 @@ def _needs_orienting(words: list[_ReadWord]) -> bool:
     return statistics.fmean(word.word.confidence for word in words) < UPRIGHT_MEAN_CONFIDENCE
 
 
+def _runs_top_to_bottom(words: list[_ReadWord]) -> bool:
+    """Whether most words of four letters or more stand taller than wide: lines running down the picture."""
+    long_words = [word for word in words if len(word.word.text) >= 4]
+    return bool(long_words) and sum(word.upright for word in long_words) > len(long_words) / 2
+
+
 def _clockwise_turn(image: Image.Image, *, deadline: float, timeout_s: float) -> int:
     """Degrees to turn ``image`` clockwise so its text stands upright, by Tesseract's OSD (0 when it
     finds too little text to tell)."""
@@ -211,7 +223,7 @@ def _reading_score(words: list[_ReadWord]) -> float:
 def _text_of(words: list[_ReadWord]) -> str:
     lines: list[list[str]] = []
     previous_line = None
-    for word, line in words:
+    for word, line, _upright in words:
         if line != previous_line:
             lines.append([])
             previous_line = line
