@@ -34,6 +34,10 @@ DURATION_TOLERANCE_S = 0.5
 PROGRESS_EVERY_S = 10.0
 
 
+class VideoTooLongError(IngestError):
+    """A video longer than the limit: its sound is no shorter, so it cannot be read as a recording either."""
+
+
 @dataclass
 class Scene:
     start_s: float
@@ -65,8 +69,9 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
     """The scenes of the video in ``data``, in order, covering it from 0 to its end.
 
     Raises IngestError when the file is empty, cannot be read ("the video cannot be read (...)"), has
-    no video stream ("no video stream": the caller may treat it as audio), holds no decodable frame,
-    or is longer than ``max_duration_s`` ("the video is 2 h 3 min long, the limit is 60 min"). Past
+    no video stream ("no video stream": the caller may treat it as audio), its video stream is damaged
+    or holds no decodable frame; VideoTooLongError (an IngestError) when it is longer than
+    ``max_duration_s`` ("the video is 2 h 3 min long, the limit is 60 min"). Past
     ``max_scenes`` scenes decoding stops and a warning says so. ``on_progress(done_s, total_s)`` is
     called every ``PROGRESS_EVERY_S`` seconds of video and at the end; ``total_s`` is the header's
     duration (or ``done_s`` when the header does not say).
@@ -83,7 +88,7 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
             raise IngestError("no video stream")
         header_s = _header_duration_s(container, stream)
         if header_s is not None and header_s > max_duration_s + DURATION_TOLERANCE_S:
-            raise IngestError(f"the video is {_length(header_s)} long, the limit is {_length(max_duration_s)}")
+            raise VideoTooLongError(f"the video is {_length(header_s)} long, the limit is {_length(max_duration_s)}")
         stream.thread_type = "AUTO"
         # Times count from the first frame, as players seek (an MPEG-TS stream starts at 1.4 s or so).
         start_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -98,7 +103,7 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
                 time_s = frame.time - start_s if frame.time is not None else end_s
                 end_s = max(end_s, time_s + frame_s)
                 if time_s > max_duration_s + DURATION_TOLERANCE_S:
-                    raise IngestError(f"the video runs past the limit of {_length(max_duration_s)}")
+                    raise VideoTooLongError(f"the video runs past the limit of {_length(max_duration_s)}")
                 if time_s < next_sample_s:
                     continue
                 next_sample_s = (math.floor(time_s * SAMPLES_PER_S) + 1) / SAMPLES_PER_S
@@ -109,7 +114,7 @@ def video_scenes(data: bytes, *, threshold: float, min_scene_s: float, max_scene
                     on_progress(time_s, header_s or time_s)
                     next_progress_s = time_s + PROGRESS_EVERY_S
         except av.FFmpegError as exc:
-            raise IngestError(f"the video is damaged after {_length(end_s)} ({_reason(exc)})") from None
+            raise IngestError(f"the video stream is damaged after {_length(end_s)} ({_reason(exc)})") from None
         if shown_size is None:
             raise IngestError("the video holds no frame that can be decoded")
         # Skipped frames at the end, or decoding stopped at the scene limit: the header knows better.

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from multimodal.errors import IngestError
-from multimodal.readers.video import has_video_stream, video_scenes
+from multimodal.readers.video import VideoTooLongError, has_video_stream, video_scenes
 
 from ..speech_audio import encoded
 from ..video_making import scene_colour, video_make
@@ -51,10 +51,14 @@ def test_scenes_of_an_mpeg_ts_video_count_from_its_first_frame_not_from_the_stre
     assert found.duration_s == pytest.approx(9.0, abs=0.05)
 
 
-def test_a_raw_h264_stream_without_timestamps_is_timed_by_its_frames():
-    found = _scenes(video_make(None, scenes=THREE, fps=25, container_format="h264"))  # FFmpeg assumes 25 fps
+def test_a_raw_h264_stream_without_timestamps_is_timed_by_its_frames_and_stopped_at_the_limit():
+    raw = video_make(None, scenes=THREE, fps=25, container_format="h264")  # FFmpeg assumes 25 fps
+    found = _scenes(raw)
     assert [scene.start_s for scene in found.scenes] == [0.0, pytest.approx(3.0, abs=0.5), pytest.approx(6.0, abs=0.5)]
     assert found.duration_s == pytest.approx(9.0, abs=0.05)
+    # Its header says no length: decoding finds it too long.
+    with pytest.raises(VideoTooLongError, match=r"^the video runs past the limit of 5 s$"):
+        _scenes(raw, max_duration_s=5.0)
 
 
 def test_a_large_videos_keyframe_is_at_most_1024_pixels_long_and_its_sound_is_absent():
@@ -100,7 +104,7 @@ def test_past_the_scene_limit_the_first_scenes_are_kept_with_a_warning(three_sce
 
 
 def test_a_video_longer_than_the_limit_fails_naming_its_length_and_the_limit(three_scenes_with_speech):
-    with pytest.raises(IngestError, match=r"^the video is 9 s long, the limit is 5 s$"):
+    with pytest.raises(VideoTooLongError, match=r"^the video is 9 s long, the limit is 5 s$"):
         _scenes(three_scenes_with_speech, max_duration_s=5.0)
 
 
