@@ -135,22 +135,23 @@ def content_kind(name: str, head: bytes) -> str:
     "video" and may still turn out to hold only sound.
     """
     extension = Path(name).suffix.lower()
+    if head.startswith(PDF_MAGIC):
+        return "document"
+    if is_image(head):
+        return "image"
+    if (family := _media_family(head)) in ("audio", "video"):
+        return _recording_kind(family, head)
+    if extension in TEXT_EXTENSIONS | TABLE_EXTENSIONS - {".xlsx"} and not head.startswith(ZIP_MAGIC):
+        # Named as text or a table and not a zip: libmagic would not change the answer (its reader says
+        # what is wrong with it), and its text tests take milliseconds a file.
+        return "text" if extension in TEXT_EXTENSIONS else "table"
     mime = mime_sniff(head)
     if _document_format(head, extension, mime) or _unsupported_document(head, extension, mime):
         return "document"
     if head.startswith(ZIP_MAGIC):
         return "table" if extension == ".xlsx" or mime == XLSX_MIME_TYPE else "zip"
-    if is_image(head):
-        return "image"
-    family = _media_family(head) or (mime or "").partition("/")[0]
-    if family == "video":
-        return "audio" if _has_video_track(head) is False else "video"
-    if family == "audio":
-        return "audio"
-    if extension in TABLE_EXTENSIONS - {".xlsx"}:
-        return "table"
-    if extension in TEXT_EXTENSIONS:
-        return "text"
+    if (family := (mime or "").partition("/")[0]) in ("audio", "video"):
+        return _recording_kind(family, head)
     if extension in IMAGE_EXTENSIONS:
         return "image"  # claims to be an image; decoding will say what is wrong with it
     if extension in AUDIO_EXTENSIONS:
@@ -158,6 +159,11 @@ def content_kind(name: str, head: bytes) -> str:
     if extension in VIDEO_EXTENSIONS:
         return "video"  # likewise
     return "unknown"
+
+
+def _recording_kind(family: str, head: bytes) -> str:
+    """ "video" for a video container unless ``head`` lists only sound tracks; "audio" for anything else."""
+    return "video" if family == "video" and _has_video_track(head) is not False else "audio"
 
 
 # Track types as containers list them near their start: Matroska/WebM CodecIDs ("V_VP9", "A_OPUS"),
