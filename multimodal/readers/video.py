@@ -181,7 +181,7 @@ class _SceneCutter:
             return self.scenes, []
         del self.scenes[self.max_scenes:]
         return self.scenes, [f"only the first {self.max_scenes} scenes were kept; the video after "
-                             f"{clock(self.scenes[-1].end_s)} has none"]
+                             f"{clock(self.scenes[-1].end_s if self.scenes else 0)} has none"]
 
     def _close(self, end_s: float) -> None:
         """End the open scene at ``end_s``: one scene, or equal parts of at most ``max_scene_s``."""
