@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytesseract
 from PIL import Image, ImageDraw, ImageFont
 
-from ..readers.ocr import image_ocr
+from ..readers.ocr import TESSERACT_ENVIRONMENT, image_ocr
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 WORDS = ("invoice payment account customer delivery address order number total amount shipping receipt "
@@ -23,8 +23,8 @@ class OcrBench:
     size: tuple[int, int]
     words: int  # words printed on the page
     ocr_s: float  # median seconds of image_ocr on the upright page
-    bare_s: float  # median seconds of pytesseract.image_to_string on the same page (same process environment)
-    bare_openmp_s: float  # the same with Tesseract's OpenMP threads left on (OMP_THREAD_LIMIT unset)
+    bare_s: float  # median seconds of pytesseract.image_to_string on the same page (one OpenMP thread, too)
+    bare_openmp_s: float  # the same with Tesseract's OpenMP threads left on
     turned_s: float  # median seconds of image_ocr on the page turned a quarter (orientation detected, read again)
     ocr_accuracy: float  # words read in order / words printed, image_ocr
     bare_accuracy: float  # the same for the bare call
@@ -102,9 +102,8 @@ def ocr_bench(*, height_px: int = 1024, repeats: int = 5, languages: str = "eng"
 @contextmanager
 def _openmp_threads():
     """Tesseract as it runs out of the box: OpenMP threads on (readers/ocr.py limits them to one)."""
-    limit = os.environ.pop("OMP_THREAD_LIMIT", None)
+    pytesseract.pytesseract.environ = os.environ
     try:
         yield
     finally:
-        if limit is not None:
-            os.environ["OMP_THREAD_LIMIT"] = limit
+        pytesseract.pytesseract.environ = TESSERACT_ENVIRONMENT

@@ -4,6 +4,7 @@ A pure reader: a decoded PIL image in, the recognised words with their places ou
 (MULTIMODAL_OCR, MULTIMODAL_OCR_LANGUAGES, MULTIMODAL_OCR_SECONDS_PER_PAGE) are the caller's to read
 and pass in; only `ocr_available()` reads the configured languages when it is given none.
 """
+import collections
 import functools
 import os
 import shutil
@@ -19,9 +20,11 @@ from ..errors import IngestError
 
 # Tesseract parallelises with OpenMP threads that spin while they wait for each other: on the few
 # shared cores of a worker (which already reads several files at once) a page took 5-10 s instead of
-# 1.2 s single-threaded. Only the tesseract processes this module starts inherit it; a deployment
-# that wants otherwise sets OMP_THREAD_LIMIT itself.
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+# 1.2 s single-threaded. The limit goes to the tesseract processes only (pytesseract hands its module's
+# `environ` to each), not to this process, whose encoders run OpenMP too; an OMP_THREAD_LIMIT set in
+# the environment wins.
+TESSERACT_ENVIRONMENT = collections.ChainMap(os.environ, {"OMP_THREAD_LIMIT": "1"})
+pytesseract.pytesseract.environ = TESSERACT_ENVIRONMENT
 
 # Tesseract reads best with an x-height of 20-30 px; a picture's text is usually smaller than that
 # when its long side is under this, so it is enlarged (never by more than MAX_UPSCALE).
@@ -217,7 +220,8 @@ def _clockwise_turn(image: Image.Image, *, deadline: float, timeout_s: float) ->
 
 def _reading_score(words: list[_ReadWord]) -> float:
     """How much confident text a reading holds: the better of two readings of one picture scores higher."""
-    return sum(len(word.word.text) * word.word.confidence for word in words if word.word.confidence >= MIN_WORD_CONFIDENCE)
+    return sum(len(read.word.text) * read.word.confidence for read in words
+               if read.word.confidence >= MIN_WORD_CONFIDENCE)
 
 
 def _text_of(words: list[_ReadWord]) -> str:

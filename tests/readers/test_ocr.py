@@ -42,7 +42,8 @@ def _photo_like(size: tuple[int, int], seed: int) -> Image.Image:
     draw = ImageDraw.Draw(picture)
     for _ in range(12):
         x, y, radius = rng.integers(0, width), rng.integers(0, height), rng.integers(15, 80)
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=tuple(int(c) for c in rng.integers(60, 255, 3)))
+        colour = tuple(int(channel) for channel in rng.integers(60, 255, 3))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
     return picture.filter(ImageFilter.GaussianBlur(2))
 
 
