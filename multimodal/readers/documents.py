@@ -12,7 +12,9 @@ Contract:
   page (one page: its <main> or <article> when it has one, else its <body>, without scripts, styles,
   navigation, headers, footers and asides).
 * A PDF page also carries its rendering, once, with its long side ``render_px`` pixels, and
-  ``needs_ocr`` when it has (almost) no text layer: a scan.
+  ``needs_ocr`` when it has (almost) no text layer: a scan. Pages that have a text layer are rendered
+  ``text_page_px`` a side instead when that is given: their picture is only looked at, not read, and
+  500 pages at 1024 px hold 1.4 GB.
 * Only the first ``max_pages`` pages are read; the document's own count is ``page_count`` and the cut
   is said in ``warnings``. A Word, PowerPoint or EPUB file (a zip) whose parts declare more than
   ``max_unpacked_bytes`` uncompressed is refused before any part is read: a zip bomb can not fill
@@ -59,7 +61,7 @@ PAGE_WORD = {"pdf": "page", "pptx": "slide", "docx": "section", "epub": "chapter
 class DocumentPage:
     number: int  # 1-based: PDF page, PPTX slide, DOCX section, EPUB chapter (an HTML page is page 1)
     text: str  # the page's text ("" when the page has no text layer, e.g. a scan)
-    image: Image.Image | None = None  # PDF only: the page rendered once, long side <= render_px, RGB
+    image: Image.Image | None = None  # PDF only: the page rendered once (long side render_px or text_page_px), RGB
     needs_ocr: bool = False  # a PDF page with (almost) no text layer but a rendering
 
 
@@ -72,7 +74,7 @@ class Document:
     warnings: list[str] = field(default_factory=list)
 
 
-def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 1024,
+def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 1024, text_page_px: int | None = None,
                   max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> Document:
     """Read the document ``data`` (named ``name``) into its first ``max_pages`` pages; see the module's contract."""
     document_type = document_format(data, name)
@@ -82,7 +84,7 @@ def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 10
             raise IngestError(f"{described} files are not read; save it as PDF or DOCX")
         raise IngestError("not a document this site reads (PDF, DOCX, PPTX, HTML or EPUB)")
     if document_type == "pdf":
-        return _pdf_read(data, max_pages=max_pages, render_px=render_px)
+        return _pdf_read(data, max_pages=max_pages, render_px=render_px, text_page_px=text_page_px or render_px)
     if document_type == "html":
         title, text = _html_read(_html_decode(data, name))
         return Document(format="html", title=title, pages=[DocumentPage(number=1, text=text)], page_count=1)
@@ -111,7 +113,7 @@ def _cut_warnings(document_type: str, page_count: int, max_pages: int) -> list[s
 
 # --- PDF -------------------------------------------------------------------------------------------------
 
-def _pdf_read(data: bytes, *, max_pages: int, render_px: int) -> Document:
+def _pdf_read(data: bytes, *, max_pages: int, render_px: int, text_page_px: int) -> Document:
     with _PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(data)
@@ -124,14 +126,15 @@ def _pdf_read(data: bytes, *, max_pages: int, render_px: int) -> Document:
             if page_count == 0:
                 raise IngestError("the PDF has no pages")
             title = (pdf.get_metadata_dict().get("Title") or "").strip()
-            pages = [_pdf_page_read(pdf, index, render_px=render_px) for index in range(min(page_count, max_pages))]
+            pages = [_pdf_page_read(pdf, index, render_px=render_px, text_page_px=text_page_px)
+                     for index in range(min(page_count, max_pages))]
         finally:
             pdf.close()
     return Document(format="pdf", title=title, pages=pages, page_count=page_count,
                     warnings=_cut_warnings("pdf", page_count, max_pages))
 
 
-def _pdf_page_read(pdf: pdfium.PdfDocument, index: int, *, render_px: int) -> DocumentPage:
+def _pdf_page_read(pdf: pdfium.PdfDocument, index: int, *, render_px: int, text_page_px: int) -> DocumentPage:
     page = pdf[index]
     try:
         textpage = page.get_textpage()
@@ -139,8 +142,9 @@ def _pdf_page_read(pdf: pdfium.PdfDocument, index: int, *, render_px: int) -> Do
             text = _pdf_text_clean(textpage.get_text_bounded())
         finally:
             textpage.close()
+        needs_ocr = sum(character.isalnum() for character in text) < SCAN_MAX_TEXT_CHARS
         width, height = page.get_size()
-        bitmap = page.render(scale=render_px / max(width, height, 1))
+        bitmap = page.render(scale=(render_px if needs_ocr else text_page_px) / max(width, height, 1))
         try:
             image = bitmap.to_pil()  # BGR(x) pixels, copied into an RGB image
         finally:
@@ -151,7 +155,6 @@ def _pdf_page_read(pdf: pdfium.PdfDocument, index: int, *, render_px: int) -> Do
         page.close()
     if image.mode != "RGB":
         image = image.convert("RGB")
-    needs_ocr = sum(character.isalnum() for character in text) < SCAN_MAX_TEXT_CHARS
     return DocumentPage(number=index + 1, text=text, image=image, needs_ocr=needs_ocr)
 
 

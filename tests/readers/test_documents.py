@@ -25,7 +25,7 @@ def report_pdf() -> bytes:
 
 
 def test_pdf_pages_carry_their_text_and_one_rendering_and_the_scanned_page_needs_ocr(report_pdf):
-    document = document_read(report_pdf, name="Report.pdf", max_pages=500, render_px=256)
+    document = document_read(report_pdf, name="Report.pdf", max_pages=500, render_px=256, text_page_px=128)
 
     assert (document.format, document.title, document.page_count, document.warnings) == (
         "pdf", "Quarterly Report Q3", 4, [])
@@ -35,8 +35,8 @@ def test_pdf_pages_carry_their_text_and_one_rendering_and_the_scanned_page_needs
     assert document.pages[0].text.startswith("Quarterly report.")
     assert [page.needs_ocr for page in document.pages] == [False, False, False, True]
     assert document.pages[3].text == ""
-    for page in document.pages:
-        assert page.image.mode == "RGB" and max(page.image.size) == 256
+    # A text page's picture is only looked at; the scan is rendered larger, for OCR to read.
+    assert [(page.image.mode, max(page.image.size)) for page in document.pages] == [("RGB", 128)] * 3 + [("RGB", 256)]
     # The scan is in the rendering: its dark printed letters, where a text page's corner is blank paper.
     scan = np.asarray(document.pages[3].image.convert("L"))
     assert scan.min() < 80 and (scan < 80).mean() < 0.2
