@@ -1,7 +1,8 @@
 """PDF pages read by ``document_read`` (text layer and one rendering per page) timed against pypdfium2
 doing the same in a plain loop, on the same PDF, taking turns in one run.
 
-    .venv/bin/python -c "from multimodal.benchmarks.documents import *; print(documents_bench(data=pdf_make()).report())"
+    .venv/bin/python -c "from multimodal.benchmarks.documents import documents_bench, pdf_make
+    print(documents_bench(data=pdf_make()).report())"
 """
 import statistics
 import time

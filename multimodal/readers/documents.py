@@ -31,11 +31,15 @@ import posixpath
 import re
 import threading
 import zipfile
-from urllib.parse import unquote
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
+import docx
+import pptx
 import pypdfium2 as pdfium
+from docx.table import Table
 from lxml import etree
+from pptx.shapes.group import GroupShape
 from PIL import Image
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -89,13 +93,18 @@ def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 10
         title, text = _html_read(_html_decode(data, name))
         return Document(format="html", title=title, pages=[DocumentPage(number=1, text=text)], page_count=1)
     with _zip_open(data, document_type=document_type, max_unpacked_bytes=max_unpacked_bytes) as archive:
-        # python-docx and python-pptx open the zip again themselves, once its sizes have passed here.
-        if document_type == "docx":
-            title, texts = _docx_read(data)
-        elif document_type == "pptx":
-            title, texts = _pptx_read(data)
-        else:
-            title, texts = _epub_read(archive, name=name)
+        try:
+            # python-docx and python-pptx open the zip again themselves, once its sizes have passed here.
+            if document_type == "docx":
+                title, texts = _docx_read(data)
+            elif document_type == "pptx":
+                title, texts = _pptx_read(data)
+            else:
+                title, texts = _epub_read(archive, name=name)
+        except IngestError:
+            raise
+        except Exception as exc:  # the parsers raise KeyError, ValueError, lxml's errors... for a broken file
+            raise IngestError(f"not a readable {document_type.upper()} file: {exc or type(exc).__name__}") from None
     return _document_cut(document_type, title, texts, max_pages=max_pages)
 
 
@@ -165,7 +174,8 @@ def _pdf_text_clean(text: str) -> str:
 
 
 def _pdfium_reason(exc: Exception) -> str:
-    """PDFium's own words from pypdfium2's "Failed to load document (PDFium: Data format error).": "data format error"."""
+    """PDFium's own words in a pypdfium2 error: "data format error" from "Failed to load document (PDFium: Data
+    format error)."."""
     reason = str(exc)
     if "(PDFium: " in reason:
         reason = reason[reason.find("(PDFium: ") + len("(PDFium: "):reason.rfind(")")]
@@ -190,13 +200,7 @@ def _zip_open(data: bytes, *, document_type: str, max_unpacked_bytes: int) -> zi
 
 def _docx_read(data: bytes) -> tuple[str, list[str]]:
     """The title and sections of a Word file: a section starts at each "Title" or "Heading 1" paragraph."""
-    import docx
-    from docx.table import Table
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors... for a broken file
-        raise IngestError(f"not a readable DOCX file: {exc}") from None
+    document = docx.Document(io.BytesIO(data))
     sections: list[list[str]] = [[]]
     first_heading = ""
     for block in document.iter_inner_content():
@@ -219,8 +223,8 @@ def _docx_table_text(table) -> str:
     for row in table.rows:
         cells, seen = [], set()
         for cell in row.cells:
-            if id(cell._tc) not in seen:  # a merged cell is listed once per grid column it spans
-                seen.add(id(cell._tc))
+            if cell._tc not in seen:  # a merged cell is listed once per grid column it spans
+                seen.add(cell._tc)
                 cells.append(cell.text.strip())
         rows.append("\t".join(cells))
     return _lines_join(rows)
@@ -228,12 +232,7 @@ def _docx_table_text(table) -> str:
 
 def _pptx_read(data: bytes) -> tuple[str, list[str]]:
     """The title and slides of a PowerPoint file: each slide's title, text boxes, tables and notes."""
-    import pptx
-
-    try:
-        presentation = pptx.Presentation(io.BytesIO(data))
-    except Exception as exc:  # python-pptx raises KeyError, ValueError, lxml errors... for a broken file
-        raise IngestError(f"not a readable PPTX file: {exc}") from None
+    presentation = pptx.Presentation(io.BytesIO(data))
     texts, first_title = [], ""
     for slide in presentation.slides:
         title_shape = slide.shapes.title
@@ -249,8 +248,6 @@ def _pptx_read(data: bytes) -> tuple[str, list[str]]:
 
 
 def _pptx_shape_texts(shape) -> list[str]:
-    from pptx.shapes.group import GroupShape
-
     if isinstance(shape, GroupShape):
         return [text for inner in shape.shapes for text in _pptx_shape_texts(inner)]
     if getattr(shape, "has_table", False) and shape.has_table:
@@ -267,17 +264,18 @@ _OPF_NS = {"opf": "http://www.idpf.org/2007/opf", "dc": "http://purl.org/dc/elem
 
 def _epub_read(archive: zipfile.ZipFile, *, name: str) -> tuple[str, list[str]]:
     """The title and chapters (the XHTML files of the spine, in reading order) of an EPUB."""
-    try:
-        container = etree.fromstring(archive.read("META-INF/container.xml"), _XML_PARSER)
-        package_path = container.find(".//c:rootfile", _CONTAINER_NS).get("full-path")
-        package = etree.fromstring(archive.read(package_path), _XML_PARSER)
-        manifest = {item.get("id"): item.get("href") for item in package.iterfind(".//opf:manifest/opf:item", _OPF_NS)}
-        spine = [manifest[ref.get("idref")] for ref in package.iterfind(".//opf:spine/opf:itemref", _OPF_NS)
-                 if ref.get("idref") in manifest]
-        folder = posixpath.dirname(package_path)
-        chapters = [archive.read(posixpath.normpath(posixpath.join(folder, unquote(href.split("#")[0])))) for href in spine]
-    except (KeyError, AttributeError, TypeError, etree.XMLSyntaxError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise IngestError(f"not a readable EPUB file: {exc or type(exc).__name__}") from None
+    container = etree.fromstring(archive.read("META-INF/container.xml"), _XML_PARSER)
+    rootfile = container.find(".//c:rootfile", _CONTAINER_NS)
+    package_path = rootfile.get("full-path") if rootfile is not None else None
+    if not package_path:
+        raise IngestError("not a readable EPUB file: its META-INF/container.xml names no package file")
+    package = etree.fromstring(archive.read(package_path), _XML_PARSER)
+    manifest = {item.get("id"): item.get("href") for item in package.iterfind(".//opf:manifest/opf:item", _OPF_NS)}
+    spine = [manifest[ref.get("idref")] for ref in package.iterfind(".//opf:spine/opf:itemref", _OPF_NS)
+             if ref.get("idref") in manifest]
+    folder = posixpath.dirname(package_path)
+    chapters = [archive.read(posixpath.normpath(posixpath.join(folder, unquote(href.split("#")[0]))))
+                for href in spine]
     if not chapters:
         raise IngestError("the EPUB has no chapters")
     titles = [text.strip() for text in package.xpath(".//dc:title/text()", namespaces=_OPF_NS)]
