@@ -342,6 +342,11 @@ MULTIMODAL_MAX_ARCHIVE_RATIO = env_int("MULTIMODAL_MAX_ARCHIVE_RATIO", 200)
 MULTIMODAL_MAX_TABLE_ROWS = env_int("MULTIMODAL_MAX_TABLE_ROWS", 200_000)
 # Pages (slides, sections, chapters) read from one document; past it the rest is left out with a warning.
 MULTIMODAL_MAX_DOCUMENT_PAGES = env_int("MULTIMODAL_MAX_DOCUMENT_PAGES", 500)
+# Long text (text files, document pages) is searched in passages of at most this many words (CLIP
+# sees 77 tokens, about 50 English words), each sharing this many words with the next when a cut
+# falls inside a paragraph (see multimodal/readers/passages.py).
+MULTIMODAL_PASSAGE_WORDS = env_int("MULTIMODAL_PASSAGE_WORDS", 50)
+MULTIMODAL_PASSAGE_OVERLAP_WORDS = env_int("MULTIMODAL_PASSAGE_OVERLAP_WORDS", 10)
 # Stored text is bounded as it is read: a cell of a CSV/XLSX (Excel's own limit by default), a text
 # file's or a row's text, and all the text of one table (MB of characters; past it the table is refused).
 MULTIMODAL_MAX_CELL_CHARS = env_int("MULTIMODAL_MAX_CELL_CHARS", 32_767)
