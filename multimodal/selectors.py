@@ -52,6 +52,8 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 "created_at": item.created_at.isoformat(),
                 **_product_fields(item, cut),
                 **_segment_fields(item, cut),
+                **_part_fields(item, cut),
+                **_ocr_fields(item, terms),
                 "explanation": _explanation(hit, outcome.query),
                 "truncated": cut.truncated,
             }
@@ -97,6 +99,44 @@ def _segment_fields(item: Item, cut: _TextCut) -> dict:
         "audio_url": f"{recording.file.url}#t={item.start_s:.2f}" if recording.file else None,
         "detail_url": f"{recording.get_absolute_url()}#t={item.start_s:.2f}",
     }
+
+
+def _part_fields(item: Item, cut: _TextCut) -> dict:
+    """A document's page or passage, a long text's passage, a video's scene: where in its parent it is.
+
+    ``parent`` names the item it belongs to (results can be grouped under it); ``page`` is the
+    1-based page (slide, section, chapter) and ``page_label`` says it as people read it ("page 3 of
+    Report"); ``span`` is a passage's [start, end) characters in its parent's text; ``document_url``
+    opens a PDF at the page (``#page=N``); a scene's ``video_url`` plays its video from the scene's
+    start (``#t=START``), and its ``detail_url`` is the video's page at that second.
+    """
+    parent = item.parent
+    if parent is None or item.kind not in (Item.Kind.PAGE, Item.Kind.PASSAGE, Item.Kind.SCENE):
+        return {}
+    fields = {"parent": {"id": parent.pk, "kind": parent.kind, "title": cut(parent.title),
+                         "detail_url": parent.get_absolute_url()}}
+    if item.page is not None:
+        word = parent.metadata.get("page_word", "page")
+        fields.update(page=item.page, page_label=f"{word} {item.page} of {cut(parent.title)}")
+        if parent.file and parent.metadata.get("format") == "pdf":
+            fields["document_url"] = f"{parent.file.url}#page={item.page}"
+    if item.kind == Item.Kind.PASSAGE:
+        fields["span"] = item.metadata.get("span")
+    if item.kind == Item.Kind.SCENE:
+        fields.update(start_s=item.start_s, end_s=item.end_s,
+                      video_url=f"{parent.file.url}#t={item.start_s:.2f}" if parent.file else None,
+                      detail_url=f"{parent.get_absolute_url()}#t={item.start_s:.2f}")
+    return fields
+
+
+def _ocr_fields(item: Item, terms: list[str]) -> dict:
+    """Where the query's words are printed in a picture or a scanned page: ``ocr_boxes`` [[word, left,
+    top, width, height], ...] as fractions of the thumbnail, for the words OCR read that the query holds."""
+    words = (item.metadata.get("ocr") or {}).get("words")
+    if not words or not terms:
+        return {}
+    wanted = set(terms)
+    return {"ocr_boxes": [word for word in words if wanted & set(keyword_terms(word[0]))]}
 
 
 def recording_transcript(item: Item) -> list[dict]:
@@ -185,7 +225,8 @@ def _results_within(results: list[dict], budget_bytes: int) -> int:
 
 RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
                  "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
-                 "audio_url", "explanation", "truncated")
+                 "audio_url", "parent", "page", "page_label", "span", "document_url", "video_url", "ocr_boxes",
+                 "explanation", "truncated")
 
 
 FAILURES_SHOWN = 1000

@@ -12,15 +12,25 @@ Stored text is bounded: a text file's or a product's text keeps ``MULTIMODAL_MAX
 characters, a title ``TITLE_MAX_CHARS``; what was cut is said in the report's ``warnings`` (the
 item still lands), as is a text file read in an encoding other than UTF-8.
 
-Some sources become an item with children (``Item.parent``): a recording is transcribed while it
-is decoded and becomes an item that owns no vector, plus one segment per passage of its transcript,
-each with the text vector of its words. Children are keyed by their parent's content, their kind
-and their position, so ingesting the source again updates them in place, and those left over go.
+Some sources become an item with children (``Item.parent``), each child owning one vector:
+
+* a recording is transcribed while it is decoded and becomes an item that owns no vector, plus one
+  segment per passage of its transcript (the text vector of its words);
+* a video is a scene per shot (its keyframe's picture vector, start and end) plus its speech's
+  segments; a video whose pictures cannot be read is ingested as a recording;
+* a document (PDF, DOCX, PPTX, HTML, EPUB) is a page per rendered PDF page (its picture's vector;
+  scanned pages read by OCR) and passages per page (text vectors, with their page number);
+* a text file longer than one passage keeps its own vector and gets passages too.
+
+Children are keyed by their parent's content, their kind and their position, so ingesting the
+source again updates them in place, and those left over go (with their vectors). Pictures are
+read by OCR (`multimodal.readers.ocr`): the words become their text, for the keyword channel. OCR
+never fails a source: a failure is a warning, OCR not installed a warning once per report.
 """
-import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -38,7 +48,11 @@ from .. import encoders
 from ..errors import IngestError, UserInputError
 from ..models import PARENT_KINDS, Corpus, Item
 from ..readers.audio import clock
+from ..readers.documents import PAGE_WORD, Document, document_read
 from ..readers.imaging import image_open, thumbnail_jpeg
+from ..readers.ocr import OcrResult, image_ocr, ocr_available
+from ..readers.passages import text_passages
+from ..readers.video import VideoTooLongError, has_video_stream, video_scenes
 from ..readers.sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
 from ..readers.tabular import TextLimits, encoding_detect, text_decode
 from ..retrieval import indexes
@@ -51,6 +65,16 @@ from .voice import recording_transcribe
 logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 200
+# Said once per report (per job batch) rather than on every picture.
+OCR_MISSING = "OCR is not installed: no words read inside pictures"
+# The words (with their boxes) an item keeps of what OCR read; the text keeps all of them.
+OCR_WORDS_KEPT = 300
+# A document page's or video keyframe's picture is kept no larger than this once read: enough for the
+# encoder (224-336 px) and the thumbnail, a quarter of a rendering's pixels for a long document.
+CHILD_IMAGE_PX = 512
+# Kept documents are stored under their format's extension (PDFs are recognised by `media_type`
+# already); HTML is not among them, so an uploaded page is never served as a page of this site.
+DOCUMENT_EXTENSIONS = {"docx": ".docx", "pptx": ".pptx", "epub": ".epub"}
 # What ingesting a source again rewrites in its item (its identity, corpus and parent stay).
 ITEM_FIELDS_WRITTEN = ["kind", "title", "text", "content_hash", "source_name", "metadata", "file", "thumbnail",
                        "updated_at"]
@@ -106,6 +130,7 @@ class IngestReport:
     # Sources that landed altered (text cut, decoded from another encoding), each with what changed.
     warnings: list[IngestFailure] = field(default_factory=list)
     items: dict[Hashable, tuple[int, bool]] = field(default_factory=dict)  # key -> (item id, created)
+    notices_given: set[str] = field(default_factory=set)  # warnings said once (OCR_MISSING), not on every source
 
     @property
     def landed(self) -> int:
@@ -163,6 +188,7 @@ class _Decoded:
     external_id: str = ""
     metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what was changed on the way in, for people
+    notices: list[str] = field(default_factory=list)  # warnings to give once per report (`IngestReport.notices_given`)
 
 
 def text_limits() -> TextLimits:
@@ -260,6 +286,8 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
             decoded.append(_decode(source, corpus=corpus, heartbeat=heartbeat))
         except UserInputError as exc:
             report.fail(source, str(exc))
+        if heartbeat:  # reading the words in a batch of pictures may take longer than a lease
+            heartbeat()
     inputs = []
     for index, entry in enumerate(decoded):
         if entry.image is not None and entry.kind not in PARENT_KINDS:
@@ -284,6 +312,10 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
         report.created += saved.created
         report.updated += not saved.created
         report.items[entry.source.key] = (saved.item.pk, saved.created)
+        for notice in entry.notices:
+            if notice not in report.notices_given:
+                report.notices_given.add(notice)
+                entry.warnings.append(notice)
         if entry.warnings:
             report.warnings.append(IngestFailure(entry.source.name, "; ".join(entry.warnings), entry.source.key))
         records += [
@@ -311,23 +343,19 @@ def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = Non
     if not data:
         raise IngestError("the file is empty")
     kind = content_kind(source.name, data[:HEAD_BYTES])
-    limit_mb = settings.MULTIMODAL_MAX_RECORDING_MB if kind == "audio" else settings.MULTIMODAL_MAX_FILE_MB
+    limit_mb = settings.MULTIMODAL_MAX_RECORDING_MB if kind in ("audio", "video") else settings.MULTIMODAL_MAX_FILE_MB
     if len(data) > limit_mb * 1024 * 1024:
         raise IngestError(_too_large(len(data), limit_mb))
     content_hash = hashlib.sha256(data).hexdigest()
     stem = Path(source.name).stem
+    if kind == "video" or (kind == "audio" and has_video_stream(data)):
+        return _decode_video(source, data, corpus=corpus, content_hash=content_hash, title=stem, heartbeat=heartbeat)
     if kind == "audio":
-        return (_recording_reuse(source, data, corpus=corpus, content_hash=content_hash, title=stem)
-                or _decode_recording(source, data, content_hash=content_hash, title=stem, heartbeat=heartbeat))
+        return _decode_audio(source, data, corpus=corpus, content_hash=content_hash, title=stem, heartbeat=heartbeat)
+    if kind == "document":
+        return _decode_document(source, data, content_hash=content_hash, stem=stem, heartbeat=heartbeat)
     if kind == "image":
-        if not is_image(data[:HEAD_BYTES]):
-            raise IngestError(f"not an image: the content does not match the '{source.extension}' extension")
-        image = image_open(data, name=source.name)
-        width, height = image.info["source_size"]
-        return _Decoded(
-            source=source, kind=Item.Kind.IMAGE, content_hash=content_hash, title=stem, data=data, image=image,
-            metadata={"source": source.name, "width": width, "height": height, "bytes": len(data)},
-        )
+        return _decode_image(source, data, corpus=corpus, content_hash=content_hash, title=stem)
     if kind != "text":
         raise IngestError(f"unsupported file type '{source.extension or '(none)'}'")
     if b"\x00" in data[:8192]:
@@ -339,11 +367,215 @@ def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = Non
     warnings = [f"not UTF-8: read as {encoding}"] if encoding else []
     characters = len(text)
     text = text_cap(text, label="text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS, warnings=warnings)
+    title = _text_title(text, stem)
+    # A text longer than one passage keeps its own vector (of its beginning) and is also searched by passage.
+    passages = _passage_children(text, title=title, label="passage")
     return _Decoded(
-        source=source, kind=Item.Kind.TEXT, content_hash=content_hash, title=_text_title(text, stem),
-        text=text, metadata={"source": source.name, "bytes": len(data), "characters": characters},
-        warnings=warnings,
+        source=source, kind=Item.Kind.TEXT, content_hash=content_hash, title=title, text=text,
+        children=passages if len(passages) > 1 else [],
+        metadata={"source": source.name, "bytes": len(data), "characters": characters}, warnings=warnings,
     )
+
+
+def _passage_children(text: str, *, title: str, label: str, page: int | None = None,
+                      offset: int = 0) -> list[_Child]:
+    """``text`` cut into passages (`text_passages`), each a child owning its text's vector.
+
+    Each passage's ``metadata["span"]`` is where it is in its parent's text: [start, end) characters,
+    ``offset`` being where ``text`` starts there. ``label`` names it in its title ("passage", "page").
+    """
+    passages = text_passages(text, max_words=settings.MULTIMODAL_PASSAGE_WORDS,
+                             overlap_words=settings.MULTIMODAL_PASSAGE_OVERLAP_WORDS)
+    return [
+        _Child(kind=Item.Kind.PASSAGE, text=passage.text, page=page,
+               title=f"{title}, {label} {page if page is not None else number}",
+               metadata={"span": [offset + passage.start, offset + passage.end]})
+        for number, passage in enumerate(passages, start=1)
+    ]
+
+
+def _decode_image(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str) -> _Decoded:
+    """A picture, with the words printed in it (OCR) as its text: the keyword channel finds them."""
+    if not is_image(data[:HEAD_BYTES]):
+        raise IngestError(f"not an image: the content does not match the '{source.extension}' extension")
+    image = image_open(data, name=source.name)
+    width, height = image.info["source_size"]
+    entry = _Decoded(
+        source=source, kind=Item.Kind.IMAGE, content_hash=content_hash, title=title, data=data, image=image,
+        metadata={"source": source.name, "width": width, "height": height, "bytes": len(data)},
+    )
+    reused = _ocr_reuse(corpus=corpus, content_hash=content_hash)
+    if reused is not None:
+        entry.text, entry.metadata["ocr"] = reused
+        return entry
+    result = _ocr_read(image, what="OCR", warnings=entry.warnings, notices=entry.notices)
+    if result is not None:
+        entry.text = text_cap(result.text, label="recognised text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS,
+                              warnings=entry.warnings)
+        entry.metadata["ocr"] = _ocr_metadata(result)
+    return entry
+
+
+def _ocr_read(image: Image.Image, *, what: str, warnings: list[str], notices: list[str]) -> OcrResult | None:
+    """The words Tesseract reads in ``image``, or None: OCR off, not installed (a notice), or failed
+    (a warning starting with ``what``: "OCR of page 4"). OCR never makes a source fail."""
+    if not settings.MULTIMODAL_OCR:
+        return None
+    if not ocr_available():
+        notices.append(OCR_MISSING)
+        return None
+    try:
+        return image_ocr(image, languages=settings.MULTIMODAL_OCR_LANGUAGES,
+                         timeout_s=settings.MULTIMODAL_OCR_SECONDS_PER_PAGE)
+    except IngestError as exc:
+        warnings.append(f"{what}: {exc}")
+    except (OSError, RuntimeError) as exc:  # Tesseract itself failing (the reader turns its known errors into IngestError)
+        warnings.append(f"{what} failed ({exc})")
+    return None
+
+
+def _ocr_metadata(result: OcrResult) -> dict:
+    """What an item keeps of a reading: its first OCR_WORDS_KEPT words as [text, left, top, width,
+    height] (fractions of the picture), how many there were, the seconds it took, the turn it needed,
+    and the languages (a reading is reused only with the same languages)."""
+    return {
+        "words": [[word.text, *(round(value, 4) for value in word.box)] for word in result.words[:OCR_WORDS_KEPT]],
+        "word_count": len(result.words), "seconds": round(result.seconds, 2), "rotated": result.rotated,
+        "languages": settings.MULTIMODAL_OCR_LANGUAGES,
+    }
+
+
+def _ocr_reuse(*, corpus: Corpus, content_hash: str) -> tuple[str, dict] | None:
+    """The text and reading of the same picture already in ``corpus``, read in the current languages.
+
+    OCR costs a few tenths of a second a picture: uploading a folder of photos again should not pay it twice.
+    """
+    if not settings.MULTIMODAL_OCR:
+        return None
+    found = (Item.objects.filter(corpus=corpus, kind=Item.Kind.IMAGE, content_hash=content_hash, external_id="")
+             .values_list("text", "metadata").first())
+    if found is None:
+        return None
+    text, metadata = found
+    reading = metadata.get("ocr")
+    if not reading or reading.get("languages") != settings.MULTIMODAL_OCR_LANGUAGES:
+        return None
+    return text, reading
+
+
+def _decode_document(source: Source, data: bytes, *, content_hash: str, stem: str,
+                     heartbeat: Heartbeat | None) -> _Decoded:
+    """A document: one item with its whole text (the original kept, the first page's rendering as its
+    thumbnail), a page child per rendered PDF page (its picture's vector) and passage children per
+    page (their text's vectors). Scanned PDF pages are read by OCR."""
+    document = document_read(data, name=source.name, max_pages=settings.MULTIMODAL_MAX_DOCUMENT_PAGES)
+    title = (document.title or stem)[:TITLE_MAX_CHARS]
+    warnings, notices = list(document.warnings), []
+    label = PAGE_WORD[document.format]
+    children, texts, offset, read_by_ocr = [], [], 0, []
+    for page in document.pages:
+        text, page_metadata = page.text.strip(), {}
+        if page.needs_ocr and page.image is not None:
+            result = _ocr_read(page.image, what=f"OCR of {label} {page.number}", warnings=warnings,
+                               notices=notices)
+            if result is not None:
+                text, page_metadata["ocr"] = result.text, _ocr_metadata(result)
+                read_by_ocr.append(page.number)
+        if heartbeat:
+            heartbeat()
+        text = text_cap(text, label=f"{label} {page.number}'s text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS,
+                        warnings=warnings)
+        if page.image is not None:
+            children.append(_Child(kind=Item.Kind.PAGE, title=f"{title}, {label} {page.number}", text=text,
+                                   image=_image_shrunk(page.image), page=page.number, metadata=page_metadata))
+        children += _passage_children(text, title=title, label=label, page=page.number, offset=offset)
+        texts.append(text)
+        offset += len(text) + 2  # the "\n\n" joining pages below
+    text = "\n\n".join(texts).strip()
+    if not text and not any(child.kind == Item.Kind.PAGE for child in children):
+        raise IngestError(f"the document holds no text ({_document_pages(document)})")
+    characters = len(text)
+    text = text_cap(text, label="text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS, warnings=warnings)
+    first_page = next((child.image for child in children if child.kind == Item.Kind.PAGE), None)
+    metadata = {
+        "source": source.name, "bytes": len(data), "format": document.format, "page_count": document.page_count,
+        "pages_read": len(document.pages), "page_word": label, "characters": characters,
+        "ocr_pages": read_by_ocr, "warnings": list(warnings),
+    }
+    return _Decoded(source=source, kind=Item.Kind.DOCUMENT, content_hash=content_hash, title=title, text=text,
+                    data=data, file_extension=DOCUMENT_EXTENSIONS.get(document.format, ""), image=first_page,
+                    children=children, metadata=metadata, warnings=warnings, notices=notices)
+
+
+def _document_pages(document: Document) -> str:
+    return f"{len(document.pages)} {PAGE_WORD[document.format]}{'s' if len(document.pages) != 1 else ''} read"
+
+
+def _image_shrunk(image: Image.Image) -> Image.Image:
+    """``image`` reduced by a whole factor to at most CHILD_IMAGE_PX a side (box averaging: a few ms a
+    page, where a Lanczos resize took ten times as long as reading the page)."""
+    factor = math.ceil(max(image.size) / CHILD_IMAGE_PX)
+    return image.reduce(factor) if factor > 1 else image
+
+
+def _decode_audio(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str,
+                  heartbeat: Heartbeat | None) -> _Decoded:
+    return (_recording_reuse(source, data, corpus=corpus, content_hash=content_hash, title=title)
+            or _decode_recording(source, data, content_hash=content_hash, title=title, heartbeat=heartbeat))
+
+
+def _decode_video(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str,
+                  heartbeat: Heartbeat | None) -> _Decoded:
+    """A video: one item (the file kept, its first scene's keyframe as thumbnail) with a scene child
+    per scene (its keyframe's vector, its start and end) and a segment child per passage of its speech.
+
+    A video whose pictures cannot be read is ingested as a recording of its sound, with a warning;
+    one too long fails. A video without sound, or without speech, has scenes only.
+    """
+    try:
+        found = video_scenes(
+            data, threshold=settings.MULTIMODAL_SCENE_THRESHOLD, min_scene_s=settings.MULTIMODAL_SCENE_MIN_SECONDS,
+            max_scene_s=settings.MULTIMODAL_SCENE_MAX_SECONDS, max_scenes=settings.MULTIMODAL_MAX_SCENES,
+            max_duration_s=settings.MULTIMODAL_MAX_VIDEO_MINUTES * 60,
+            on_progress=(lambda done_s, total_s: heartbeat()) if heartbeat else None,
+        )
+    except VideoTooLongError:
+        raise
+    except IngestError as exc:
+        reason = str(exc)
+        entry = _decode_audio(source, data, corpus=corpus, content_hash=content_hash, title=title,
+                              heartbeat=heartbeat)
+        if reason != "no video stream":
+            entry.warnings.append(f"its pictures were not read ({reason}): indexed by its sound only")
+        return entry
+    warnings = list(found.warnings)
+    metadata = {"source": source.name, "bytes": len(data), "duration_s": round(found.duration_s, 2),
+                "width": found.width, "height": found.height, "scenes": len(found.scenes),
+                "has_audio": found.has_audio}
+    children = [
+        _Child(kind=Item.Kind.SCENE, title=f"{title} {clock(scene.start_s)}–{clock(scene.end_s)}",
+               image=_image_shrunk(scene.keyframe), start_s=round(scene.start_s, 3), end_s=round(scene.end_s, 3))
+        for scene in found.scenes
+    ]
+    passages: list[Passage] = []
+    if found.has_audio:
+        reused = _transcript_reuse(corpus=corpus, kind=Item.Kind.VIDEO, content_hash=content_hash)
+        if reused is not None:
+            passages = reused[0]
+            metadata.update({key: reused[1][key] for key in _TRANSCRIPT_KEYS if key in reused[1]})
+        else:
+            try:
+                recording = recording_transcribe(
+                    data, on_progress=(lambda done_s, total_s: heartbeat()) if heartbeat else None)
+            except UserInputError as exc:  # AudioError: the sound track cannot be read or is too long
+                warnings.append(f"its sound was not transcribed: {exc}")
+            else:
+                passages = recording.passages
+                metadata.update(_transcript_metadata(recording))
+    children += _segment_children(title, passages, metadata, warnings)
+    return _Decoded(source=source, kind=Item.Kind.VIDEO, content_hash=content_hash, title=title, data=data,
+                    image=children[0].image if found.scenes else None, children=children, metadata=metadata,
+                    warnings=warnings)
 
 
 def _decode_recording(source: Source, data: bytes, *, content_hash: str, title: str,
@@ -405,6 +637,9 @@ def _transcript_reuse(*, corpus: Corpus, kind: str, content_hash: str) -> tuple[
     if not passages and kind == Item.Kind.AUDIO:
         return None
     return passages, found.metadata
+
+
+_TRANSCRIPT_KEYS = ("duration_s", "language", "speech_model", "transcribe_s", "segments", "transcribed_with")
 
 
 def _recording_reuse(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str) -> _Decoded | None:

@@ -412,9 +412,10 @@ def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
     """The next pending units in order, as many as are written together.
 
     A unit that reads a file (an image, a text file, a row with a picture) is held decoded until its
-    batch is written, so a batch has at most ``batch_size`` of them. A recording makes a batch of
-    its own: transcribing one takes as long as encoding hundreds of images, so the job's progress
-    moves after each. Rows without a picture weigh little, and up to ``ROW_BATCHES_PER_WRITE``
+    batch is written, so a batch has at most ``batch_size`` of them. A recording, a video or a
+    document makes a batch of its own: transcribing one (or cutting a video, reading a long PDF's
+    pages) takes as long as encoding hundreds of images, so the job's progress moves after each,
+    and a document's page renderings are not held beside a batch of others. Rows without a picture weigh little, and up to ``ROW_BATCHES_PER_WRITE``
     encode batches of them are written together.
 
     A unit a dead runner left (``attempts``) is processed alone, so it takes no other unit down with
@@ -428,7 +429,7 @@ def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
         if unit.attempts:
             return batch or [unit]
         if unit.row is None or unit.path:
-            if _is_recording(unit):
+            if _is_processed_alone(unit):
                 return batch or [unit]
             if files == batch_size:
                 break
@@ -453,11 +454,12 @@ def _units_attempts_add(units: list[IngestUnit], step: int) -> None:
     IngestUnit.objects.filter(pk__in=[unit.pk for unit in units]).update(attempts=F("attempts") + step)
 
 
-def _is_recording(unit: IngestUnit) -> bool:
+def _is_processed_alone(unit: IngestUnit) -> bool:
+    """Recordings, videos and documents: each takes long (and a document's pages are held in memory)."""
     if unit.row is not None or not unit.path:
         return False
     try:
-        return content_kind(unit.name, file_head(Path(unit.path))) in ("audio", "video")
+        return content_kind(unit.name, file_head(Path(unit.path))) in ("audio", "video", "document")
     except OSError:
         return False  # reading will fail and say why
 

@@ -7,7 +7,7 @@ from pydantic import ConfigDict, Field
 
 PartType = Literal["text", "image", "voice", "item"]
 Fusion = Literal["vector", "rrf", "weighted"]
-Kind = Literal["image", "text", "product", "audio", "segment"]
+Kind = Literal["image", "text", "product", "audio", "segment", "document", "page", "passage", "video", "scene"]
 
 
 class Error(Schema):
@@ -93,6 +93,13 @@ class Recording(Schema):
     detail_url: str
 
 
+class Parent(Schema):
+    id: int
+    kind: Kind
+    title: str
+    detail_url: str
+
+
 class Result(Schema):
     model_config = ConfigDict(extra="allow")
 
@@ -114,6 +121,15 @@ class Result(Schema):
     end_s: float | None = None
     recording: Recording | None = Field(None, description="audio segments: the recording they belong to")
     audio_url: str | None = Field(None, description="audio segments: the recording, with #t=START")
+    parent: Parent | None = Field(None, description="pages, passages, scenes: the document, text or video they are part of")
+    page: int | None = Field(None, description="pages and passages: the 1-based page, slide, section or chapter")
+    page_label: str | None = Field(None, description='pages and passages: where, as people read it ("page 3 of Report")')
+    span: list[int] | None = Field(None, description="passages: [start, end) characters of the parent's text")
+    document_url: str | None = Field(None, description="PDF pages and passages: the PDF, opening at the page (#page=N)")
+    video_url: str | None = Field(None, description="video scenes: the video, with #t=START")
+    ocr_boxes: list[list[str | float]] | None = Field(
+        None, description="pictures and scanned pages: [word, left, top, width, height] (fractions of the picture) "
+                          "of the query's words printed in it")
     explanation: Explanation | None = None
     truncated: bool | None = Field(None, description="a text of this result was cut to MULTIMODAL_RESULT_TEXT_CHARS; "
                                                      "the whole item is at detail_url")
