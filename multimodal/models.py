@@ -211,7 +211,7 @@ class Adapter(models.Model):
     """A small head trained on a corpus's image-text pairs, over a frozen encoder (one version).
 
     Immutable once trained: its weights file, metrics and settings describe it for good. Versions
-    count up per corpus. See `multimodal.services.adapters`.
+    count up per corpus. See `multimodal.services.adapter_training`.
     """
 
     class Status(models.TextChoices):
