@@ -225,8 +225,8 @@ class ApiToken(models.Model):
 class Adapter(TrackedWork):
     """A small head trained on a corpus's image-text pairs, over a frozen encoder (one version).
 
-    Immutable once trained: its weights file, metrics and settings describe it for good. Versions
-    count up per corpus. See `multimodal.services.adapter_training`.
+    Immutable once trained: its weights file (`learning.adaptation.AdapterWeights`), metrics and
+    settings describe it for good. Versions count up per corpus. See `multimodal.services.adapter_training`.
     """
 
     class Status(models.TextChoices):
