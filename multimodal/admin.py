@@ -9,7 +9,8 @@ from .encoders import EncoderLoadError
 from .errors import UserInputError
 from .learning.adaptation import TrainingConfig
 from .models import Adapter, ApiToken, Corpus, IndexBuild, IngestJob, IngestUnit, Item, PendingVectorDeletion
-from .services.adapters import adapter_activate_start, adapter_train_start, index_describe, index_rollback
+from .services.adapter_activation import adapter_activate_start, index_describe, index_rollback
+from .services.adapter_training import adapter_train_start
 from .services.background import BrokerUnavailable
 from .services.jobs import job_cancel, job_retry_failed
 from .services.store_sync import store_check

@@ -102,7 +102,34 @@ def job_files_dir_new() -> str:
     return f"jobs/{secrets.token_hex(12)}"
 
 
-class IngestJob(models.Model):
+class TrackedWork(models.Model):
+    """Work a worker does in the background and a page follows: how far (``done`` of ``total``), why it
+    failed, and when it was queued, started and finished. Each subclass declares its own ``status``."""
+
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def processed(self) -> int:
+        """Units dealt with so far, whatever their outcome."""
+        return self.done
+
+    @property
+    def items_per_s(self) -> float | None:
+        if not self.started_at or not self.processed:
+            return None
+        elapsed_s = ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+        return self.processed / elapsed_s if elapsed_s > 0 else None
+
+
+class IngestJob(TrackedWork):
     """One upload (or one ``ingest`` run): its inputs expand into units, each accounted for once."""
 
     class Status(models.TextChoices):
@@ -121,8 +148,6 @@ class IngestJob(models.Model):
     column_mapping = models.JSONField(default=dict, blank=True, help_text="Table role -> column header.")
     tables = models.JSONField(default=list, blank=True, help_text="[{name, headers, mapping, rows}] as read.")
     expanded = models.BooleanField(default=False)
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, help_text="Why the whole job failed, if it did.")
     lease_owner = models.CharField(max_length=64, blank=True)
@@ -135,9 +160,6 @@ class IngestJob(models.Model):
     expand_attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Runs that began reading its uploads and died before finishing (out of memory?).",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -151,13 +173,6 @@ class IngestJob(models.Model):
     @property
     def processed(self) -> int:
         return self.done + self.failed
-
-    @property
-    def items_per_s(self) -> float | None:
-        if not self.started_at or not self.processed:
-            return None
-        elapsed_s = ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
-        return self.processed / elapsed_s if elapsed_s > 0 else None
 
     @property
     def seconds_left(self) -> float | None:
@@ -222,11 +237,11 @@ class ApiToken(models.Model):
         return cls.objects.create(user=user, name=name, key_hash=cls.hash_key(key)), key
 
 
-class Adapter(models.Model):
+class Adapter(TrackedWork):
     """A small head trained on a corpus's image-text pairs, over a frozen encoder (one version).
 
-    Immutable once trained: its weights file, metrics and settings describe it for good. Versions
-    count up per corpus. See `multimodal.services.adapters`.
+    Immutable once trained: its weights file (`learning.adaptation.AdapterWeights`), metrics and
+    settings describe it for good. Versions count up per corpus. See `multimodal.services.adapter_training`.
     """
 
     class Status(models.TextChoices):
@@ -243,19 +258,13 @@ class Adapter(models.Model):
     hyperparameters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     phase = models.CharField(max_length=32, blank=True, help_text="What it is doing now: reading pairs, training.")
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
     pairs = models.PositiveIntegerField(default=0)
     holdout_pairs = models.PositiveIntegerField(default=0)
     holdout_item_ids = models.JSONField(default=list, blank=True, help_text="Items whose pairs were held out.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Held-out retrieval before and after training.")
     loss = models.FloatField(null=True, blank=True, help_text="Mean training loss of the last epoch.")
     weights_path = models.CharField(max_length=500, blank=True, help_text="Under MULTIMODAL_ADAPTER_ROOT.")
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["corpus", "-version"]
@@ -268,7 +277,7 @@ class Adapter(models.Model):
         return reverse("multimodal:adapter-detail", args=[self.pk])
 
 
-class IndexBuild(models.Model):
+class IndexBuild(TrackedWork):
     """A corpus's vectors passed through one adapter, in a Milvus collection of their own."""
 
     class Status(models.TextChoices):
@@ -282,12 +291,6 @@ class IndexBuild(models.Model):
     encoder_name = models.CharField(max_length=500)
     collection_name = models.CharField(max_length=255, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

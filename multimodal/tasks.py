@@ -10,7 +10,8 @@ from django.db import OperationalError
 
 from . import store
 from .errors import UserInputError
-from .services.adapters import adapter_train, index_build_run
+from .services.adapter_activation import index_build_run
+from .services.adapter_training import adapter_train
 from .services.jobs import JobBusy, job_fail, job_run, jobs_requeue
 from .services.uploads_sweep import uploads_sweep
 from .services.store_sync import store_check

@@ -392,7 +392,7 @@ if MULTIMODAL_STORE_CHECK_INTERVAL_S > 0:
         "options": {"expires": MULTIMODAL_STORE_CHECK_INTERVAL_S},  # a run not started within its period is dropped
     }
 
-# --- Adapters (see multimodal/services/adapters.py) ---
+# --- Adapters (see multimodal/services/adapter_training.py and adapter_activation.py) ---
 # Trained adapter weights; outside MEDIA_ROOT (never served), on the volume web and workers share.
 MULTIMODAL_ADAPTER_ROOT = Path(os.environ.get("MULTIMODAL_ADAPTER_ROOT", DATA_DIR / "adapters"))
 

@@ -1,7 +1,8 @@
 """Small adapters on a frozen encoder's unit embeddings: the network, its training, its file.
 
-No Django here: vectors in, an `Adapter` out. The product side (which pairs, where the file goes,
-how an adapter reaches the index) is `multimodal.services.adapters`.
+No Django here: vectors in, `AdapterWeights` out (`adapter_fit`). The product side (which pairs, where
+the file goes, how an adapter reaches the index) is `multimodal.services.adapter_training` and
+`multimodal.services.adapter_activation`; the `multimodal.models.Adapter` row records one.
 
 An adapter has a head per side it adapts ("image", "text"); a side without a head passes through
 unchanged. A head is residual and renormalised, ``y = normalise(x + f(x))``, with ``f`` either
@@ -72,7 +73,7 @@ class TrainingConfig:
 
 
 @dataclass
-class Adapter:
+class AdapterWeights:
     """Trained heads as numpy arrays: ``heads[side]`` maps a parameter name to its array."""
 
     kind: str
@@ -101,7 +102,7 @@ class Adapter:
             np.savez(handle, kind=np.array(self.kind), **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "Adapter":
+    def load(cls, path: Path) -> "AdapterWeights":
         try:
             with np.load(path, allow_pickle=False) as archive:
                 kind = str(archive["kind"])
@@ -145,13 +146,13 @@ def _head(dim: int, kind: str, hidden: int):
     return Head()
 
 
-def adapter_train(
+def adapter_fit(
     text_vectors: np.ndarray,
     image_vectors: np.ndarray,
     *,
     config: TrainingConfig,
     on_epoch: Callable[[int, float], None] | None = None,
-) -> Adapter:
+) -> AdapterWeights:
     """Fit heads so that row i of ``text_vectors`` and row i of ``image_vectors`` come together.
 
     ``on_epoch(epoch, mean_loss)`` is called after every epoch (1-based).
@@ -188,7 +189,7 @@ def adapter_train(
             losses.append(loss.item())
         if on_epoch:
             on_epoch(epoch, float(np.mean(losses)) if losses else float("nan"))
-    return Adapter(kind=config.kind, heads={name: head.arrays() for name, head in heads.items()})
+    return AdapterWeights(kind=config.kind, heads={name: head.arrays() for name, head in heads.items()})
 
 
 def holdout_split(groups: list, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +212,7 @@ def holdout_split(groups: list, *, fraction: float, seed: int) -> tuple[np.ndarr
 
 
 def pairs_evaluate(
-    text_vectors: np.ndarray, image_vectors: np.ndarray, groups: list, *, adapter: Adapter | None = None
+    text_vectors: np.ndarray, image_vectors: np.ndarray, groups: list, *, adapter: AdapterWeights | None = None
 ) -> dict[str, dict[str, float]]:
     """Recall@k, MRR and nDCG@10 in both directions over these pairs, by exact search.
 

@@ -1,8 +1,9 @@
 """Which collection a corpus is searched in, and the transform its vectors and queries go through.
 
-An *index* is the configured encoder plus, optionally, one adapter build (see
-`multimodal.services.adapters`): a Milvus collection together with the adapter every vector in it
-went through. Query vectors are made by the same index they are searched in (`SearchIndex.encode_*`),
+An *index* (`SearchIndex`) is the configured encoder plus, optionally, one adapter build (an
+`IndexBuild` row, see `multimodal.services.adapter_activation`): a Milvus collection together with
+the adapter weights every vector in it went through. (How Milvus organises one collection's vectors
+for nearest-neighbour search, HNSW or IVF, is the store's `VectorIndexSpec`, a different thing.) Query vectors are made by the same index they are searched in (`SearchIndex.encode_*`),
 so a query is always adapted exactly as the vectors it meets: never one without the other.
 
 - The base index is the encoder's own collection (`store.collection_for`). It holds every item of
@@ -14,7 +15,7 @@ so a query is always adapted exactly as the vectors it meets: never one without 
   that may be searched: the live one, the previous one (what a rollback returns to) and any still
   building, so a switch never loses items ingested while a build ran.
 
-Loaded adapters are cached per process by file (a trained adapter's file never changes).
+Loaded adapter weights are cached per process by file (a trained adapter's file never changes).
 """
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ import numpy as np
 from django.conf import settings
 
 from .. import encoders, store
-from ..learning.adaptation import Adapter
+from ..learning.adaptation import AdapterWeights
 from ..models import Corpus, CorpusIndex, IndexBuild
 
-_adapters: dict[str, Adapter] = {}
-_adapters_lock = threading.Lock()
+_weights: dict[str, AdapterWeights] = {}
+_weights_lock = threading.Lock()
 
 
 def vector_side(modality: str) -> str:
@@ -46,7 +47,7 @@ class SearchIndex:
 
     encoder: encoders.Encoder
     collection: store.VectorCollection
-    adapter: Adapter | None = None
+    adapter: AdapterWeights | None = None
     label: str = "base"
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
@@ -102,19 +103,19 @@ def build_index(build: IndexBuild) -> SearchIndex:
         raise ValueError(f"index build {build.pk} was made for {build.encoder_name}, not {encoder.name}")
     return SearchIndex(
         encoder=encoder, collection=store.collection(build.collection_name, encoder.dim),
-        adapter=adapter_load(build.adapter.weights_path), label=str(build.adapter),
+        adapter=adapter_weights_load(build.adapter.weights_path), label=str(build.adapter),
     )
 
 
-def adapter_load(weights_path: str) -> Adapter:
-    """The adapter stored at ``weights_path`` (under MULTIMODAL_ADAPTER_ROOT), loaded once per process."""
+def adapter_weights_load(weights_path: str) -> AdapterWeights:
+    """The weights stored at ``weights_path`` (under MULTIMODAL_ADAPTER_ROOT), loaded once per process."""
     path = str(Path(settings.MULTIMODAL_ADAPTER_ROOT) / weights_path)
-    adapter = _adapters.get(path)
-    if adapter is None:
-        with _adapters_lock:
-            adapter = _adapters.get(path) or Adapter.load(Path(path))
-            _adapters[path] = adapter
-    return adapter
+    weights = _weights.get(path)
+    if weights is None:
+        with _weights_lock:
+            weights = _weights.get(path) or AdapterWeights.load(Path(path))
+            _weights[path] = weights
+    return weights
 
 
 def live_builds(corpus_ids: Iterable[int] | None = None) -> dict[int, IndexBuild]:

@@ -40,7 +40,7 @@ from ..learning.metrics import METRIC_NAMES, metrics_mean, percentile, query_met
 from ..models import Adapter, Corpus
 from ..selectors import search_response
 from ..web.forms import MAX_QUERY_TEXT_CHARS, SearchForm
-from .adapters import index_describe
+from .adapter_activation import index_describe
 from .pairs import ItemResolver, corpus_pairs, file_beside, jsonl_read
 
 LINE_KEYS = {"id", "text", "image", "voice", "item", "parts", "relevant", "corpus", "kind", "modality", "fusion",

@@ -1,6 +1,6 @@
 """Image-text pairs a corpus already holds, and items named in files people write.
 
-Adapter training (`services.adapters`) and evaluation (`services.evaluation`) read both:
+Adapter training (`services.adapter_training`) and evaluation (`services.evaluation`) read both:
 
 - `corpus_pairs`: products with an image (their text <-> their image: the CSV rows of a knowledge
   base) and images with a caption file of the same name beside them (``photos/dog.jpg`` +

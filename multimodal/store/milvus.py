@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
@@ -37,6 +38,27 @@ _EVERYTHING = f"pk >= {-2 ** 62}"  # a filter every row passes (Milvus wants one
 # asks the engine once per process.
 _ensured: dict[tuple[str, str], int] = {}
 _ensured_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class VectorIndexSpec:
+    """How Milvus organises a collection's vectors for nearest-neighbour search: the index type (HNSW,
+    IVF_FLAT, ...), its build parameters and the search parameters that go with it.
+
+    One spec for every collection, from MILVUS_INDEX_TYPE / MILVUS_INDEX_PARAMS / MILVUS_SEARCH_PARAMS.
+    Not to be confused with the index a corpus is searched in (`multimodal.retrieval.indexes`).
+    """
+
+    index_type: str
+    build_params: dict
+    search_params: dict
+
+    @classmethod
+    def configured(cls) -> "VectorIndexSpec":
+        index_type = settings.MILVUS_INDEX_TYPE
+        return cls(index_type=index_type,
+                   build_params=settings.MILVUS_INDEX_PARAMS or DEFAULT_INDEX_PARAMS.get(index_type, {}),
+                   search_params=settings.MILVUS_SEARCH_PARAMS or DEFAULT_SEARCH_PARAMS.get(index_type, {}))
 
 
 def expression(where: VectorFilter | None) -> str:
@@ -101,10 +123,6 @@ class MilvusCollection:
         self.name = name
         self.dim = dim
 
-    @property
-    def index_type(self) -> str:
-        return settings.MILVUS_INDEX_TYPE
-
     def _known(self) -> tuple[str, str]:
         return str(settings.MILVUS_URI), self.name
 
@@ -153,13 +171,10 @@ class MilvusCollection:
         schema.add_field("modality", DataType.VARCHAR, max_length=16)
         schema.add_field("created_at", DataType.INT64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        spec = VectorIndexSpec.configured()
         index_params = milvus.prepare_index_params()
-        index_params.add_index(
-            field_name="vector",
-            index_type=self.index_type,
-            metric_type="COSINE",
-            params=settings.MILVUS_INDEX_PARAMS or DEFAULT_INDEX_PARAMS.get(self.index_type, {}),
-        )
+        index_params.add_index(field_name="vector", index_type=spec.index_type, metric_type="COSINE",
+                               params=spec.build_params)
         milvus.create_collection(self.name, schema=schema, index_params=index_params)
 
     @_engine_errors
@@ -275,7 +290,7 @@ class MilvusCollection:
             return []
         # An item may own several vectors: over-fetch, then keep each item's best row.
         fetch = min(limit * 2, 16384)
-        search_params = dict(settings.MILVUS_SEARCH_PARAMS or DEFAULT_SEARCH_PARAMS.get(self.index_type, {}))
+        search_params = dict(VectorIndexSpec.configured().search_params)
         if "ef" in search_params:
             search_params["ef"] = max(int(search_params["ef"]), fetch)
         results = engines.client().search(

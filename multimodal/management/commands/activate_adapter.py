@@ -4,7 +4,7 @@ from ... import encoders, store
 from ...errors import UserInputError
 from ...models import Adapter, Corpus
 from ...retrieval import indexes
-from ...services.adapters import adapter_activate, index_build_run, index_describe, index_rollback, index_switch
+from ...services.adapter_activation import adapter_activate, index_build_run, index_describe, index_rollback, index_switch
 from ..progress import progress_bar
 from ..tables import table_format
 

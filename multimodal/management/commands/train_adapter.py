@@ -10,7 +10,7 @@ from ...errors import UserInputError
 from ...learning.adaptation import KINDS, SIDES, AdapterError, TrainingConfig
 from ...learning.metrics import NDCG_K, RECALL_KS
 from ...models import Adapter, Corpus
-from ...services.adapters import adapter_create, adapter_train
+from ...services.adapter_training import adapter_create, adapter_train
 from ..progress import progress_bar
 from ..tables import table_format
 

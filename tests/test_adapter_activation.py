@@ -15,9 +15,8 @@ from multimodal.models import Corpus, CorpusIndex, IndexBuild
 from multimodal.query.types import SearchFilters, SearchQuery
 from multimodal.retrieval import indexes
 from multimodal.selectors import search_response
-from multimodal.services.adapters import (
-    adapter_activate, adapter_create, adapter_train, index_build_run, index_rollback, index_switch,
-)
+from multimodal.services.adapter_activation import adapter_activate, index_build_run, index_rollback, index_switch
+from multimodal.services.adapter_training import adapter_create, adapter_train
 
 from .adapter_domain import caption, catalogue_write, image_png
 from .conftest import DeterministicEncoder

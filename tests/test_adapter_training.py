@@ -1,71 +1,15 @@
-"""Adapters really learn a domain, are measured on pairs they never saw, and are saved as versions."""
+"""Adapters trained on a corpus's pairs are measured on pairs they never saw and saved as versions."""
 import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from multimodal.learning.adaptation import Adapter, TrainingConfig, adapter_train, holdout_split, pairs_evaluate
-from multimodal.models import Adapter as AdapterRow, Corpus
+from multimodal.models import Adapter, Corpus
 
-from ..adapter_domain import catalogue_write, domain_vectors, image_png
-
-PAIRS = 500
-
-
-def _split(count: int):
-    return holdout_split(list(range(count)), fraction=0.2, seed=0)
-
-
-def test_held_out_recall_rises_from_chance_to_above_0_9_on_a_rotated_domain():
-    texts, images = domain_vectors(PAIRS)
-    train, held = _split(PAIRS)
-    groups = list(range(len(held)))
-    before = pairs_evaluate(texts[held], images[held], groups)
-    adapter = adapter_train(texts[train], images[train], config=TrainingConfig())
-    after = pairs_evaluate(texts[held], images[held], groups, adapter=adapter)
-    chance = 1 / len(held)
-    assert before["text_to_image"]["recall@1"] <= 3 * chance
-    assert after["text_to_image"]["recall@1"] > 0.9
-    assert after["image_to_text"]["recall@1"] > 0.9
-    assert after["text_to_image"]["mrr"] > before["text_to_image"]["mrr"] + 0.8
-
-
-def test_training_on_shuffled_pairs_does_not_raise_held_out_recall():
-    texts, images = domain_vectors(PAIRS)
-    train, held = _split(PAIRS)
-    shuffled = np.random.default_rng(1).permutation(train)
-    adapter = adapter_train(texts[train], images[shuffled], config=TrainingConfig())
-    after = pairs_evaluate(texts[held], images[held], list(range(len(held))), adapter=adapter)
-    assert after["text_to_image"]["recall@1"] <= 3 / len(held)
-    assert after["text_to_image"]["recall@10"] < 0.2
-
-
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_an_untrained_adapter_is_the_identity_and_a_saved_one_reloads_exactly(kind, tmp_path):
-    texts, images = domain_vectors(40)
-    untrained = adapter_train(texts, images, config=TrainingConfig(kind=kind, epochs=1, learning_rate=1e-12))
-    np.testing.assert_allclose(untrained.apply(images, "image"), images, atol=1e-5)
-    trained = adapter_train(texts, images, config=TrainingConfig(kind=kind, epochs=3, sides=("image",)))
-    trained.save(tmp_path / "a.npz")
-    loaded = Adapter.load(tmp_path / "a.npz")
-    np.testing.assert_allclose(loaded.apply(images, "image"), trained.apply(images, "image"), atol=1e-6)
-    assert np.abs(loaded.apply(images, "image") - images).max() > 1e-3
-    np.testing.assert_array_equal(loaded.apply(texts, "text"), texts)  # a side without a head passes through
-    assert np.allclose(np.linalg.norm(loaded.apply(images, "image"), axis=1), 1.0, atol=1e-5)
-
-
-def test_holdout_keeps_every_pair_of_an_image_on_one_side():
-    groups = ["a", "a", "b", "c", "c", "c", "d", "e", "f", "g"]
-    train, held = holdout_split(groups, fraction=0.3, seed=4)
-    assert {groups[row] for row in train}.isdisjoint({groups[row] for row in held})
-    assert len({groups[row] for row in held}) == 2  # 30% of 7 images
-
-
-# --- the product path: a corpus, the command, the saved artifact ---------------------------------
+from .adapter_domain import catalogue_write, image_png
 
 
 def _ingest_catalogue(folder: Path, count: int, corpus: str = "shop", **options) -> Corpus:
@@ -99,7 +43,7 @@ def test_train_adapter_on_a_product_catalogue_prints_before_after_and_saves_a_ve
     assert rows[("text->image", "after")][recall_1] > 0.9
     assert rows[("image->text", "after")][recall_1] > 0.9
     assert "activate_adapter --corpus shop 1" in printed
-    adapter = AdapterRow.objects.get(corpus=corpus, version=1)
+    adapter = Adapter.objects.get(corpus=corpus, version=1)
     assert adapter.status == "ready" and adapter.encoder_name == domain_encoder.name
     assert (adapter.pairs, adapter.holdout_pairs, len(adapter.holdout_item_ids)) == (200, 40, 40)
     assert adapter.hyperparameters["holdout"] == 0.2 and adapter.hyperparameters["kind"] == "mlp"
@@ -148,7 +92,7 @@ def test_a_bad_pairs_line_is_named_with_its_problem(domain_encoder, tmp_path, li
     pairs.write_text('{"text": "fine", "item": "p1.png"}\n' + line + "\n")
     with pytest.raises(CommandError, match=message):
         _train("--corpus", "shop", "--pairs", str(pairs))
-    assert AdapterRow.objects.get().status == "failed"
+    assert Adapter.objects.get().status == "failed"
 
 
 @pytest.mark.django_db
@@ -172,7 +116,7 @@ def test_admin_trains_as_a_background_job_whose_page_shows_progress_then_figures
     action = {"action": "train_adapter", "_selected_action": [corpus.pk]}
     with django_capture_on_commit_callbacks(execute=False) as queued:
         response = admin_client.post("/admin/multimodal/corpus/", action, follow=True)
-    adapter = AdapterRow.objects.get()
+    adapter = Adapter.objects.get()
     assert f'href="/adapters/{adapter.pk}"' in response.content.decode()
     page = admin_client.get(f"/adapters/{adapter.pk}").content.decode()
     assert "queued" in page and 'id="training-progress"' in page and 'http-equiv="refresh"' in page
