@@ -69,9 +69,10 @@ TITLE_MAX_CHARS = 200
 OCR_MISSING = "OCR is not installed: no words read inside pictures"
 # The words (with their boxes) an item keeps of what OCR read; the text keeps all of them.
 OCR_WORDS_KEPT = 300
-# A document page's or video keyframe's picture is kept no larger than this once read: enough for the
-# encoder (224-336 px) and the thumbnail, a quarter of a rendering's pixels for a long document.
-CHILD_IMAGE_PX = 512
+# A document page's or video keyframe's picture is kept no larger than this once read (OCR reads the
+# full rendering first): enough for the encoder (224-336 px) and the thumbnail (MULTIMODAL_THUMBNAIL_PX),
+# a ninth of a 1024-px rendering's pixels, and resizing it to a thumbnail costs a fraction as much.
+CHILD_IMAGE_PX = 400
 # Kept documents are stored under their format's extension (PDFs are recognised by `media_type`
 # already); HTML is not among them, so an uploaded page is never served as a page of this site.
 DOCUMENT_EXTENSIONS = {"docx": ".docx", "pptx": ".pptx", "epub": ".epub"}
