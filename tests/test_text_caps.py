@@ -125,7 +125,7 @@ def test_a_long_inline_cell_refuses_the_workbook_naming_the_cell(tmp_path):
 
 
 def test_a_workbook_unpacking_past_the_limit_is_refused(tmp_path):
-    from multimodal.readers.tabular import TextLimits
+    from multimodal.readers.limits import TextLimits
 
     path = tmp_path / "catalogue.xlsx"
     path.write_bytes(xlsx_with_shared_string(BOMB_ROWS, ["word " * 20_000]))
@@ -135,7 +135,7 @@ def test_a_workbook_unpacking_past_the_limit_is_refused(tmp_path):
 
 
 def test_csv_cells_rows_and_tables_are_cut_or_refused_at_their_limits(tmp_path):
-    from multimodal.readers.tabular import TextLimits
+    from multimodal.readers.limits import TextLimits
 
     path = tmp_path / "products.csv"
     path.write_text("title,description,colour,size\nBike," + "d" * 500 + "," + "c" * 300 + ",M\n")

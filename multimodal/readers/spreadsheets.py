@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 from xml.parsers import expat
 
-from .tabular import TextLimits
+from .limits import TextLimits
 
 CHUNK_BYTES = 1024 * 1024
 SHEETS_FOLDER = "xl/worksheets/"

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserInputError
+from .limits import TextLimits
+from .spreadsheets import XlsxRefused, workbook_open
 
 ROLES = ("id", "title", "description", "specs", "image")
 
@@ -58,8 +60,6 @@ SNIFF_CHARS = 64 * 1024
 TITLE_MAX_CHARS = 80
 NO_TEXT_REASON = "row without text (title and description are empty)"
 
-# Excel's own limit for one cell: a longer cell was not typed in a spreadsheet.
-CELL_MAX_CHARS = 32_767
 HEADER_MAX_CHARS = 200
 # How many cells a note quotes by name before it says "and N more".
 NOTE_CELLS_NAMED = 3
@@ -91,17 +91,6 @@ class ColumnMapping:
 
     def as_dict(self) -> dict[str, str | None]:
         return {role: getattr(self, role) for role in ROLES}
-
-
-@dataclass(frozen=True)
-class TextLimits:
-    """Characters kept per cell, per row (all its cells) and per table (all its rows), and the bytes an
-    .xlsx may unpack to."""
-
-    cell: int = CELL_MAX_CHARS
-    row: int = 100_000
-    table: int = 256 * 1024 * 1024
-    xlsx_bytes: int = 4096 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -365,8 +354,6 @@ def _header_delimiter_counts(text: str) -> dict[str, int]:
 
 
 def _xlsx_records(path: Path, name: str, limits: TextLimits) -> Iterator[_Record]:
-    from .spreadsheets import XlsxRefused, workbook_open
-
     invalid = f"{name}: not a valid .xlsx file"
     try:
         workbook, cut_strings = workbook_open(path, limits)
