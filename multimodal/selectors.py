@@ -58,7 +58,23 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 "truncated": cut.truncated,
             }
         )
+    _passage_thumbnails_fill(results, items)
     return results
+
+
+def _passage_thumbnails_fill(results: list[dict], items: dict[int, Item]) -> None:
+    """A passage without a picture of its own shows its page's: the rendering of the same page of its
+    document (one query for the whole list)."""
+    wanted = {(items[result["id"]].parent_id, result["page"]) for result in results
+              if result["kind"] == Item.Kind.PASSAGE and not result["thumbnail_url"] and result.get("page")}
+    if not wanted:
+        return
+    pages = Item.objects.filter(kind=Item.Kind.PAGE, parent_id__in={parent for parent, _ in wanted},
+                                page__in={page for _, page in wanted}).exclude(thumbnail="")
+    thumbnails = {(page.parent_id, page.page): page.thumbnail.url for page in pages.only("parent", "page", "thumbnail")}
+    for result in results:
+        if result["kind"] == Item.Kind.PASSAGE and not result["thumbnail_url"] and result.get("page"):
+            result["thumbnail_url"] = thumbnails.get((items[result["id"]].parent_id, result["page"]))
 
 
 class _TextCut:
@@ -108,7 +124,9 @@ def _part_fields(item: Item, cut: _TextCut) -> dict:
     1-based page (slide, section, chapter) and ``page_label`` says it as people read it ("page 3 of
     Report"); ``span`` is a passage's [start, end) characters in its parent's text; ``document_url``
     opens a PDF at the page (``#page=N``); a scene's ``video_url`` plays its video from the scene's
-    start (``#t=START``), and its ``detail_url`` is the video's page at that second.
+    start (``#t=START``), and its ``detail_url`` is the video's page at that second. A passage's
+    ``detail_url`` is its parent's page with the passage marked (``?passage=ID#passage-ID``), a
+    page's is its parent's page at that page (``#page-N``).
     """
     parent = item.parent
     if parent is None or item.kind not in (Item.Kind.PAGE, Item.Kind.PASSAGE, Item.Kind.SCENE):
@@ -121,7 +139,9 @@ def _part_fields(item: Item, cut: _TextCut) -> dict:
         if parent.file and parent.metadata.get("format") == "pdf":
             fields["document_url"] = f"{parent.file.url}#page={item.page}"
     if item.kind == Item.Kind.PASSAGE:
-        fields["span"] = item.metadata.get("span")
+        fields.update(span=item.metadata.get("span"), detail_url=passage_url(item))
+    if item.kind == Item.Kind.PAGE:
+        fields["detail_url"] = f"{parent.get_absolute_url()}#page-{item.page}"
     if item.kind == Item.Kind.SCENE:
         fields.update(start_s=item.start_s, end_s=item.end_s,
                       video_url=f"{parent.file.url}#t={item.start_s:.2f}" if parent.file else None,
@@ -139,13 +159,18 @@ def _ocr_fields(item: Item, terms: list[str]) -> dict:
     return {"ocr_boxes": [word for word in words if wanted & set(keyword_terms(word[0]))]}
 
 
+def passage_url(passage: Item) -> str:
+    """Where a passage is read: its parent's page with the passage marked and scrolled to."""
+    return f"{passage.parent.get_absolute_url()}?passage={passage.pk}#passage-{passage.pk}"
+
+
 def recording_transcript(item: Item) -> list[dict]:
-    """A recording's segments in time order, as its page lists them (empty for other items).
+    """A recording's or a video's speech segments in time order, as its page lists them (empty for others).
 
     Each has ``id``, ``start_s``, ``end_s``, ``start``/``end`` as people read times ("1:05"),
     ``text`` and ``audio_url``: the recording from that second (a link that works without scripts).
     """
-    if item.kind != Item.Kind.AUDIO:
+    if item.kind not in (Item.Kind.AUDIO, Item.Kind.VIDEO):
         return []
     return [
         {
@@ -155,6 +180,98 @@ def recording_transcript(item: Item) -> list[dict]:
         }
         for segment in item.children.filter(kind=Item.Kind.SEGMENT).order_by("start_s", "pk")
     ]
+
+
+def video_scenes(item: Item) -> list[dict]:
+    """A video's scenes in time order, as its page's strip shows them (empty for other items).
+
+    Each has ``id``, ``start_s``, ``end_s``, ``start``/``end`` as people read times, ``thumbnail_url``
+    (its keyframe) and ``video_url``: the video from the scene's start (a link that works without scripts).
+    """
+    if item.kind != Item.Kind.VIDEO:
+        return []
+    return [
+        {
+            "id": scene.pk, "start_s": scene.start_s, "end_s": scene.end_s,
+            "start": clock(scene.start_s), "end": clock(scene.end_s),
+            "thumbnail_url": scene.thumbnail.url if scene.thumbnail else None,
+            "video_url": f"{item.file.url}#t={scene.start_s:.2f}" if item.file else None,
+        }
+        for scene in item.children.filter(kind=Item.Kind.SCENE).order_by("start_s", "pk")
+    ]
+
+
+def document_pages(item: Item, *, marked: int | None = None) -> list[dict]:
+    """A document's pages in order, as its page lists them (empty for other items).
+
+    Each has ``number``, ``label`` ("page 3", "slide 2"), ``thumbnail_url`` (its rendering, PDFs only),
+    ``document_url`` (a PDF opened at that page), ``ocr`` (whether its words were read by OCR) and
+    ``text``: the page's text as pieces {"text", "marked"}, the passage ``marked`` (an id) marked.
+    A page's text is the stretch of the document its passages cover (they overlap, so it is read once).
+    """
+    if item.kind != Item.Kind.DOCUMENT:
+        return []
+    word = item.metadata.get("page_word", "page")
+    pdf = bool(item.file) and item.metadata.get("format") == "pdf"
+    pages: dict[int, dict] = {}
+
+    def page_entry(number: int) -> dict:
+        return pages.setdefault(number, {
+            "number": number, "label": f"{word} {number}", "thumbnail_url": None, "ocr": False,
+            "document_url": f"{item.file.url}#page={number}" if pdf else None, "passages": [],
+        })
+
+    children = item.children.filter(kind__in=(Item.Kind.PAGE, Item.Kind.PASSAGE)).exclude(page=None)
+    for child in children.only("kind", "page", "thumbnail", "metadata", "text").order_by("page", "pk"):
+        entry = page_entry(child.page)
+        if child.kind == Item.Kind.PAGE:
+            entry["thumbnail_url"] = child.thumbnail.url if child.thumbnail else None
+            entry["ocr"] = bool(child.metadata.get("ocr"))
+        else:
+            entry["passages"].append(child)
+    for entry in pages.values():
+        entry["text"] = _page_text(item.text, entry.pop("passages"), marked=marked)
+    return [pages[number] for number in sorted(pages)]
+
+
+def _page_text(text: str, passages: list[Item], *, marked: int | None) -> list[dict]:
+    """The stretch of ``text`` that ``passages`` cover, in pieces, the ``marked`` passage marked.
+
+    A passage whose span is missing or beyond ``text`` (a document's text is capped) is shown by its own text.
+    """
+    spans = [passage.metadata.get("span") for passage in passages]
+    if not passages or not all(span and span[1] <= len(text) for span in spans):
+        return [{"text": passage.text, "marked": passage.pk == marked, "id": passage.pk} for passage in passages]
+    start, end = min(span[0] for span in spans), max(span[1] for span in spans)
+    target = next((span for passage, span in zip(passages, spans) if passage.pk == marked), None)
+    if target is None:
+        return [{"text": text[start:end], "marked": False}]
+    return text_marked(text[start:end], [target[0] - start, target[1] - start], passage_id=marked)
+
+
+def text_marked(text: str, span: list[int] | None, *, passage_id: int | None) -> list[dict]:
+    """``text`` in pieces {"text", "marked", "id"}: the [start, end) ``span`` marked (one piece if none)."""
+    if not span or not 0 <= span[0] < span[1] <= len(text):
+        return [{"text": text, "marked": False}]
+    start, end = span
+    pieces = [{"text": text[:start], "marked": False}, {"text": text[start:end], "marked": True, "id": passage_id},
+              {"text": text[end:], "marked": False}]
+    return [piece for piece in pieces if piece["text"]]
+
+
+def text_passage_marked(item: Item, passage_id: int | None) -> list[dict]:
+    """A long text's full text in pieces, the passage ``passage_id`` (one of its children) marked."""
+    passage = (item.children.filter(kind=Item.Kind.PASSAGE, pk=passage_id).only("metadata").first()
+               if passage_id else None)
+    return text_marked(item.text, passage.metadata.get("span") if passage else None,
+                       passage_id=passage.pk if passage else None)
+
+
+def ocr_words(item: Item) -> list[dict]:
+    """The words OCR read in a picture with their boxes (fractions of the picture), as its page draws them."""
+    words = (item.metadata.get("ocr") or {}).get("words") or []
+    return [{"text": word, "x": left, "y": top, "width": width, "height": height}
+            for word, left, top, width, height in words]
 
 
 def _explanation(hit: Fused, query: SearchQuery) -> dict:

@@ -1,4 +1,4 @@
-"""Filters for the result cards: times, kinds, fusion modes and explanations, read as people read them."""
+"""Filters for the result cards: times, kinds, fusion modes, explanations and printed words, as people read them."""
 from django import template
 
 from ..models import Item
@@ -46,3 +46,13 @@ def weight(value) -> str:
     number = float(value)
     text = f"{abs(number):.2f}".rstrip("0").rstrip(".")
     return f"−{text}" if number < 0 else text
+
+
+@register.filter
+def printed_words(boxes) -> str:
+    """OCR boxes [[word, l, t, w, h], ...] said in words: "'OPEN' and 'SALE' are printed in the picture"."""
+    words = list(dict.fromkeys(f"'{box[0]}'" for box in boxes or ()))
+    if not words:
+        return ""
+    said = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+    return f"{said} {'is' if len(words) == 1 else 'are'} printed in the picture"

@@ -18,7 +18,10 @@ from ..encoders import EncoderLoadError
 from ..errors import UserInputError
 from ..models import PARENT_KINDS, Corpus, IngestJob, Item
 from ..retrieval.fusion import MODES
-from ..selectors import job_summary, recording_transcript, search_response
+from ..selectors import (
+    document_pages, job_summary, ocr_words, passage_url, recording_transcript, search_response, text_passage_marked,
+    video_scenes,
+)
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
 from ..services.query_uploads import (
@@ -184,9 +187,29 @@ def query_upload_preview(request, ref: str):
 
 
 def item_detail(request, pk: int):
-    """An item in full; a recording with its player and transcript, a segment playing from its second."""
+    """An item in full: a recording or video with its player, scenes and transcript, a document with
+    its pages (``?passage=ID`` marks one of its passages, as a long text's), a picture with the words
+    read in it. A page, passage or scene is shown where it is in its parent."""
     item = get_object_or_404(Item.objects.select_related("corpus", "parent"), pk=pk)
-    return render(request, "multimodal/item_detail.html", {"item": item, "transcript": recording_transcript(item)})
+    if item.parent is not None and item.kind == Item.Kind.PASSAGE:
+        return redirect(passage_url(item))
+    if item.parent is not None and item.kind == Item.Kind.PAGE:
+        return redirect(f"{item.parent.get_absolute_url()}#page-{item.page}")
+    if item.parent is not None and item.kind == Item.Kind.SCENE:
+        return redirect(f"{item.parent.get_absolute_url()}#t={item.start_s:.2f}")
+    marked = _passage_param(request)
+    return render(request, "multimodal/item_detail.html", {
+        "item": item, "transcript": recording_transcript(item), "scenes": video_scenes(item),
+        "pages": document_pages(item, marked=marked), "ocr_words": ocr_words(item),
+        "text_pieces": text_passage_marked(item, marked) if item.kind == Item.Kind.TEXT else None,
+        "marked": marked,
+    })
+
+
+def _passage_param(request) -> int | None:
+    """The passage a hit's link asks to mark (``?passage=ID``); anything else marks none."""
+    value = request.GET.get("passage", "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
 
 
 @staff_member_required

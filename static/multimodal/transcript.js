@@ -1,10 +1,11 @@
-// A recording's page: timestamps seek the player, "#t=SECONDS" in the address starts there, and the
-// passage being heard is marked as the recording plays.
+// A recording's or video's page: a transcript's timestamps and a video's scenes seek the player,
+// "#t=SECONDS" in the address starts there, and the passage or scene playing is marked.
+// Without this script each link opens the media file at its second.
 (function () {
-  const list = document.querySelector(".transcript[data-player]");
-  const player = list && document.getElementById(list.dataset.player);
+  const lists = Array.from(document.querySelectorAll("[data-player]"));
+  const player = lists.length && document.getElementById(lists[0].dataset.player);
   if (!player) return;
-  const passages = Array.from(list.querySelectorAll("li[data-start]"));
+  const marked = lists.flatMap((list) => Array.from(list.querySelectorAll("li[data-start]")));
 
   function play(startS) {
     const seek = () => {
@@ -23,21 +24,24 @@
 
   function markCurrent() {
     const now = player.currentTime;
-    for (const passage of passages) {
-      const current = now >= parseFloat(passage.dataset.start) && now < parseFloat(passage.dataset.end);
-      passage.classList.toggle("current", current);
-      if (current) passage.setAttribute("aria-current", "true");
-      else passage.removeAttribute("aria-current");
+    for (const entry of marked) {
+      const current = now >= parseFloat(entry.dataset.start) && now < parseFloat(entry.dataset.end);
+      entry.classList.toggle("current", current);
+      if (current) entry.setAttribute("aria-current", "true");
+      else entry.removeAttribute("aria-current");
     }
   }
 
-  list.addEventListener("click", (event) => {
-    const link = event.target.closest("a.timestamp");
-    if (!link) return;
-    event.preventDefault();  // without this script the link opens the recording at that second
-    history.replaceState(null, "", `#t=${link.dataset.start}`);
-    play(parseFloat(link.dataset.start));
-  });
+  for (const list of lists) {
+    list.addEventListener("click", (event) => {
+      const link = event.target.closest("a[data-start]");
+      if (!link) return;
+      event.preventDefault();
+      history.replaceState(null, "", `#t=${link.dataset.start}`);
+      play(parseFloat(link.dataset.start));
+      if (player.tagName === "VIDEO") player.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    });
+  }
   player.addEventListener("timeupdate", markCurrent);
   player.addEventListener("seeked", markCurrent);
   window.addEventListener("hashchange", startFromAddress);
