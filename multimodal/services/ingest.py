@@ -469,7 +469,9 @@ def _decode_document(source: Source, data: bytes, *, content_hash: str, stem: st
     """A document: one item with its whole text (the original kept, the first page's rendering as its
     thumbnail), a page child per rendered PDF page (its picture's vector) and passage children per
     page (their text's vectors). Scanned PDF pages are read by OCR."""
-    document = document_read(data, name=source.name, max_pages=settings.MULTIMODAL_MAX_DOCUMENT_PAGES)
+    # Scans are rendered large for OCR; pages with a text layer only as large as they are kept.
+    document = document_read(data, name=source.name, max_pages=settings.MULTIMODAL_MAX_DOCUMENT_PAGES,
+                             text_page_px=CHILD_IMAGE_PX)
     title = (document.title or stem)[:TITLE_MAX_CHARS]
     warnings, notices = list(document.warnings), []
     label = PAGE_WORD[document.format]
