@@ -19,6 +19,7 @@ from django.db.models.expressions import RawSQL
 from .. import encoders, store
 from ..errors import QueryError
 from ..models import Item
+from ..query.parts import PARTS
 from ..query.types import QueryPart, SearchQuery
 from ..retrieval import fusion, indexes
 from ..retrieval.keyword import keyword_search
@@ -62,10 +63,11 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     clock = _Clock()
     if not query.parts:
         raise QueryError("nothing to search for: give a text, an image, a voice recording or an item")
-    for part in query.parts:
-        if part.type == "voice" and part.transcript is None:
+    spoken = [part for part in query.parts if PARTS[part.type].spoken]
+    for part in spoken:
+        if part.transcript is None:
             part_transcribe(part)
-    clock.lap("transcribe", ran=any(part.type == "voice" for part in query.parts))
+    clock.lap("transcribe", ran=bool(spoken))
     active = [part for part in query.parts if part.weight != 0]
     if not active:
         raise QueryError("nothing to search for: every part has weight 0")
@@ -147,29 +149,31 @@ def part_transcribe(part: QueryPart) -> None:
         raise QueryError(f"{part.name or 'voice'}: no speech was recognised in the recording")
 
 
-def _parts_encode(parts: list[QueryPart], encoder, clock: _Clock) -> dict[int, tuple[str, np.ndarray]]:
-    """The encoder's unit vector of each text, voice and image part: {index: (modality, vector)}.
+ENCODER_INPUTS = {  # an encoder modality: how to encode a batch, and what of a part it encodes
+    "text": (lambda encoder, values: encoder.encode_text(values), lambda part: part.text),
+    "image": (lambda encoder, values: encoder.encode_image(values), lambda part: part.image),
+}
 
-    Texts and images are each encoded in one batch. Item parts are looked up per index.
+
+def _parts_encode(parts: list[QueryPart], encoder, clock: _Clock) -> dict[int, tuple[str, np.ndarray]]:
+    """The encoder's unit vector of each part its type's modality names: {index: (modality, vector)}.
+
+    Each modality's parts are encoded in one batch. Parts without one (items) are looked up per index.
     """
     encoded: dict[int, tuple[str, np.ndarray]] = {}
-    texts = [(index, part.text) for index, part in enumerate(parts) if part.type in ("text", "voice")]
-    images = [(index, part.image) for index, part in enumerate(parts) if part.type == "image"]
-    if texts:
-        for (index, _), vector in zip(texts, encoder.encode_text([text for _, text in texts])):
-            encoded[index] = ("text", vector)
-        clock.lap("encode", detail="text")
-    if images:
-        for (index, _), vector in zip(images, encoder.encode_image([image for _, image in images])):
-            encoded[index] = ("image", vector)
-        clock.lap("encode", detail="image")
+    for modality, (encode, value) in ENCODER_INPUTS.items():
+        batch = [index for index, part in enumerate(parts) if PARTS[part.type].modality == modality]
+        if batch:
+            for index, vector in zip(batch, encode(encoder, [value(parts[index]) for index in batch])):
+                encoded[index] = (modality, vector)
+            clock.lap("encode", detail=modality)
     return encoded
 
 
 def _parts_vectors(parts: list[QueryPart], encoded: dict, index: indexes.SearchIndex, clock: _Clock) -> list[np.ndarray]:
     """One unit vector per part, in order, in ``index``'s space."""
     vectors = {number: index.adapt(vector[None, :], modality)[0] for number, (modality, vector) in encoded.items()}
-    items = [(number, part.item) for number, part in enumerate(parts) if part.type == "item"]
+    items = [(number, part.item) for number, part in enumerate(parts) if PARTS[part.type].modality is None]
     if items:
         stored = index.item_vectors([item.pk for _, item in items])
         for number, item in items:
@@ -201,7 +205,7 @@ def _vector_filter(query: SearchQuery) -> store.VectorFilter:
         created_from=_day_start(filters.created_from),
         created_to=_day_after(filters.created_to),
         item_ids=item_ids,
-        exclude_item_ids=[part.item.pk for part in query.parts if part.type == "item"] or None,
+        exclude_item_ids=[part.item.pk for part in query.parts if part.item is not None] or None,
         modalities=list(filters.modalities) or None,
     )
 
@@ -261,11 +265,7 @@ def _cosines_backfill(fused, keyword, combined, collection) -> list[fusion.Fused
 
 def _vector_explain(page, vectors, weights, sources, collection) -> None:
     """Split each result's cosine into its parts' shares (only for the page being returned)."""
-    total = np.zeros_like(vectors[0], dtype=np.float64)
-    for vector, weight in zip(vectors, weights):
-        total += weight * vector
-    norm = float(np.linalg.norm(total))
-    combined = total / norm
+    combined, norm = fusion.vector_sum(vectors, weights)
     stored = collection.vectors([entry.item_id for entry in page]) if len(vectors) > 1 else {}
     for entry in page:
         keyword = [c for c in entry.contributions if c.source == "keyword"]
