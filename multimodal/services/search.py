@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time as day_time, timedelta, timezone as dt_timezone
 
 import numpy as np
 from django.conf import settings
-from django.db.models.expressions import RawSQL
 
 from .. import encoders, store
 from ..errors import QueryError
-from ..models import Item
+from ..query.filters import filters_items, filters_where
 from ..query.parts import PARTS
 from ..query.types import QueryPart, SearchQuery
 from ..retrieval import fusion, indexes
@@ -72,7 +70,7 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     if not active:
         raise QueryError("nothing to search for: every part has weight 0")
     encoded = _parts_encode(active, encoders.get(), clock)
-    where = _vector_filter(query)
+    where = filters_where(query)
     depth = max(settings.MULTIMODAL_FUSION_CANDIDATES, query.page * query.top_k)
     sources = [f"part {query.parts.index(part)}" for part in active]
     weights = [part.weight for part in active]
@@ -110,7 +108,7 @@ def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, so
     keyword = None
     if query.keyword_on:
         keyword = fusion.Ranking("keyword", query.keyword_weight,
-                                 keyword_search(query.keyword_text, items=_filtered_items(query, where), limit=depth))
+                                 keyword_search(query.keyword_text, items=filters_items(query, where), limit=depth))
     clock.lap("keyword", ran=keyword is not None)
     collection = index.collection
     if query.fusion == "vector":
@@ -184,73 +182,6 @@ def _parts_vectors(parts: list[QueryPart], encoded: dict, index: indexes.SearchI
             vectors[number] = encoders.l2_normalise(np.sum(own, axis=0))[0]
         clock.lap("encode", detail="item")
     return [vectors[number] for number in range(len(parts))]
-
-
-def _vector_filter(query: SearchQuery) -> store.VectorFilter:
-    filters = query.filters
-    item_ids = None
-    if filters.specs:
-        matching = Item.objects.filter(pk__in=_spec_items(filters.specs))
-        if filters.corpora:
-            matching = matching.filter(corpus__in=filters.corpora)
-        if filters.kinds:
-            matching = matching.filter(kind__in=filters.kinds)
-        item_ids = list(matching.values_list("pk", flat=True)[:settings.MULTIMODAL_MAX_FILTER_ITEMS + 1])
-        if len(item_ids) > settings.MULTIMODAL_MAX_FILTER_ITEMS:
-            raise QueryError(f"the spec filter matches more than {settings.MULTIMODAL_MAX_FILTER_ITEMS:,} items; "
-                             f"add a corpus or another spec to narrow it")
-    return store.VectorFilter(
-        corpus_ids=[corpus.pk for corpus in filters.corpora] or None,
-        kinds=list(filters.kinds) or None,
-        created_from=_day_start(filters.created_from),
-        created_to=_day_after(filters.created_to),
-        item_ids=item_ids,
-        exclude_item_ids=[part.item.pk for part in query.parts if part.item is not None] or None,
-        modalities=list(filters.modalities) or None,
-    )
-
-
-def _spec_items(specs: dict[str, str]) -> RawSQL:
-    """Ids of the items having every spec name = value (values compared case-insensitively).
-
-    Looked up in the spec index that migration 0006 keeps (name, lower-cased value, item id), not
-    in each item's JSON: that read every item. The name is only ever a name, never a lookup: "max__load"
-    or "colour__regex" are spec names like any other.
-    """
-    lookup = "SELECT item_id FROM multimodal_item_spec WHERE name = %s AND value = lower(%s)"
-    return RawSQL(" INTERSECT ".join([lookup] * len(specs)), [text for spec in specs.items() for text in spec])
-
-
-def _filtered_items(query: SearchQuery, where: store.VectorFilter):
-    """The same filter as the vector channel's, as a database query for the keyword channel."""
-    items = Item.objects.all()
-    if where.corpus_ids is not None:
-        items = items.filter(corpus_id__in=where.corpus_ids)
-    if where.kinds is not None:
-        items = items.filter(kind__in=where.kinds)
-    if where.created_from is not None:
-        items = items.filter(created_at__gte=datetime.fromtimestamp(where.created_from, dt_timezone.utc))
-    if where.created_to is not None:
-        items = items.filter(created_at__lt=datetime.fromtimestamp(where.created_to, dt_timezone.utc))
-    if query.filters.specs:  # the same items as where.item_ids, without sending their ids back to the database
-        items = items.filter(pk__in=_spec_items(query.filters.specs))
-    if where.exclude_item_ids:
-        items = items.exclude(pk__in=where.exclude_item_ids)
-    # Recordings are searched through their segments; they have no vectors of their own either.
-    return items.exclude(kind=Item.Kind.AUDIO)
-
-
-def _day_start(day: date | None) -> int | None:
-    if day is None:
-        return None
-    return int(datetime.combine(day, day_time.min, tzinfo=dt_timezone.utc).timestamp())
-
-
-def _day_after(day: date | None) -> int | None:
-    """Where an inclusive ``created_to`` ends: the next day's start; None (no end) for the last day there is."""
-    if day is None or day == date.max:
-        return None
-    return _day_start(day + timedelta(days=1))
 
 
 def _cosines_backfill(fused, keyword, combined, collection) -> list[fusion.Fused]:
