@@ -160,13 +160,7 @@ class _QueryForm(forms.Form):
         if isinstance(raw, str) and len(raw) > 4000:
             raise forms.ValidationError(f"Ensure this value has at most 4000 characters (it has {len(raw)}).")
         if raw:
-            try:
-                specs = json_parse(raw) if isinstance(raw, str) else raw
-            except ValueError as exc:
-                raise forms.ValidationError(f"not valid JSON ({exc})") from None
-            if not isinstance(specs, dict):
-                raise forms.ValidationError('must be a JSON object such as {"colour": "red"}')
-            specs = dict(specs)
+            specs = dict(_json_value(raw, dict, 'must be a JSON object such as {"colour": "red"}'))
         for key in self.data:
             if key.startswith("spec."):
                 specs[key.removeprefix("spec.")] = self.data[key]
@@ -185,12 +179,7 @@ class _QueryForm(forms.Form):
             raw = raw.strip()
         if not raw:
             return []
-        try:
-            specs = json_parse(raw) if isinstance(raw, str) else raw
-        except ValueError as exc:
-            raise forms.ValidationError(f"not valid JSON ({exc})") from None
-        if not isinstance(specs, list):
-            raise forms.ValidationError("must be a JSON list of parts")
+        specs = _json_value(raw, list, "must be a JSON list of parts")
         if len(specs) > settings.MULTIMODAL_MAX_QUERY_PARTS:
             raise forms.ValidationError(f"{len(specs)} parts; the limit is {settings.MULTIMODAL_MAX_QUERY_PARTS}")
         try:
@@ -292,6 +281,17 @@ class _QueryForm(forms.Form):
             page=data.get("page") or 1,
             fields=data["fields"],
         )
+
+
+def _json_value(raw, kind: type, shape: str):
+    """``raw`` itself, or parsed if it is JSON text; a ValidationError saying ``shape`` unless it is a ``kind``."""
+    try:
+        value = json_parse(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise forms.ValidationError(f"not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        raise forms.ValidationError(shape)
+    return value
 
 
 def _upload_read(entry: PartType, read: Callable[[], bytes], name: str, size: int) -> dict:
