@@ -17,6 +17,7 @@ from PIL import Image
 
 from .. import encoders, speech, store
 from ..models import Corpus, IngestJob
+from ..query.parse import query_parse
 from ..query.types import QueryPart, SearchFilters, SearchQuery
 from ..readers.audio import SAMPLE_RATE, audio_decode, wav_encode
 from ..readers.tabular import table_read
@@ -24,7 +25,7 @@ from ..selectors import search_response
 from ..services.embedding import ENCODER_TEXT_CHARS, product_text
 from ..services.ingest import Source, items_ingest
 from ..services.jobs import job_create_from_paths, job_enqueue, job_run
-from ..web.forms import SearchForm
+from .queries import QUERY_SHAPES, query_parts
 
 WORDS = "red green blue bicycle chair wall cat dog tree river house lamp table car boat mountain city night".split()
 
@@ -49,22 +50,8 @@ def _percentiles(values: list[float]) -> dict:
     return {"p50": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
 
 
-QUERY_SHAPES = {
-    1: "text",
-    2: "text + image",
-    3: "text + image - text",
-}
-
-
 def _query_parts(count: int, rng: np.random.Generator) -> list[QueryPart]:
-    """A query of ``count`` parts: a text, then an image, then a negative text."""
-    parts = [QueryPart(type="text", text=" ".join(rng.choice(WORDS, size=3)))]
-    if count >= 2:
-        pixels = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
-        parts.append(QueryPart(type="image", image=Image.fromarray(pixels), name="query.png", weight=0.5))
-    if count >= 3:
-        parts.append(QueryPart(type="text", text=str(rng.choice(WORDS)), weight=-0.3))
-    return parts
+    return query_parts(count, rng, words=WORDS, negative_words=WORDS, word_count=3, image_side=48)
 
 
 def search_benchmark(*, items: int, queries: int, part_counts: list[int], modes: list[str], keep: bool = False,
@@ -399,11 +386,9 @@ def voice_benchmark(*, queries: int, repeats: int, sentences_per_recording: int 
                                                      filters=SearchFilters(corpora=[corpus])))
 
         def voice_query(data: bytes) -> dict:
-            form = SearchForm({"corpus": corpus.name, "top_k": 10},
-                              {"voice": SimpleUploadedFile("query.wav", data, content_type="audio/wav")})
-            if not form.is_valid():
-                raise ValueError(form.error_message())
-            return search_response(query=form.to_query())
+            query = query_parse({"corpus": corpus.name, "top_k": 10},
+                                {"voice": SimpleUploadedFile("query.wav", data, content_type="audio/wav")})
+            return search_response(query=query)
 
         voice_query(query_files[0])  # warm-up of every stage, not timed
         text_query(bare_transcribe(query_files[0]))

@@ -23,7 +23,6 @@ import numpy as np
 import psutil
 from django.conf import settings
 from django.db import connection, transaction
-from PIL import Image
 
 from .. import encoders, store
 from ..models import PARENT_KINDS, Corpus, Item
@@ -33,6 +32,7 @@ from ..retrieval.keyword import keyword_search
 from ..selectors import search_response, search_results_hydrate
 from ..services.search import SearchOutcome
 from .bulk_vectors import VectorWriters
+from .queries import query_parts
 
 COMMON_WORDS = (
     "chair table lamp wooden red green blue black white small large garden kitchen office modern classic "
@@ -273,14 +273,8 @@ class FaissBaseline:
 
 
 def _query_parts(count: int, rng: np.random.Generator) -> list[QueryPart]:
-    """A query of ``count`` parts as people write them: words of the corpus, then a photo, then a negative word."""
-    parts = [QueryPart(type="text", text=" ".join(rng.choice(COMMON_WORDS[:40], size=2)))]
-    if count >= 2:
-        pixels = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-        parts.append(QueryPart(type="image", image=Image.fromarray(pixels), name="query.png", weight=0.5))
-    if count >= 3:
-        parts.append(QueryPart(type="text", text=str(rng.choice(COMMON_WORDS)), weight=-0.3))
-    return parts
+    """A query of ``count`` parts in the corpus's own words (the common ones, then any for the negative)."""
+    return query_parts(count, rng, words=COMMON_WORDS[:40], negative_words=COMMON_WORDS, word_count=2, image_side=64)
 
 
 def _measure(corpus: SyntheticCorpus, collection: store.VectorCollection, faiss_index: FaissBaseline | None,

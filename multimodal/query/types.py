@@ -1,8 +1,8 @@
 """What a search asks for: weighted parts of a few types, and filters, as plain values.
 
-Every client builds these (the form, the API, the command, evaluation, the benchmarks) and
-`services.search.search_run` runs them; the request shape of the page and the API is parsed into
-them by `web.forms.SearchForm`.
+Every client gets these from `query.parse.query_parse` (the page, the API, the command,
+evaluation) or builds them (the benchmarks), and `services.search.search_run` runs them. What each
+part type is and how it reads and summarises itself is its entry in `query.parts.PARTS`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ from PIL import Image
 from ..errors import QueryError
 from ..models import Corpus, Item
 from ..retrieval import fusion
+from .parts import PARTS
 
-PART_TYPES = ("text", "image", "voice", "item")
+PART_TYPES = tuple(PARTS)
+# What a client may ask of each result (``fields``); the response is shaped in `selectors.search_response`.
+RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
+                 "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
+                 "audio_url", "explanation", "truncated")
 
 
 @dataclass
@@ -31,31 +36,17 @@ class QueryPart:
     item: Item | None = None
     audio: bytes | None = None  # a voice part's recording, until transcribed
     transcript: dict | None = None  # text, language, duration_s, transcribe_ms
+    ref: str = ""  # the session's kept file it was read from (`services.query_uploads`), if any
 
     def summary(self) -> dict:
         out = {"type": self.type, "weight": self.weight}
-        if self.type == "text":
-            out["value"] = self.text
-        elif self.type == "image":
-            out["value"] = out["name"] = self.name or "image"
-            if self.image is not None:  # the picture's own size (a query image is decoded reduced)
-                out["width"], out["height"] = self.image.info.get("source_size", self.image.size)
-        elif self.type == "voice":
-            out["value"] = self.name or "voice"
-            out["transcript"] = self.transcript
-        elif self.type == "item" and self.item is not None:
-            out["value"] = self.item.pk
-            out["title"] = self.item.title
+        PARTS[self.type].summarise(self, out)
         return out
 
     @property
     def label(self) -> str:
         """How the part is named in explanations."""
-        if self.type in ("text", "voice"):
-            return f'{self.type} "{self.text}"'
-        if self.type == "item" and self.item is not None:
-            return f"item {self.item.pk}"
-        return f"image {self.name}".strip()
+        return PARTS[self.type].label(self)
 
 
 @dataclass
@@ -93,6 +84,7 @@ class SearchQuery:
     min_score: float | None = None
     top_k: int = 10
     page: int = 1
+    fields: list[str] = field(default_factory=list)  # keep only these of each result (RESULT_FIELDS); empty: all
     text: str = ""
     image: Image.Image | None = None
     image_name: str = ""
@@ -116,7 +108,7 @@ class SearchQuery:
     @property
     def keyword_text(self) -> str:
         """The words the keyword channel looks for: every positive text or voice part."""
-        return " ".join(part.text for part in self.parts if part.type in ("text", "voice") and part.weight > 0)
+        return " ".join(part.text for part in self.parts if PARTS[part.type].keyword and part.weight > 0)
 
     @property
     def keyword_on(self) -> bool:
@@ -126,7 +118,7 @@ class SearchQuery:
 
     def summary(self) -> dict:
         """What was understood, as returned to the user."""
-        texts = [part.text for part in self.parts if part.type in ("text", "voice") and part.text]
+        texts = [part.text for part in self.parts if PARTS[part.type].keyword and part.text]
         images = [part for part in self.parts if part.type == "image"]
         return {
             "text": " ".join(texts) or None,

@@ -51,16 +51,23 @@ class Fused:
     contributions: list[Contribution] = field(default_factory=list)
 
 
-def vector_combine(vectors: list[np.ndarray], weights: list[float]) -> np.ndarray | None:
-    """The weighted sum of unit vectors, renormalised; None if nothing is left (all weights zero,
-    or parts that cancel exactly)."""
+def vector_sum(vectors: list[np.ndarray], weights: list[float]) -> tuple[np.ndarray, float]:
+    """The weighted sum of unit vectors, renormalised (float64), and its norm before renormalising:
+    ‖Σ wᵢ vᵢ‖, which `vector_contributions` divides by. A norm under 1e-9 means nothing is left."""
     total = np.zeros_like(np.asarray(vectors[0], dtype=np.float64))
     for vector, weight in zip(vectors, weights):
         total += weight * np.asarray(vector, dtype=np.float64)
     norm = float(np.linalg.norm(total))
+    return (total / norm if norm >= 1e-9 else total), norm
+
+
+def vector_combine(vectors: list[np.ndarray], weights: list[float]) -> np.ndarray | None:
+    """The query vector of weighted parts (`vector_sum`, float32); None if nothing is left (all
+    weights zero, or parts that cancel exactly)."""
+    combined, norm = vector_sum(vectors, weights)
     if norm < 1e-9:
         return None
-    return (total / norm).astype(np.float32)
+    return combined.astype(np.float32)
 
 
 def vector_contributions(part_cosines: list[float], weights: list[float], combined_norm: float,

@@ -1,6 +1,6 @@
 """Measured relevance: a set of queries run through the product's own search path, and scored.
 
-Each query goes through what a user's search goes through: `SearchForm` (the same parsing and
+Each query goes through what a user's search goes through: `query_parse` (the same parsing and
 limits as the page, the API and the ``search`` command), `search_response` (encoding, the live
 index of each corpus with its adapter, fusion, the keyword channel, hydration). Its ranked ids
 are scored against the ids the query names as relevant (`multimodal.learning.metrics`), and its wall-clock
@@ -38,32 +38,38 @@ from .. import encoders
 from ..errors import UserInputError
 from ..learning.metrics import METRIC_NAMES, metrics_mean, percentile, query_metrics
 from ..models import Adapter, Corpus
+from ..query.parse import query_parse
+from ..query.parts import MAX_QUERY_TEXT_CHARS, PARTS, UPLOAD_TYPES
+from ..query.types import SearchQuery
 from ..selectors import search_response
-from ..web.forms import MAX_QUERY_TEXT_CHARS, SearchForm
 from .adapter_activation import index_describe
 from .pairs import ItemResolver, corpus_pairs, file_beside, jsonl_read
 
-LINE_KEYS = {"id", "text", "image", "voice", "item", "parts", "relevant", "corpus", "kind", "modality", "fusion",
-             "hybrid"}
-MODALITY_ORDER = ("text", "image", "voice", "item")
+LINE_KEYS = {"id", "text", *UPLOAD_TYPES, "item", "parts", "relevant", "corpus", "kind", "modality", "fusion", "hybrid"}
+MODALITY_ORDER = tuple(PARTS)
 
 
 @dataclass
 class EvalQuery:
     where: str  # "queries.jsonl line 3": how errors and the per-query output name it
     label: str
-    data: dict  # SearchForm data
-    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # SearchForm files: field -> (name, bytes)
+    data: dict  # query_parse data
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # query_parse files: field -> (name, bytes)
     relevant: list = field(default_factory=list)  # ids or names, as written
     modality: str = "text"  # the part types, e.g. "text" or "text+image"
 
-    def form(self, *, corpus: str | None, fusion: str | None, depth: int) -> SearchForm:
+    def query(self, *, corpus: str | None, fusion: str | None, depth: int) -> SearchQuery:
+        """The query as a user's search reads it; UserInputError naming the line if it cannot be read."""
         data = {**self.data, "top_k": depth}
         if corpus:
             data["corpus"] = corpus
         if fusion:
             data["fusion"] = fusion
-        return SearchForm(data, {name: SimpleUploadedFile(filename, content) for name, (filename, content) in self.files.items()})
+        files = {name: SimpleUploadedFile(filename, content) for name, (filename, content) in self.files.items()}
+        try:
+            return query_parse(data, files)
+        except UserInputError as exc:
+            raise UserInputError(f"{self.where}: {exc}") from None
 
     def as_line(self) -> dict:
         """The query as a line of a query file (for queries built from a corpus)."""
@@ -97,7 +103,7 @@ def _line_query(path: Path, number: int, row: dict) -> EvalQuery:
             raise UserInputError(f'{where}: "text" must be a non-empty string')
         query.data["q"] = row["text"]
         types.append("text")
-    for kind in ("image", "voice"):
+    for kind in UPLOAD_TYPES:
         if kind in row:
             file_path = file_beside(path.parent, row[kind], where=where, what=kind)
             query.files[kind] = (file_path.name, file_path.read_bytes())
@@ -107,7 +113,7 @@ def _line_query(path: Path, number: int, row: dict) -> EvalQuery:
         types.append("item")
     if "parts" in row:
         parts = _parts(path, where, row["parts"], query.files)
-        query.data["parts"] = json.dumps(parts)
+        query.data["parts"] = parts
         types += [str(part.get("type")) for part in parts]
     if not types:
         raise UserInputError(f'{where}: nothing to search for: give "text", "image", "voice", "item" or "parts"')
@@ -126,7 +132,7 @@ def _line_query(path: Path, number: int, row: dict) -> EvalQuery:
 
 
 def _parts(path: Path, where: str, parts, files: dict) -> list[dict]:
-    """A line's parts as SearchForm parts: files named by ``path`` become uploads."""
+    """A line's parts as query_parse parts: files named by ``path`` become uploads."""
     if not isinstance(parts, list) or not parts:
         raise UserInputError(f'{where}: "parts" must be a non-empty list')
     out = []
@@ -134,7 +140,7 @@ def _parts(path: Path, where: str, parts, files: dict) -> list[dict]:
         if not isinstance(part, dict):
             raise UserInputError(f"{where}: part {number} must be an object")
         part = dict(part)
-        if part.get("type") in ("image", "voice") and "path" in part:
+        if part.get("type") in UPLOAD_TYPES and "path" in part:
             file_path = file_beside(path.parent, part.pop("path"), where=f"{where} part {number}", what=part["type"])
             field_name = f"part{number}"
             files[field_name] = (file_path.name, file_path.read_bytes())
@@ -226,11 +232,9 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def _search(query: EvalQuery, *, corpus: str | None, fusion: str | None, depth: int) -> list[int]:
-    form = query.form(corpus=corpus, fusion=fusion, depth=depth)
-    if not form.is_valid():
-        raise UserInputError(f"{query.where}: {form.error_message()}")
+    search_query = query.query(corpus=corpus, fusion=fusion, depth=depth)
     try:
-        response = search_response(query=form.to_query(), fields=["id"])
+        response = search_response(query=search_query, fields=["id"])
     except UserInputError as exc:
         raise UserInputError(f"{query.where}: {exc}") from None
     return [result["id"] for result in response["results"]]

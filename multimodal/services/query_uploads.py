@@ -19,17 +19,13 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.files.uploadedfile import UploadedFile
 
 from ..errors import UserInputError
+from ..query.parts import PARTS, UPLOAD_TYPES, UploadTooLarge
 from ..readers.imaging import ImageTooLarge, query_image_open, thumbnail_jpeg
 from ..readers.sniffing import HEAD_BYTES, is_audio
 
 SESSION_KEY = "multimodal_query_uploads"
 QUOTA_KEY = "multimodal_query_upload_times"  # [[unix time, bytes], ...] of the last hour
-PART_TYPES = ("image", "voice")
 PREVIEW_SUFFIX = ".preview.jpg"
-
-
-class UploadTooLarge(UserInputError):
-    """The file is over the size limit for its part type."""
 
 
 class UploadQuotaExceeded(UserInputError):
@@ -58,12 +54,6 @@ class QueryUpload:
         return self.path.with_name(self.path.name + PREVIEW_SUFFIX) if self.type == "image" else None
 
 
-def upload_limit_bytes(part_type: str) -> int:
-    if part_type == "image":
-        return settings.MULTIMODAL_MAX_QUERY_IMAGE_MB * 1024 * 1024
-    return settings.MULTIMODAL_MAX_QUERY_AUDIO_MB * 1024 * 1024
-
-
 def query_upload_store(*, session: SessionBase, client: str, part_type: str, upload: UploadedFile) -> QueryUpload:
     """Check ``upload`` as a query ``part_type`` (image or voice), keep it, and add a ref to the session.
 
@@ -72,14 +62,13 @@ def query_upload_store(*, session: SessionBase, client: str, part_type: str, upl
     file is read. Raises UploadTooLarge, UploadUnsupported, UploadQuotaExceeded (all UserInputError)
     with a message for the visitor.
     """
-    if part_type not in PART_TYPES:
-        raise UserInputError(f"type must be one of {', '.join(PART_TYPES)}")
+    if part_type not in UPLOAD_TYPES:
+        raise UserInputError(f"type must be one of {', '.join(UPLOAD_TYPES)}")
     name = Path(upload.name or part_type).name[:200]
-    limit = upload_limit_bytes(part_type)
-    if upload.size > limit:
-        what = "image" if part_type == "image" else "recording"
-        raise UploadTooLarge(f"{name}: the {what} is {upload.size / 1024 / 1024:.1f} MB; "
-                             f"the limit is {limit // 1024 // 1024} MB")
+    try:
+        PARTS[part_type].size_check(upload.size)
+    except UploadTooLarge as exc:
+        raise UploadTooLarge(f"{name}: {exc}") from None
     _quota_take(session=session, client=client, size=upload.size)
     data = upload.read()
     if not data:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time as day_time, timedelta, timezone as dt_timezone
 
 import numpy as np
 from django.conf import settings
-from django.db.models.expressions import RawSQL
 
 from .. import encoders, store
 from ..errors import QueryError
-from ..models import PARENT_KINDS, Item
+from ..query.filters import filters_items, filters_where
+from ..query.parts import PARTS
 from ..query.types import QueryPart, SearchQuery
 from ..retrieval import fusion, indexes
 from ..retrieval.keyword import keyword_search
@@ -62,15 +61,16 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     clock = _Clock()
     if not query.parts:
         raise QueryError("nothing to search for: give a text, an image, a voice recording or an item")
-    for part in query.parts:
-        if part.type == "voice" and part.transcript is None:
+    spoken = [part for part in query.parts if PARTS[part.type].spoken]
+    for part in spoken:
+        if part.transcript is None:
             part_transcribe(part)
-    clock.lap("transcribe", ran=any(part.type == "voice" for part in query.parts))
+    clock.lap("transcribe", ran=bool(spoken))
     active = [part for part in query.parts if part.weight != 0]
     if not active:
         raise QueryError("nothing to search for: every part has weight 0")
     encoded = _parts_encode(active, encoders.get(), clock)
-    where = _vector_filter(query)
+    where = filters_where(query)
     depth = max(settings.MULTIMODAL_FUSION_CANDIDATES, query.page * query.top_k)
     sources = [f"part {query.parts.index(part)}" for part in active]
     weights = [part.weight for part in active]
@@ -108,7 +108,7 @@ def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, so
     keyword = None
     if query.keyword_on:
         keyword = fusion.Ranking("keyword", query.keyword_weight,
-                                 keyword_search(query.keyword_text, items=_filtered_items(query, where), limit=depth))
+                                 keyword_search(query.keyword_text, items=filters_items(query, where), limit=depth))
     clock.lap("keyword", ran=keyword is not None)
     collection = index.collection
     if query.fusion == "vector":
@@ -147,29 +147,31 @@ def part_transcribe(part: QueryPart) -> None:
         raise QueryError(f"{part.name or 'voice'}: no speech was recognised in the recording")
 
 
-def _parts_encode(parts: list[QueryPart], encoder, clock: _Clock) -> dict[int, tuple[str, np.ndarray]]:
-    """The encoder's unit vector of each text, voice and image part: {index: (modality, vector)}.
+ENCODER_INPUTS = {  # an encoder modality: how to encode a batch, and what of a part it encodes
+    "text": (lambda encoder, values: encoder.encode_text(values), lambda part: part.text),
+    "image": (lambda encoder, values: encoder.encode_image(values), lambda part: part.image),
+}
 
-    Texts and images are each encoded in one batch. Item parts are looked up per index.
+
+def _parts_encode(parts: list[QueryPart], encoder, clock: _Clock) -> dict[int, tuple[str, np.ndarray]]:
+    """The encoder's unit vector of each part its type's modality names: {index: (modality, vector)}.
+
+    Each modality's parts are encoded in one batch. Parts without one (items) are looked up per index.
     """
     encoded: dict[int, tuple[str, np.ndarray]] = {}
-    texts = [(index, part.text) for index, part in enumerate(parts) if part.type in ("text", "voice")]
-    images = [(index, part.image) for index, part in enumerate(parts) if part.type == "image"]
-    if texts:
-        for (index, _), vector in zip(texts, encoder.encode_text([text for _, text in texts])):
-            encoded[index] = ("text", vector)
-        clock.lap("encode", detail="text")
-    if images:
-        for (index, _), vector in zip(images, encoder.encode_image([image for _, image in images])):
-            encoded[index] = ("image", vector)
-        clock.lap("encode", detail="image")
+    for modality, (encode, value) in ENCODER_INPUTS.items():
+        batch = [index for index, part in enumerate(parts) if PARTS[part.type].modality == modality]
+        if batch:
+            for index, vector in zip(batch, encode(encoder, [value(parts[index]) for index in batch])):
+                encoded[index] = (modality, vector)
+            clock.lap("encode", detail=modality)
     return encoded
 
 
 def _parts_vectors(parts: list[QueryPart], encoded: dict, index: indexes.SearchIndex, clock: _Clock) -> list[np.ndarray]:
     """One unit vector per part, in order, in ``index``'s space."""
     vectors = {number: index.adapt(vector[None, :], modality)[0] for number, (modality, vector) in encoded.items()}
-    items = [(number, part.item) for number, part in enumerate(parts) if part.type == "item"]
+    items = [(number, part.item) for number, part in enumerate(parts) if PARTS[part.type].modality is None]
     if items:
         stored = index.item_vectors([item.pk for _, item in items])
         for number, item in items:
@@ -180,73 +182,6 @@ def _parts_vectors(parts: list[QueryPart], encoded: dict, index: indexes.SearchI
             vectors[number] = encoders.l2_normalise(np.sum(own, axis=0))[0]
         clock.lap("encode", detail="item")
     return [vectors[number] for number in range(len(parts))]
-
-
-def _vector_filter(query: SearchQuery) -> store.VectorFilter:
-    filters = query.filters
-    item_ids = None
-    if filters.specs:
-        matching = Item.objects.filter(pk__in=_spec_items(filters.specs))
-        if filters.corpora:
-            matching = matching.filter(corpus__in=filters.corpora)
-        if filters.kinds:
-            matching = matching.filter(kind__in=filters.kinds)
-        item_ids = list(matching.values_list("pk", flat=True)[:settings.MULTIMODAL_MAX_FILTER_ITEMS + 1])
-        if len(item_ids) > settings.MULTIMODAL_MAX_FILTER_ITEMS:
-            raise QueryError(f"the spec filter matches more than {settings.MULTIMODAL_MAX_FILTER_ITEMS:,} items; "
-                             f"add a corpus or another spec to narrow it")
-    return store.VectorFilter(
-        corpus_ids=[corpus.pk for corpus in filters.corpora] or None,
-        kinds=list(filters.kinds) or None,
-        created_from=_day_start(filters.created_from),
-        created_to=_day_after(filters.created_to),
-        item_ids=item_ids,
-        exclude_item_ids=[part.item.pk for part in query.parts if part.type == "item"] or None,
-        modalities=list(filters.modalities) or None,
-    )
-
-
-def _spec_items(specs: dict[str, str]) -> RawSQL:
-    """Ids of the items having every spec name = value (values compared case-insensitively).
-
-    Looked up in the spec index that migration 0006 keeps (name, lower-cased value, item id), not
-    in each item's JSON: that read every item. The name is only ever a name, never a lookup: "max__load"
-    or "colour__regex" are spec names like any other.
-    """
-    lookup = "SELECT item_id FROM multimodal_item_spec WHERE name = %s AND value = lower(%s)"
-    return RawSQL(" INTERSECT ".join([lookup] * len(specs)), [text for spec in specs.items() for text in spec])
-
-
-def _filtered_items(query: SearchQuery, where: store.VectorFilter):
-    """The same filter as the vector channel's, as a database query for the keyword channel."""
-    items = Item.objects.all()
-    if where.corpus_ids is not None:
-        items = items.filter(corpus_id__in=where.corpus_ids)
-    if where.kinds is not None:
-        items = items.filter(kind__in=where.kinds)
-    if where.created_from is not None:
-        items = items.filter(created_at__gte=datetime.fromtimestamp(where.created_from, dt_timezone.utc))
-    if where.created_to is not None:
-        items = items.filter(created_at__lt=datetime.fromtimestamp(where.created_to, dt_timezone.utc))
-    if query.filters.specs:  # the same items as where.item_ids, without sending their ids back to the database
-        items = items.filter(pk__in=_spec_items(query.filters.specs))
-    if where.exclude_item_ids:
-        items = items.exclude(pk__in=where.exclude_item_ids)
-    # Recordings, videos and documents are searched through their children; they have no vectors either.
-    return items.exclude(kind__in=PARENT_KINDS)
-
-
-def _day_start(day: date | None) -> int | None:
-    if day is None:
-        return None
-    return int(datetime.combine(day, day_time.min, tzinfo=dt_timezone.utc).timestamp())
-
-
-def _day_after(day: date | None) -> int | None:
-    """Where an inclusive ``created_to`` ends: the next day's start; None (no end) for the last day there is."""
-    if day is None or day == date.max:
-        return None
-    return _day_start(day + timedelta(days=1))
 
 
 def _cosines_backfill(fused, keyword, combined, collection) -> list[fusion.Fused]:
@@ -261,11 +196,7 @@ def _cosines_backfill(fused, keyword, combined, collection) -> list[fusion.Fused
 
 def _vector_explain(page, vectors, weights, sources, collection) -> None:
     """Split each result's cosine into its parts' shares (only for the page being returned)."""
-    total = np.zeros_like(vectors[0], dtype=np.float64)
-    for vector, weight in zip(vectors, weights):
-        total += weight * vector
-    norm = float(np.linalg.norm(total))
-    combined = total / norm
+    combined, norm = fusion.vector_sum(vectors, weights)
     stored = collection.vectors([entry.item_id for entry in page]) if len(vectors) > 1 else {}
     for entry in page:
         keyword = [c for c in entry.contributions if c.source == "keyword"]

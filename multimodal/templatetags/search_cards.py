@@ -2,6 +2,7 @@
 from django import template
 
 from ..models import Item
+from ..query.parts import PARTS
 from ..readers.audio import clock as audio_clock
 
 register = template.Library()
@@ -22,6 +23,12 @@ def clock(seconds) -> str:
 @register.filter
 def kind_label(kind: str) -> str:
     return Item.Kind(kind).label if kind in Item.Kind.values else kind
+
+
+@register.filter
+def part_chip(summary: dict) -> str:
+    """A part of the query as the results page shows it (its type's ``chip`` in `query.parts.PARTS`)."""
+    return PARTS[summary["type"]].chip(summary)
 
 
 @register.filter

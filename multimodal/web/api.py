@@ -3,7 +3,6 @@
 The OpenAPI 3 schema (/api/schema) and the interactive docs (/api/docs) are generated from these
 operations and the shapes in `api_schemas`. Every error is ``{"error": "..."}`` naming the problem.
 """
-import json
 import logging
 import math
 
@@ -19,12 +18,15 @@ from .. import store
 from ..encoders import EncoderLoadError
 from ..errors import UserInputError
 from ..models import IngestJob
+from ..query.json_input import base64_decode, json_parse
+from ..query.parse import query_parse
+from ..query.parts import UPLOAD_TYPES
 from ..selectors import job_summary, search_response
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
 from . import api_schemas as schemas
 from .auth import TokenThrottled, client_ip, token_user_for_key
-from .forms import SearchForm, UploadForm, base64_decode, form_error_message, json_parse
+from .forms import UploadForm, form_error_message
 from .permissions import job_change_check, job_view_check, upload_check
 from .throttling import ANONYMOUS_SEARCHES, SearchRateThrottle, search_caller_known
 
@@ -157,19 +159,18 @@ def _pydantic_message(errors) -> str:
     return "; ".join(parts)
 
 
-def _search(request, form: SearchForm):
+def _search(request, data, files=None):
     if settings.MULTIMODAL_SEARCH_REQUIRES_LOGIN and not search_caller_known(request):
         raise AuthenticationError(401, "this site requires login to search: a session or an API token")
-    if not form.is_valid():
-        raise UserInputError(form.error_message())
-    return search_response(query=form.to_query(), fields=form.cleaned_data["fields"])
+    query = query_parse(data, files)
+    return search_response(query=query, fields=query.fields)
 
 
 @api.get("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS}, exclude_unset=True,
          throttle=[SearchRateThrottle(), ANONYMOUS_SEARCHES], summary="Search by text, an item, filters (query string)")
 def search_get(request, params: Query[schemas.SearchParams]):
     """Plain searches in the query string: ``?q=red+bicycle&top_k=10&corpus=shop&kind=image``."""
-    return _search(request, SearchForm(_text_alias(request.GET.dict())))
+    return _search(request, request.GET)
 
 
 @api.post("/search", response={200: schemas.SearchResponse, **SEARCH_ERRORS, 413: schemas.Error}, exclude_unset=True,
@@ -186,19 +187,12 @@ def search_post(request):
     "value": 42, "weight": 0.7}]``. Searching changes nothing, so no CSRF token is needed.
     """
     if request.content_type == "application/json":
-        data, files = _json_search_data(request.body)
-        return _search(request, SearchForm(data, files))
-    return _search(request, SearchForm(_text_alias(request.POST.dict()), request.FILES))
-
-
-def _text_alias(data: dict) -> dict:
-    if "text" in data and "q" not in data:
-        data["q"] = data.pop("text")
-    return data
+        return _search(request, *_json_search_data(request.body))
+    return _search(request, request.POST, request.FILES)
 
 
 def _json_search_data(body: bytes) -> tuple[dict, dict]:
-    """A JSON body as the form's fields and files (lists joined, objects as JSON, base64 decoded)."""
+    """A JSON body, validated against `SearchRequest`, as the query's fields and its base64 files decoded."""
     try:
         raw = json_parse(body or b"{}")
     except ValueError as exc:
@@ -206,21 +200,11 @@ def _json_search_data(body: bytes) -> tuple[dict, dict]:
     if not isinstance(raw, dict):
         raise UserInputError("the JSON body must be an object")
     try:
-        schemas.SearchRequest.model_validate(raw)
+        data = schemas.SearchRequest.model_validate(raw).model_dump(exclude_none=True)
     except PydanticValidationError as exc:
         raise UserInputError(_pydantic_message(exc.errors())) from None
-    data, files = {}, {}
-    for key, value in _text_alias(raw).items():
-        if value is None:
-            continue
-        if key in ("image", "voice"):
-            files[key] = SimpleUploadedFile(key, base64_decode(value, where=key))
-        elif key in ("parts", "specs") and not isinstance(value, str):
-            data[key] = json.dumps(value)
-        elif isinstance(value, list):
-            data[key] = ",".join(str(entry) for entry in value)
-        else:
-            data[key] = value
+    files = {name: SimpleUploadedFile(name, base64_decode(data.pop(name), where=name))
+             for name in UPLOAD_TYPES if name in data}
     return data, files
 
 

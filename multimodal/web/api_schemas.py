@@ -5,7 +5,9 @@ from typing import Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
-PartType = Literal["text", "image", "voice", "item"]
+from ..query.parts import PARTS
+
+PartType = Literal[tuple(PARTS)]  # the registered part types (tests/query/test_registry.py checks the rest)
 Fusion = Literal["vector", "rrf", "weighted"]
 Kind = Literal["image", "text", "product", "audio", "segment", "document", "page", "passage", "video", "scene"]
 

@@ -24,9 +24,10 @@ from ..selectors import (
 )
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
+from ..query.parts import PARTS, UPLOAD_TYPES, UploadTooLarge
 from ..services.query_uploads import (
-    PART_TYPES as UPLOAD_PART_TYPES, QueryUpload, UploadQuotaExceeded, UploadTooLarge, UploadUnsupported,
-    query_upload_get, query_upload_store, query_upload_transcript_remember, query_uploads_list, upload_limit_bytes,
+    QueryUpload, UploadQuotaExceeded, UploadUnsupported, query_upload_get, query_upload_store,
+    query_upload_transcript_remember, query_uploads_list,
 )
 from .auth import client_ip
 from .forms import SearchForm, UploadForm
@@ -63,15 +64,15 @@ def search_page(request):
             form = SearchForm(initial={"q": request.GET.get("q", "")}, session=request.session)
         elif form.is_valid():
             try:
-                response = search_response(query=form.to_query())
+                response = search_response(query=form.query)
             except (UserInputError, EncoderLoadError) as exc:
                 error, status = str(exc), 400 if isinstance(exc, UserInputError) else 503
             except store.StoreUnavailable as exc:
                 logger.warning("the search page answered 503: %s", exc)  # the address is for operators
                 error, status = store.unavailable_message(exc), 503
-            for ref, part in form.upload_parts:
-                if part.transcript:  # transcribed once; later pages and reloads reuse it
-                    query_upload_transcript_remember(session=request.session, ref=ref, transcript=part.transcript)
+            for part in form.query.parts:
+                if part.ref and part.transcript:  # transcribed once; later pages and reloads reuse it
+                    query_upload_transcript_remember(session=request.session, ref=part.ref, transcript=part.transcript)
         else:
             error, status = form.error_message(), 400
     elif "q" in request.GET:
@@ -86,7 +87,7 @@ def _search_post(request):
     form = SearchForm(request.POST)
     params = {key: request.POST[key] for key in QUERY_PARAMS if request.POST.get(key)}
     parts = []
-    for part_type in UPLOAD_PART_TYPES:
+    for part_type in UPLOAD_TYPES:
         if request.FILES.get(part_type):
             try:
                 upload = query_upload_store(session=request.session, client=client_ip(request),
@@ -115,7 +116,7 @@ def _search_render(request, form, *, response=None, error=None, notice=None, sta
         "previous_url": _page_url(request, page["number"] - 1) if page and page["number"] > 1 else None,
         "next_url": _page_url(request, page["number"] + 1) if page and page["has_more"] else None,
         "chip_info": _chip_info(request, form),
-        "limits": {"image_bytes": upload_limit_bytes("image"), "voice_bytes": upload_limit_bytes("voice"),
+        "limits": {**{f"{name}_bytes": PARTS[name].limit_bytes() for name in UPLOAD_TYPES},
                    "voice_seconds": settings.MULTIMODAL_MAX_VOICE_SECONDS},
     }
     return render(request, "multimodal/search.html", context, status=status)
@@ -133,9 +134,8 @@ def _chip_info(request, form) -> dict:
     """What the page shows on its part chips: kept uploads (preview, transcript) and example items."""
     uploads = {upload.ref: _upload_info(upload) for upload in query_uploads_list(session=request.session)}
     items = {}
-    if form.is_bound and not form.errors:
-        query_items = [part.item for part in form.cleaned_data.get("parts", []) if part.item is not None]
-        query_items += [form.cleaned_data["item"]] if form.cleaned_data.get("item") else []
+    if form.query is not None:
+        query_items = [part.item for part in form.query.parts if part.item is not None]
         items = {str(item.pk): {"title": item.title, "kind": item.kind,
                                 "thumbnail_url": item.thumbnail.url if item.thumbnail else None}
                  for item in query_items}

@@ -6,8 +6,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...encoders import EncoderLoadError
 from ...errors import UserInputError
+from ...query.parse import query_parse
+from ...query.parts import PARTS, UPLOAD_TYPES
 from ...selectors import search_response
-from ...web.forms import SearchForm
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--image", type=Path, help="an image file to search with")
         parser.add_argument("--voice", type=Path, help="a recording of a spoken query (transcribed first)")
         parser.add_argument("--item", type=int, help="more like this item id")
-        for part in ("text", "image", "voice", "item"):
+        for part in PARTS:
             parser.add_argument(f"--{part}-weight", type=float, help=f"weight of the {part} part (default 1)")
         parser.add_argument("--fusion", choices=["vector", "rrf", "weighted"], help="how parts are fused")
         parser.add_argument("--no-keyword", action="store_true", help="vector channel only (no keyword channel)")
@@ -34,24 +35,22 @@ class Command(BaseCommand):
         parser.add_argument("--corpus", default="", help="only these corpora, comma-separated")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the same JSON as /api/search")
 
-    def handle(self, *args, text, image, voice, item, fusion, no_keyword, kind, modality, min_score, top_k, page, corpus,
+    def handle(self, *args, text, item, fusion, no_keyword, kind, modality, min_score, top_k, page, corpus,
                as_json, **options):
-        files = {name: self._file(name, path) for name, path in (("image", image), ("voice", voice)) if path}
+        files = {name: self._file(name, options[name]) for name in UPLOAD_TYPES if options[name]}
         data = {"q": text, "item": item, "fusion": fusion, "hybrid": "false" if no_keyword else "", "kind": kind,
                 "modality": modality, "min_score": min_score, "top_k": top_k, "page": page, "corpus": corpus}
-        data.update({f"{part}_weight": options[f"{part}_weight"] for part in ("text", "image", "voice", "item")})
-        form = SearchForm({key: value for key, value in data.items() if value not in (None, "")}, files)
-        if not form.is_valid():
-            raise CommandError(form.error_message())
+        data.update({f"{part}_weight": options[f"{part}_weight"] for part in PARTS})
         try:
-            response = search_response(query=form.to_query())
+            response = search_response(query=query_parse({key: value for key, value in data.items()
+                                                          if value not in (None, "")}, files))
         except (UserInputError, EncoderLoadError) as exc:
             raise CommandError(str(exc)) from None
         if as_json:
             self.stdout.write(json.dumps(response, indent=2, ensure_ascii=False))
             return
         for part in response["query"]["parts"]:
-            if part["type"] == "voice" and part.get("transcript"):
+            if part.get("transcript"):
                 self.stderr.write(f"You said: {part['transcript']['text']}")
         first_rank = (page - 1) * top_k + 1
         for rank, result in enumerate(response["results"], start=first_rank):
