@@ -1,48 +1,21 @@
 """PDF pages read by ``document_read`` (text layer and one rendering per page) timed against pypdfium2
-doing the same in a plain loop, on the same PDF, taking turns in one run.
-
-    .venv/bin/python -c "from multimodal.benchmarks.documents import documents_bench, pdf_make
-    print(documents_bench(data=pdf_make()).report())"
+doing the same in a plain loop, and the same PDF ingested through the ingest service timed against
+``document_read`` alone: each pair on the same PDF, taking turns in one run (`manage.py bench_readers`).
 """
-import statistics
-import time
-from dataclasses import dataclass
+import uuid
 
 import pypdfium2 as pdfium
 from fpdf import FPDF
 from PIL import Image, ImageDraw
 
+from ..models import Corpus, Item
 from ..readers.documents import document_read
+from ..services.ingest import CHILD_IMAGE_PX, Source, items_ingest
+from .turns import Comparison, turns_run
 
 PARAGRAPH = ("Shipping costs fell in the third quarter while storage stayed flat; the warehouse in the north "
              "handled most returns, and the new packaging cut damage claims by a third. ")
-
-
-@dataclass(frozen=True)
-class DocumentBench:
-    pages: int
-    read_s: float  # median seconds document_read took
-    bare_s: float  # median seconds the bare pypdfium2 loop took
-    repeats: int
-    render_px: int
-
-    @property
-    def read_speed(self) -> float:
-        """Pages per second."""
-        return self.pages / self.read_s
-
-    @property
-    def bare_speed(self) -> float:
-        return self.pages / self.bare_s
-
-    @property
-    def ratio(self) -> float:
-        return self.read_speed / self.bare_speed
-
-    def report(self) -> str:
-        return (f"{self.pages}-page PDF, text + render at {self.render_px} px, medians of {self.repeats}: "
-                f"document_read {self.read_s:.3f} s = {self.read_speed:.1f} pages/s; bare pypdfium2 "
-                f"{self.bare_s:.3f} s = {self.bare_speed:.1f} pages/s -> ratio {self.ratio:.2f}")
+BENCH_CORPUS_PREFIX = "bench-readers-"
 
 
 def pdf_make(pages: int = 50) -> bytes:
@@ -61,18 +34,54 @@ def pdf_make(pages: int = 50) -> bytes:
     return bytes(pdf.output())
 
 
-def documents_bench(*, data: bytes, render_px: int = 1024, repeats: int = 3) -> DocumentBench:
-    """``document_read`` and the bare pypdfium2 loop on ``data``, in turns, ``repeats`` times each."""
-    read_times, bare_times = [], []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        document = document_read(data, name="bench.pdf", max_pages=10**6, render_px=render_px)
-        read_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        _bare_read(data, render_px=render_px)
-        bare_times.append(time.perf_counter() - started)
-    return DocumentBench(pages=len(document.pages), read_s=statistics.median(read_times),
-                         bare_s=statistics.median(bare_times), repeats=repeats, render_px=render_px)
+def documents_bench(*, data: bytes, render_px: int = 1024, repeats: int = 3) -> Comparison:
+    """``document_read`` and the bare pypdfium2 loop on ``data``, every page rendered at ``render_px``, in turns."""
+    turns = turns_run({
+        "tool": lambda: document_read(data, name="bench.pdf", max_pages=10**6, render_px=render_px),
+        "bare": lambda: _bare_read(data, render_px=render_px),
+    }, repeats=repeats)
+    pages = len(turns.last["tool"].pages)
+    return Comparison(step="documents", tool="document_read", bare="pypdfium2 loop", work=pages, unit="pages/s",
+                      tool_s=turns.seconds["tool"], bare_s=turns.seconds["bare"], repeats=repeats,
+                      input=f"{pages}-page PDF, text + render at {render_px} px")
+
+
+def document_ingest_bench(*, data: bytes, repeats: int = 3) -> Comparison:
+    """The PDF ``data`` ingested by ``items_ingest`` into a throw-away corpus (the configured encoder,
+    its vectors written to the store) against ``document_read`` called as ingest calls it, in turns.
+
+    Every ingest run lands the document anew (the corpus is emptied, untimed, before each run), after
+    a one-page warm-up that loads the encoder and opens the collection. The corpus is deleted at the
+    end, whatever happens; no other corpus is read or written.
+    """
+    corpus = Corpus.objects.create(name=f"{BENCH_CORPUS_PREFIX}{uuid.uuid4().hex[:8]}")
+    try:
+        items_ingest(corpus=corpus, sources=[_pdf_source(pdf_make(1), name="warm-up.pdf")])
+
+        def ingest():
+            report = items_ingest(corpus=corpus, sources=[_pdf_source(data, name="report.pdf")])
+            if report.failures:
+                raise RuntimeError(f"the benchmark PDF did not ingest: {report.failures[0].reason}")
+            return report
+
+        turns = turns_run({
+            "tool": ingest,
+            "bare": lambda: document_read(data, name="report.pdf", max_pages=10**6, text_page_px=CHILD_IMAGE_PX),
+        }, repeats=repeats, prepare={"tool": lambda: corpus.items.all().delete()})
+        document = corpus.items.get(kind=Item.Kind.DOCUMENT)
+        pages = len(turns.last["bare"].pages)
+        passages = document.children.filter(kind=Item.Kind.PASSAGE).count()
+        ocr_pages = len(document.metadata.get("ocr_pages", []))
+    finally:
+        corpus.delete()
+    return Comparison(step="ingest", tool="items_ingest", bare="document_read", work=pages, unit="pages/s",
+                      tool_s=turns.seconds["tool"], bare_s=turns.seconds["bare"], repeats=repeats,
+                      input=f"{pages}-page PDF into a throw-away corpus",
+                      notes=(f"{passages} passages per document", f"{ocr_pages} of {pages} pages read by OCR"))
+
+
+def _pdf_source(data: bytes, *, name: str) -> Source:
+    return Source(name=name, read=lambda: data, size=len(data))
 
 
 def _bare_read(data: bytes, *, render_px: int) -> list[tuple[str, Image.Image]]:

@@ -2,15 +2,13 @@
 import difflib
 import os
 import random
-import statistics
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import pytesseract
 from PIL import Image, ImageDraw, ImageFont
 
 from ..readers.ocr import TESSERACT_ENVIRONMENT, image_ocr
+from .turns import Comparison, turns_run
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 WORDS = ("invoice payment account customer delivery address order number total amount shipping receipt "
@@ -18,36 +16,9 @@ WORDS = ("invoice payment account customer delivery address order number total a
          "the of and to for with on by from").split()
 
 
-@dataclass(frozen=True)
-class OcrBench:
-    size: tuple[int, int]
-    words: int  # words printed on the page
-    ocr_s: float  # median seconds of image_ocr on the upright page
-    bare_s: float  # median seconds of pytesseract.image_to_string on the same page (one OpenMP thread, too)
-    bare_openmp_s: float  # the same with Tesseract's OpenMP threads left on
-    turned_s: float  # median seconds of image_ocr on the page turned a quarter (orientation detected, read again)
-    ocr_accuracy: float  # words read in order / words printed, image_ocr
-    bare_accuracy: float  # the same for the bare call
-    turned_accuracy: float
-    repeats: int
-
-    @property
-    def ratio(self) -> float:
-        """image_ocr's pages per second over the bare call's (1.0: as fast)."""
-        return self.bare_s / self.ocr_s
-
-    def report(self) -> str:
-        width, height = self.size
-        return (f"{width}x{height} page, {self.words} words, medians of {self.repeats}: "
-                f"image_ocr {self.ocr_s:.3f} s/page (accuracy {self.ocr_accuracy:.1%}); "
-                f"bare image_to_string {self.bare_s:.3f} s/page (accuracy {self.bare_accuracy:.1%}) "
-                f"-> ratio {self.ratio:.2f}; bare with OpenMP threads {self.bare_openmp_s:.3f} s/page; "
-                f"image_ocr on the page turned 90 deg {self.turned_s:.3f} s/page "
-                f"(accuracy {self.turned_accuracy:.1%})")
-
-
-def text_page(*, height_px: int = 1024, seed: int = 0) -> tuple[Image.Image, list[str]]:
-    """An A4-shaped page ``height_px`` tall, black 11-pt-like DejaVu text on white, and its lines."""
+def text_page(*, height_px: int = 1024, seed: int = 0, max_lines: int | None = None) -> tuple[Image.Image, list[str]]:
+    """An A4-shaped page ``height_px`` tall, black 11-pt-like DejaVu text on white (full, or its first
+    ``max_lines`` lines), and its lines."""
     rng = random.Random(seed)
     width_px = round(height_px / 2 ** 0.5)
     font = ImageFont.truetype(FONT, round(height_px / 64))
@@ -55,7 +26,7 @@ def text_page(*, height_px: int = 1024, seed: int = 0) -> tuple[Image.Image, lis
     draw = ImageDraw.Draw(page)
     margin, line_height = height_px // 20, round(height_px / 40)
     lines, top = [], margin
-    while top + line_height < height_px - margin:
+    while top + line_height < height_px - margin and len(lines) != max_lines:
         words: list[str] = []
         while draw.textlength(" ".join(words + ["warehouse"]), font=font) < width_px - 2 * margin:
             words.append(rng.choice(WORDS))
@@ -72,31 +43,35 @@ def word_accuracy(recognised: str, lines: list[str]) -> float:
     return sum(block.size for block in matcher.get_matching_blocks()) / len(expected)
 
 
-def ocr_bench(*, height_px: int = 1024, repeats: int = 5, languages: str = "eng") -> OcrBench:
-    """``image_ocr`` and bare ``pytesseract.image_to_string`` on one rendered page, in turns."""
-    page, lines = text_page(height_px=height_px)
+def ocr_bench(*, height_px: int = 1024, max_lines: int | None = None, repeats: int = 5,
+              languages: str = "eng") -> Comparison:
+    """``image_ocr`` and bare ``pytesseract.image_to_string`` (one OpenMP thread, as image_ocr runs it)
+    on one rendered page, in turns; the notes add each one's word accuracy, the bare call with
+    Tesseract's OpenMP threads on, and image_ocr on the page turned a quarter (orientation detected,
+    read again)."""
+    page, lines = text_page(height_px=height_px, max_lines=max_lines)
     turned = page.rotate(90, expand=True)
-    times: dict[str, list[float]] = {"ocr": [], "bare": [], "openmp": [], "turned": []}
-    texts: dict[str, str] = {}
-    for _ in range(repeats):
-        started = time.perf_counter()
-        texts["ocr"] = image_ocr(page, languages=languages, timeout_s=600).text
-        times["ocr"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        texts["bare"] = pytesseract.image_to_string(page, lang=languages)
-        times["bare"].append(time.perf_counter() - started)
+
+    def bare_openmp():
         with _openmp_threads():
-            started = time.perf_counter()
-            pytesseract.image_to_string(page, lang=languages)
-            times["openmp"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        texts["turned"] = image_ocr(turned, languages=languages, timeout_s=600).text
-        times["turned"].append(time.perf_counter() - started)
-    median = {name: statistics.median(values) for name, values in times.items()}
-    return OcrBench(size=page.size, words=len(" ".join(lines).split()), ocr_s=median["ocr"], bare_s=median["bare"],
-                    bare_openmp_s=median["openmp"], turned_s=median["turned"],
-                    ocr_accuracy=word_accuracy(texts["ocr"], lines), bare_accuracy=word_accuracy(texts["bare"], lines),
-                    turned_accuracy=word_accuracy(texts["turned"], lines), repeats=repeats)
+            return pytesseract.image_to_string(page, lang=languages)
+
+    turns = turns_run({
+        "tool": lambda: image_ocr(page, languages=languages, timeout_s=600).text,
+        "bare": lambda: pytesseract.image_to_string(page, lang=languages),
+        "openmp": bare_openmp,
+        "turned": lambda: image_ocr(turned, languages=languages, timeout_s=600).text,
+    }, repeats=repeats)
+    accuracy = {name: word_accuracy(text, lines) for name, text in turns.last.items()}
+    width, height = page.size
+    return Comparison(
+        step="ocr", tool="image_ocr", bare="pytesseract.image_to_string", work=1, unit="s/page",
+        tool_s=turns.seconds["tool"], bare_s=turns.seconds["bare"], repeats=repeats,
+        input=f"{width}x{height} page of {len(' '.join(lines).split())} words",
+        notes=(f"word accuracy {accuracy['tool']:.1%} (bare {accuracy['bare']:.1%})",
+               f"bare with OpenMP threads {turns.seconds['openmp']:.2f} s/page",
+               f"image_ocr on the page turned 90 deg {turns.seconds['turned']:.2f} s/page "
+               f"(accuracy {accuracy['turned']:.1%})"))
 
 
 @contextmanager

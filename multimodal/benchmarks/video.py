@@ -1,59 +1,63 @@
-"""Video scenes timed against PyAV decoding every frame of the same file, taking turns in one run."""
+"""Video scenes timed against PyAV decoding every frame of the same file, taking turns in one run, on a
+video made here (`manage.py bench_readers`)."""
 import io
-import statistics
-import time
-from dataclasses import dataclass
+from fractions import Fraction
 
 import av
+import numpy as np
 from django.conf import settings
 
 from ..readers.video import video_scenes
+from .turns import Comparison, turns_run
+
+# Backgrounds far apart in hue and brightness, so each cut is a scene change to the detector.
+SCENE_COLOURS = ((200, 40, 40), (40, 90, 200), (240, 220, 60), (30, 150, 70), (150, 60, 170), (20, 20, 20))
 
 
-@dataclass(frozen=True)
-class VideoBench:
-    duration_s: float
-    scenes: int
-    scenes_s: float  # median seconds video_scenes took
-    bare_s: float  # median seconds the bare decode took
-    repeats: int
+def scene_video_make(*, seconds: float, scene_s: float = 5.0, size: tuple[int, int] = (640, 360),
+                     fps: int = 25) -> bytes:
+    """An MP4 (H.264, no sound) ``seconds`` long: a cut every ``scene_s`` seconds to the next of
+    SCENE_COLOURS, each a grained background with a white square drifting across it, so frames
+    inside a scene move but only the cuts change the picture."""
+    width, height = size
+    rng = np.random.default_rng(0)
+    grain = rng.integers(-6, 7, (height, width, 1), dtype=np.int16)
+    backgrounds = [np.clip(np.array(colour, np.int16) + grain, 0, 255).astype(np.uint8) for colour in SCENE_COLOURS]
+    side = height // 4
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        for index in range(round(seconds * fps)):
+            time_s = index / fps
+            pixels = backgrounds[int(time_s // scene_s) % len(backgrounds)].copy()
+            left = round((time_s % scene_s) / scene_s * (width - side))
+            pixels[height // 3:height // 3 + side, left:left + side] = 255
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
 
-    @property
-    def scenes_speed(self) -> float:
-        """Seconds of video per second of work (the real-time factor)."""
-        return self.duration_s / self.scenes_s
 
-    @property
-    def bare_speed(self) -> float:
-        return self.duration_s / self.bare_s
-
-    @property
-    def ratio(self) -> float:
-        return self.scenes_speed / self.bare_speed
-
-    def report(self) -> str:
-        return (f"{self.duration_s:.1f} s of video, {self.scenes} scenes, medians of {self.repeats}: "
-                f"video_scenes {self.scenes_s:.3f} s = {self.scenes_speed:.1f}x real time; "
-                f"bare PyAV decode of every frame {self.bare_s:.3f} s = {self.bare_speed:.1f}x real time "
-                f"-> ratio {self.ratio:.2f}")
-
-
-def video_bench(*, data: bytes, repeats: int = 3) -> VideoBench:
+def video_bench(*, data: bytes, repeats: int = 3) -> Comparison:
     """``video_scenes`` with the site's settings and a plain decode of every frame to an array, in turns."""
-    scenes_times, bare_times = [], []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        found = video_scenes(data, threshold=settings.MULTIMODAL_SCENE_THRESHOLD,
-                             min_scene_s=settings.MULTIMODAL_SCENE_MIN_SECONDS,
-                             max_scene_s=settings.MULTIMODAL_SCENE_MAX_SECONDS,
-                             max_scenes=settings.MULTIMODAL_MAX_SCENES,
-                             max_duration_s=settings.MULTIMODAL_MAX_VIDEO_MINUTES * 60)
-        scenes_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        _bare_decode(data)
-        bare_times.append(time.perf_counter() - started)
-    return VideoBench(duration_s=found.duration_s, scenes=len(found.scenes), scenes_s=statistics.median(scenes_times),
-                      bare_s=statistics.median(bare_times), repeats=repeats)
+    turns = turns_run({
+        "tool": lambda: video_scenes(data, threshold=settings.MULTIMODAL_SCENE_THRESHOLD,
+                                     min_scene_s=settings.MULTIMODAL_SCENE_MIN_SECONDS,
+                                     max_scene_s=settings.MULTIMODAL_SCENE_MAX_SECONDS,
+                                     max_scenes=settings.MULTIMODAL_MAX_SCENES,
+                                     max_duration_s=settings.MULTIMODAL_MAX_VIDEO_MINUTES * 60),
+        "bare": lambda: _bare_decode(data),
+    }, repeats=repeats)
+    found = turns.last["tool"]
+    return Comparison(step="video", tool="video_scenes", bare="PyAV decode of every frame", work=found.duration_s,
+                      unit="x real time", tool_s=turns.seconds["tool"], bare_s=turns.seconds["bare"],
+                      repeats=repeats, input=f"{found.duration_s:.1f} s video of {found.width}x{found.height}",
+                      notes=(f"{len(found.scenes)} scenes",))
 
 
 def _bare_decode(data: bytes) -> None:
