@@ -26,10 +26,14 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
     ``MULTIMODAL_RESULT_TEXT_CHARS`` characters; ``truncated`` says whether any was cut (the whole
     item is at ``detail_url``). An item's text is read from the database only up to
     ``MULTIMODAL_MAX_TEXT_CHARS``, so an item stored before the limits existed cannot swell a search.
+
+    A grouped hit (see `multimodal.retrieval.fusion.fused_group`) names up to ``ALSO_SHOWN`` other
+    matching parts of its parent in ``also``: each with ``where`` ("page 5", "0:12–0:20") and its link.
     """
+    wanted = [hit.item_id for hit in outcome.hits] + [part for hit in outcome.hits for part in hit.also[:ALSO_SHOWN]]
     items = (Item.objects.select_related("corpus", "parent").defer("text", "parent__text")
              .annotate(text_head=Substr("text", 1, settings.MULTIMODAL_MAX_TEXT_CHARS))
-             .in_bulk([hit.item_id for hit in outcome.hits]))
+             .in_bulk(wanted))
     terms = keyword_terms(" ".join(part.text for part in outcome.query.parts if part.text and part.weight > 0))
     results = []
     for hit in outcome.hits:
@@ -54,12 +58,39 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 **_segment_fields(item, cut),
                 **_part_fields(item, cut),
                 **_ocr_fields(item, terms),
+                **_also_fields(hit, items),
                 "explanation": _explanation(hit, outcome.query),
                 "truncated": cut.truncated,
             }
         )
     _passage_thumbnails_fill(results, items)
     return results
+
+
+ALSO_SHOWN = 3
+
+
+def _also_fields(hit: Fused, items: dict[int, Item]) -> dict:
+    """The other matching parts folded into ``hit``, best first: where each is and its link."""
+    parts = [items[item_id] for item_id in hit.also[:ALSO_SHOWN] if item_id in items]
+    if not parts:
+        return {}
+    cut = _TextCut(settings.MULTIMODAL_RESULT_TEXT_CHARS)
+    return {"also": [
+        {"id": part.pk, "kind": part.kind, "where": _part_where(part),
+         "detail_url": {**_segment_fields(part, cut), **_part_fields(part, cut)}.get("detail_url")
+                       or part.get_absolute_url()}
+        for part in parts
+    ]}
+
+
+def _part_where(part: Item) -> str:
+    """Where a part is in its parent, as people say it: "page 5", "slide 2", "0:12–0:20"; else its title."""
+    if part.page is not None and part.parent is not None:
+        return f"{part.parent.metadata.get('page_word', 'page')} {part.page}"
+    if part.start_s is not None:
+        return f"{clock(part.start_s)}–{clock(part.end_s)}"
+    return part.title
 
 
 def _passage_thumbnails_fill(results: list[dict], items: dict[int, Item]) -> None:
@@ -339,11 +370,6 @@ def _results_within(results: list[dict], budget_bytes: int) -> int:
             return count
     return len(results)
 
-
-RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
-                 "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
-                 "audio_url", "parent", "page", "page_label", "span", "document_url", "video_url", "ocr_boxes",
-                 "explanation", "truncated")
 
 
 FAILURES_SHOWN = 1000

@@ -130,8 +130,10 @@ def test_a_long_text_file_is_found_by_a_phrase_near_its_end_through_its_passage(
     assert hit["kind"] == "passage" and hit["parent"]["id"] == note.pk and hit["id"] == passages[-1].pk
     start, end = hit["span"]
     assert RARE_PHRASE in note.text[start:end]
+    # The note shows once: as its best part, the passage (grouped under it).
+    assert [result["id"] for result in results].count(hit["id"]) == 1 and note.pk not in [r["id"] for r in results]
     # Both hold the phrase for the keyword channel; only the passage's vector sees it.
-    whole_note = next(result for result in results if result["id"] == note.pk)
+    whole_note = next(result for result in _search(RARE_PHRASE, group=False) if result["id"] == note.pk)
     assert _vector_score(hit) > 0 == _vector_score(whole_note)
 
     # A short note stays one item: no passages.

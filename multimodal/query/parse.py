@@ -90,6 +90,7 @@ class _QueryForm(forms.Form):
     modality = forms.CharField(required=False, max_length=100)
     fusion = forms.ChoiceField(required=False, choices=[(mode, mode) for mode in MODES])
     hybrid = forms.CharField(required=False, max_length=5)
+    group = forms.CharField(required=False, max_length=5)
     keyword_weight = forms.FloatField(required=False, min_value=0, max_value=MAX_WEIGHT)
     rrf_k = forms.IntegerField(required=False, min_value=1, max_value=1000)
     min_score = forms.FloatField(required=False)
@@ -140,12 +141,10 @@ class _QueryForm(forms.Form):
         return modalities
 
     def clean_hybrid(self):
-        value = str(self.cleaned_data.get("hybrid") or "").strip().lower()
-        if not value:
-            return None
-        if value not in TRUE_WORDS | FALSE_WORDS:
-            raise forms.ValidationError("use true or false")
-        return value in TRUE_WORDS
+        return _yes_or_no(self.cleaned_data.get("hybrid"))
+
+    def clean_group(self):
+        return _yes_or_no(self.cleaned_data.get("group"))
 
     def clean_fields(self):
         names = _list(self.cleaned_data.get("fields"))
@@ -271,6 +270,7 @@ class _QueryForm(forms.Form):
             parts=parts,
             fusion=data.get("fusion") or "",
             hybrid=data.get("hybrid"),
+            group=data.get("group") is not False,
             keyword_weight=data.get("keyword_weight"),
             rrf_k=data.get("rrf_k"),
             filters=SearchFilters(corpora=data["corpus"], kinds=data["kind"], created_from=data.get("created_from"),
@@ -281,6 +281,16 @@ class _QueryForm(forms.Form):
             page=data.get("page") or 1,
             fields=data["fields"],
         )
+
+
+def _yes_or_no(raw) -> bool | None:
+    """True or false from a checkbox, a query string or JSON; None when not given."""
+    value = str(raw if raw is not None else "").strip().lower()
+    if not value:
+        return None
+    if value not in TRUE_WORDS | FALSE_WORDS:
+        raise forms.ValidationError("use true or false")
+    return value in TRUE_WORDS
 
 
 def _json_value(raw, kind: type, shape: str):

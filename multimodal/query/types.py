@@ -21,7 +21,8 @@ PART_TYPES = tuple(PARTS)
 # What a client may ask of each result (``fields``); the response is shaped in `selectors.search_response`.
 RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
                  "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
-                 "audio_url", "explanation", "truncated")
+                 "audio_url", "parent", "page", "page_label", "span", "document_url", "video_url", "ocr_boxes", "also",
+                 "explanation", "truncated")
 
 
 @dataclass
@@ -85,6 +86,8 @@ class SearchQuery:
     top_k: int = 10
     page: int = 1
     fields: list[str] = field(default_factory=list)  # keep only these of each result (RESULT_FIELDS); empty: all
+    # One result per document, video, recording or long text: its best matching part, the others in ``also``.
+    group: bool = True
     text: str = ""
     image: Image.Image | None = None
     image_name: str = ""
@@ -133,4 +136,5 @@ class SearchQuery:
             "min_score": self.min_score,
             "top_k": self.top_k,
             "page": self.page,
+            "group": self.group,
         }

@@ -49,6 +49,7 @@ class Fused:
     item_id: int
     score: float
     contributions: list[Contribution] = field(default_factory=list)
+    also: list[int] = field(default_factory=list)  # further matches folded into this one (`fused_group`), best first
 
 
 def vector_sum(vectors: list[np.ndarray], weights: list[float]) -> tuple[np.ndarray, float]:
@@ -134,6 +135,26 @@ def keyword_add(vector_hits: list[Fused], keyword: Ranking) -> list[Fused]:
         contribution = Contribution(keyword.source, raw, ranks.get(hit.item_id), value)
         out.append(Fused(hit.item_id, hit.score + value, [*hit.contributions, contribution]))
     return _ordered(out)
+
+
+# A folded part is named beside its group's best only when it scores at least this share of the best's score:
+# every page of a document is some distance from a query, and "also matches at page 1" must mean something.
+ALSO_MIN_SHARE = 0.75
+
+
+def fused_group(fused: list[Fused], group_of: dict[int, int]) -> list[Fused]:
+    """``fused`` (best first) with one entry per group: the group's best, with the ids of the group's other
+    entries that scored at least ``ALSO_MIN_SHARE`` of its score in its ``also`` (best first).
+
+    ``group_of`` maps an item id to its group (a part's parent); an id it lacks is a group of its own.
+    """
+    kept: dict[int, Fused] = {}
+    for entry in fused:
+        group = group_of.get(entry.item_id, entry.item_id)
+        best = kept.setdefault(group, entry)
+        if best is not entry and best.score > 0 and entry.score >= ALSO_MIN_SHARE * best.score:
+            best.also.append(entry.item_id)
+    return list(kept.values())
 
 
 def min_score_cut(fused: list[Fused], min_score: float | None) -> list[Fused]:

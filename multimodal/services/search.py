@@ -16,6 +16,7 @@ from django.conf import settings
 
 from .. import encoders, store
 from ..errors import QueryError
+from ..models import Item
 from ..query.filters import filters_items, filters_where
 from ..query.parts import PARTS
 from ..query.types import QueryPart, SearchQuery
@@ -82,9 +83,12 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     fused = searched[0].fused if len(searched) == 1 else sorted(
         (entry for result in searched for entry in result.fused), key=lambda entry: (-entry.score, entry.item_id))
     fused = fusion.min_score_cut(fused, query.min_score)
+    clock.lap("fusion")
+    if query.group:
+        fused = fusion.fused_group(fused, _parents_of([entry.item_id for entry in fused]))
+    clock.lap("group", ran=query.group)
     start = (query.page - 1) * query.top_k
     page = fused[start:start + query.top_k]
-    clock.lap("fusion")
     if query.fusion == "vector":
         for result in searched:
             found = {entry.item_id for entry in result.fused}
@@ -92,6 +96,11 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
                             result.index.collection)
     clock.lap("explain", ran=query.fusion == "vector")
     return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings)
+
+
+def _parents_of(item_ids: list[int]) -> dict[int, int]:
+    """{part id: its parent's id} for the ids that are parts (pages, passages, scenes, segments)."""
+    return dict(Item.objects.filter(pk__in=item_ids, parent__isnull=False).values_list("pk", "parent_id"))
 
 
 @dataclass

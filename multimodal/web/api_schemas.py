@@ -42,6 +42,8 @@ class SearchParams(Schema):
     modality: str | None = Field(None, description="match only these of an item's vectors: image, text; comma-separated")
     fusion: Fusion | None = Field(None, description="vector (default), rrf or weighted")
     hybrid: bool | None = Field(None, description="keyword channel; on by default when the query has text")
+    group: bool | None = Field(None, description="one result per document, video, recording or long text (its best "
+                                                 "matching part, the other matching parts in `also`); default true")
     keyword_weight: float | None = None
     rrf_k: int | None = None
     min_score: float | None = None
@@ -95,6 +97,13 @@ class Recording(Schema):
     detail_url: str
 
 
+class AlsoMatched(Schema):
+    id: int
+    kind: Kind
+    where: str
+    detail_url: str
+
+
 class Parent(Schema):
     id: int
     kind: Kind
@@ -129,6 +138,8 @@ class Result(Schema):
     span: list[int] | None = Field(None, description="passages: [start, end) characters of the parent's text")
     document_url: str | None = Field(None, description="PDF pages and passages: the PDF, opening at the page (#page=N)")
     video_url: str | None = Field(None, description="video scenes: the video, with #t=START")
+    also: list[AlsoMatched] | None = Field(
+        None, description="other parts of the same document, video, recording or text that matched, best first")
     ocr_boxes: list[list[str | float]] | None = Field(
         None, description="pictures and scanned pages: [word, left, top, width, height] (fractions of the picture) "
                           "of the query's words printed in it")
