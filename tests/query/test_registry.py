@@ -74,3 +74,11 @@ def test_an_upload_over_its_limit_is_refused_in_the_same_words_everywhere(client
     kept = client.post("/query-uploads", {"type": "image", "file": SimpleUploadedFile("big.png", big)})
     assert api.status_code == 400 and api.json()["error"] == "image: the image is 1.0 MB; the limit is 1 MB"
     assert kept.status_code == 413 and kept.json()["error"] == "big.png: the image is 1.0 MB; the limit is 1 MB"
+
+
+def test_the_api_declares_every_result_field_a_search_can_return_and_no_other(client):
+    """A field the selectors add but the schema lacks is silently dropped from /api/search (it was, for pages)."""
+    from multimodal.query.types import RESULT_FIELDS
+
+    result = client.get("/api/schema").json()["components"]["schemas"]["Result"]
+    assert set(result["properties"]) == set(RESULT_FIELDS)
