@@ -149,9 +149,10 @@ def _segment_fields(item: Item, cut: _TextCut) -> dict:
 
 
 def _part_fields(item: Item, cut: _TextCut) -> dict:
-    """A document's page or passage, a long text's passage, a video's scene: where in its parent it is.
+    """A document's page or passage, a long text's passage, a video's scene, a recording's segment: where in its
+    parent it is.
 
-    ``parent`` names the item it belongs to (results can be grouped under it); ``page`` is the
+    ``parent`` names the item it belongs to (every part has one, a segment too); ``page`` is the
     1-based page (slide, section, chapter) and ``page_label`` says it as people read it ("page 3 of
     Report"); ``span`` is a passage's [start, end) characters in its parent's text; ``document_url``
     opens a PDF at the page (``#page=N``); a scene's ``video_url`` plays its video from the scene's
@@ -160,7 +161,7 @@ def _part_fields(item: Item, cut: _TextCut) -> dict:
     page's is its parent's page at that page (``#page-N``).
     """
     parent = item.parent
-    if parent is None or item.kind not in (Item.Kind.PAGE, Item.Kind.PASSAGE, Item.Kind.SCENE):
+    if parent is None:
         return {}
     fields = {"parent": {"id": parent.pk, "kind": parent.kind, "title": cut(parent.title),
                          "detail_url": parent.get_absolute_url()}}

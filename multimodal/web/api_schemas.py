@@ -132,7 +132,8 @@ class Result(Schema):
     end_s: float | None = None
     recording: Recording | None = Field(None, description="audio segments: the recording they belong to")
     audio_url: str | None = Field(None, description="audio segments: the recording, with #t=START")
-    parent: Parent | None = Field(None, description="pages, passages, scenes: the document, text or video they are part of")
+    parent: Parent | None = Field(
+        None, description="pages, passages, scenes, segments: the document, text, video or recording they are part of")
     page: int | None = Field(None, description="pages and passages: the 1-based page, slide, section or chapter")
     page_label: str | None = Field(None, description='pages and passages: where, as people read it ("page 3 of Report")')
     span: list[int] | None = Field(None, description="passages: [start, end) characters of the parent's text")
