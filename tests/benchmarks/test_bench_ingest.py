@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from multimodal import encoders, store
 from multimodal.models import Corpus, Item
 
-from ..services import ROOT
+from ..live_services import ROOT
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 
 from multimodal.models import Corpus
 
-from ..services import ROOT
+from ..live_services import ROOT
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from multimodal import encoders
 from multimodal.models import IngestJob
 
 from ..conftest import UPLOADER_PERMISSIONS, DeterministicEncoder, permissions_grant
-from ..services import wait_until
+from ..live_services import wait_until
 from .conftest import contrast_failures, picture, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)

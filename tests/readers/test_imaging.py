@@ -10,7 +10,7 @@ from PIL import Image
 from multimodal.models import Corpus, Item
 
 from ..conftest import image_bytes, ingest_files
-from ..services import ROOT
+from ..live_services import ROOT
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from multimodal.models import Corpus
 from multimodal.readers import imaging
 
 from ..conftest import image_bytes, ingest_files
-from ..services import ROOT
+from ..live_services import ROOT
 
 pytestmark = pytest.mark.django_db
 SEARCH = "/api/search"

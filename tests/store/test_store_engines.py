@@ -18,7 +18,7 @@ from multimodal.selectors import search_response
 from multimodal.store.local_server import LocalServer
 
 from ..conftest import image_bytes, ingest_files
-from ..services import ROOT, free_port, wait_until
+from ..live_services import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.django_db
 

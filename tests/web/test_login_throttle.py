@@ -13,7 +13,7 @@ from django.test import Client
 
 from multimodal.models import ApiToken, Corpus, IngestJob
 
-from ..services import ROOT, redis_server
+from ..live_services import ROOT, redis_server
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-admin-correct-1"

@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 from multimodal.models import ApiToken, Corpus, IngestJob
 
 from ..conftest import ingest_files, permissions_grant
-from ..services import free_port
+from ..live_services import free_port
 
 pytestmark = pytest.mark.django_db
 ENDPOINTS = {

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.services import ROOT, postgres_server
+from tests.live_services import ROOT, postgres_server
 
 NOTES = 40
 

@@ -9,7 +9,7 @@ from django.test import Client
 
 from multimodal.models import Corpus
 
-from .conftest import image_bytes, ingest_files
+from ..conftest import image_bytes, ingest_files
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
 from multimodal.services import ingest as ingest_service
 
-from .conftest import image_bytes, ingest_files
+from ..conftest import image_bytes, ingest_files
 
 pytestmark = pytest.mark.django_db
 

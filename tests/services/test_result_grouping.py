@@ -6,8 +6,8 @@ import pytest
 from multimodal.models import Corpus, Item
 from multimodal.retrieval.fusion import Fused, fused_group
 
-from .conftest import ingest_files
-from .document_making import pdf_bytes
+from ..conftest import ingest_files
+from ..document_making import pdf_bytes
 
 pytestmark = pytest.mark.django_db
 

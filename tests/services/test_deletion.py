@@ -5,7 +5,7 @@ from django.db import transaction
 from multimodal import encoders, store
 from multimodal.models import Corpus, Item
 
-from .conftest import image_bytes, ingest_files
+from ..conftest import image_bytes, ingest_files
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.engines]
 

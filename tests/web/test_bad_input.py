@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from multimodal.models import Corpus, IngestJob, Item
 
-from .conftest import image_bytes, ingest_files, noise_png
+from ..conftest import image_bytes, ingest_files, noise_png
 
 pytestmark = pytest.mark.django_db
 SEARCH = "/api/search"

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from multimodal.models import Adapter, Corpus
 
-from .adapter_domain import catalogue_write, image_png
+from ..adapter_domain import catalogue_write, image_png
 
 
 def _ingest_catalogue(folder: Path, count: int, corpus: str = "shop", **options) -> Corpus:

@@ -23,7 +23,7 @@ from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
 from multimodal.services.ingest import IngestReport, ProductRow, Source, sources_ingest_batch
 
-from .conftest import UPLOADER_PERMISSIONS, image_bytes, noise_png, permissions_grant, zip_bytes
+from ..conftest import UPLOADER_PERMISSIONS, image_bytes, noise_png, permissions_grant, zip_bytes
 
 pytestmark = pytest.mark.django_db
 

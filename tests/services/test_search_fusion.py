@@ -11,7 +11,7 @@ from django.core.management import call_command
 from multimodal.models import Corpus, Item
 from multimodal.services.jobs import job_create_from_paths, job_run
 
-from .conftest import image_bytes, ingest_files
+from ..conftest import image_bytes, ingest_files
 
 pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 URL = "/api/search"

@@ -8,9 +8,9 @@ from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
 from multimodal.services.jobs import job_create_from_paths, job_run
 
-from .conftest import ingest_files
-from .speech_audio import word_overlap
-from .video_making import scene_colour, video_make
+from ..conftest import ingest_files
+from ..speech_audio import word_overlap
+from ..video_making import scene_colour, video_make
 
 pytestmark = pytest.mark.django_db
 

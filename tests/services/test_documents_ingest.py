@@ -8,8 +8,8 @@ from multimodal.query.types import SearchQuery
 from multimodal.selectors import job_summary, search_response
 from multimodal.services.jobs import job_create_from_paths, job_run
 
-from .conftest import image_bytes, ingest_files, zip_bytes
-from .document_making import docx_bytes, pdf_bytes, pptx_bytes
+from ..conftest import image_bytes, ingest_files, zip_bytes
+from ..document_making import docx_bytes, pdf_bytes, pptx_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
 from searchsite.celery import app as celery_app
 
-from .conftest import UPLOADER_PERMISSIONS, noise_png, permissions_grant, zip_bytes
-from .services import CeleryWorker, redis_server, wait_until
+from ..conftest import UPLOADER_PERMISSIONS, noise_png, permissions_grant, zip_bytes
+from ..live_services import CeleryWorker, redis_server, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 JOB_TIMEOUT_S = 180

@@ -16,8 +16,8 @@ from multimodal.services import ingest as ingest_service
 from multimodal.services.indexing import items_reindex
 from multimodal.services.jobs import job_create_from_paths, job_run
 
-from .conftest import image_bytes, ingest_files
-from .speech_audio import SENTENCES, encoded, sentences_with_silence, silent_flac, spoken, word_overlap
+from ..conftest import image_bytes, ingest_files
+from ..speech_audio import SENTENCES, encoded, sentences_with_silence, silent_flac, spoken, word_overlap
 
 pytestmark = pytest.mark.django_db
 # Whisper's word times are good to a fraction of a second; passages start 0.2 s before their

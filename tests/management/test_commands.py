@@ -11,10 +11,10 @@ from django.core.management.base import CommandError
 
 from multimodal.models import Corpus
 
-from .conftest import image_bytes, ingest_files
+from ..conftest import image_bytes, ingest_files
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from multimodal.query.types import SearchFilters, SearchQuery
 from multimodal.retrieval import indexes
 from multimodal.selectors import search_response
 
-from .conftest import noise_png, zip_bytes
-from .services import wait_until
+from ..conftest import noise_png, zip_bytes
+from ..live_services import wait_until
 from .test_workers import JOB_TIMEOUT_S, _upload, _wait_finished, broker_url, milvus_uri, stack  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,8 +18,8 @@ from multimodal.selectors import search_response
 from multimodal.services.adapter_activation import adapter_activate, index_build_run, index_rollback, index_switch
 from multimodal.services.adapter_training import adapter_create, adapter_train
 
-from .adapter_domain import caption, catalogue_write, image_png
-from .conftest import DeterministicEncoder
+from ..adapter_domain import caption, catalogue_write, image_png
+from ..conftest import DeterministicEncoder
 
 pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 PRODUCTS = 120

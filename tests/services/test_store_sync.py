@@ -15,8 +15,8 @@ from multimodal.models import Corpus, IngestJob, Item
 from multimodal.services.jobs import job_create_from_paths
 from multimodal.tasks import MAX_RETRIES, ingest_job_run
 
-from .conftest import ingest_files
-from .services import free_port
+from ..conftest import ingest_files
+from ..live_services import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -208,7 +208,7 @@ def test_a_corpus_deleted_while_the_milvus_server_is_unreachable_loses_its_vecto
 
 
 def test_an_item_whose_original_is_gone_is_reported_by_the_repair_and_kept(deterministic_encoder, settings):
-    from .conftest import image_bytes
+    from ..conftest import image_bytes
 
     shop = Corpus.objects.create(name="shop")
     lite = _store_down(settings)

@@ -14,7 +14,7 @@ from multimodal.selectors import search_response
 from multimodal.services.jobs import job_create_from_paths
 from multimodal.tasks import ingest_job_run
 
-from .conftest import image_bytes
+from ..conftest import image_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 

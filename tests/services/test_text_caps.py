@@ -17,7 +17,7 @@ from multimodal.readers.tabular import table_read
 from multimodal.selectors import job_summary
 from multimodal.services.ingest import Source, items_ingest
 
-from .conftest import page_upload
+from ..conftest import page_upload
 
 pytestmark = pytest.mark.django_db
 

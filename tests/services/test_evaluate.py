@@ -10,8 +10,8 @@ from django.core.management.base import CommandError
 
 from multimodal.models import Corpus
 
-from .adapter_domain import catalogue_write
-from .conftest import image_bytes, ingest_files
+from ..adapter_domain import catalogue_write
+from ..conftest import image_bytes, ingest_files
 
 pytestmark = [pytest.mark.django_db, pytest.mark.engines]
 GROUP_COLUMNS = ("queries", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "p50", "p95")

@@ -15,8 +15,8 @@ from multimodal.readers.audio import AudioError, audio_decode, wav_encode
 from multimodal.services.voice import recording_transcribe, voice_transcribe
 from multimodal.speech.faster_whisper_backend import model_path
 
-from .conftest import ingest_files
-from .speech_audio import (SAMPLE_RATE, SENTENCES, encoded, sentences_with_silence, silent_flac, spoken,
+from ..conftest import ingest_files
+from ..speech_audio import (SAMPLE_RATE, SENTENCES, encoded, sentences_with_silence, silent_flac, spoken,
                            word_overlap)
 
 QUERY = "a red bicycle leaning against a brick wall"

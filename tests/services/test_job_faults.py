@@ -19,8 +19,8 @@ from PIL import Image
 from multimodal.models import IngestJob, Item
 from searchsite.celery import app as celery_app
 
-from .conftest import noise_png, zip_bytes
-from .services import ROOT, RedisServer, wait_until
+from ..conftest import noise_png, zip_bytes
+from ..live_services import ROOT, RedisServer, wait_until
 from .test_workers import JOB_TIMEOUT_S, _upload, _wait_finished, milvus_uri, stack, staff_client  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)

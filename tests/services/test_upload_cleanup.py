@@ -14,7 +14,7 @@ from django.test import Client
 from multimodal.models import IngestJob
 from multimodal.services.jobs import job_create_from_uploads, job_dir
 
-from .conftest import image_bytes, noise_png, zip_bytes
+from ..conftest import image_bytes, noise_png, zip_bytes
 from .test_jobs import _file, _upload, staff, staff_client  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +163,7 @@ def test_without_a_broker_the_site_resumes_jobs_and_sweeps_when_it_starts_servin
     from multimodal.services import background
     from multimodal.services.jobs import job_create_from_paths
 
-    from .services import wait_until
+    from ..live_services import wait_until
 
     settings.MULTIMODAL_JOBS_IN_THREAD = True  # as the site runs without a broker
     monkeypatch.setattr(background, "_maintenance_due", {"jobs_requeue_task": 0.0, "uploads_sweep_task": 0.0})

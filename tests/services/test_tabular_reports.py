@@ -16,7 +16,7 @@ from multimodal.readers.archives import zip_extract_safely
 from multimodal.readers.tabular import table_read
 from multimodal.selectors import job_summary
 
-from .conftest import noise_png, page_upload
+from ..conftest import noise_png, page_upload
 
 pytestmark = pytest.mark.django_db
 
