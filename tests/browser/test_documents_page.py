@@ -34,6 +34,17 @@ def test_a_passage_hit_names_its_page_opens_the_pdf_there_and_is_marked_on_the_d
     assert opener.inner_text().startswith("Open at page 3")
     assert opener.get_attribute("href").endswith(f"{document.file.url}#page=3")
     assert (opener.get_attribute("target"), opener.get_attribute("rel")) == ("_blank", "noopener")
+    # The PDF opens in Chromium's own viewer under the media's sandboxing policy: shown, not blocked or downloaded.
+    viewer = page.context.new_page()
+    response = viewer.goto(live_server.url + opener.get_attribute("href"), wait_until="commit")
+    assert response.all_headers()["content-security-policy"].startswith("sandbox")
+    assert response.all_headers()["content-type"] == "application/pdf"
+    for _ in range(100):
+        if any(frame.url.startswith("chrome-extension://") for frame in viewer.frames):
+            break
+        viewer.wait_for_timeout(100)
+    assert any(frame.url.startswith("chrome-extension://") for frame in viewer.frames), "the PDF viewer did not open"
+    viewer.close()
     thumbnail = card.locator(".thumb img")
     thumbnail.scroll_into_view_if_needed()
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
