@@ -101,6 +101,9 @@ def isolated_storage(settings, tmp_path, store_engine, request):
     settings.MULTIMODAL_UPLOAD_ROOT = tmp_path / "uploads"
     settings.MULTIMODAL_ADAPTER_ROOT = tmp_path / "adapters"
     settings.MULTIMODAL_CLIP_MODEL = "tiny-random"
+    # Tesseract reads every ingested picture when OCR is on (~0.1-0.4 s each): off unless a test is about it
+    # (the `ocr_on` fixture), or every test that ingests a few colour swatches pays for reading them.
+    settings.MULTIMODAL_OCR = False
     # Jobs run inside on_commit callbacks here, not in a thread, so tests see them finish.
     settings.MULTIMODAL_JOBS_IN_THREAD = False
     yield
@@ -116,6 +119,12 @@ def cache_cleared():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def ocr_on(settings):
+    """Ingest reads the words in pictures and scanned pages (the product's default, off in the other tests)."""
+    settings.MULTIMODAL_OCR = True
 
 
 @pytest.fixture

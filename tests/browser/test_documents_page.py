@@ -11,7 +11,7 @@ from ..video_making import video_make
 from ..web.test_item_detail import RARE_PHRASE, page_text, printed
 from .conftest import contrast_failures, screenshot, search_ready
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ocr_on")]
 PLAYER_TIME = "document.getElementById('player').currentTime"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}

@@ -11,7 +11,7 @@ from multimodal.services.jobs import job_create_from_paths, job_run
 from ..conftest import image_bytes, ingest_files, zip_bytes
 from ..document_making import docx_bytes, pdf_bytes, pptx_bytes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ocr_on")]
 
 # Words the deterministic encoder puts on its "unknown" axis: the known words of a query stand out.
 FILLER = ("Quarterly figures were reviewed by the committee and the minutes record every motion. "

@@ -11,7 +11,7 @@ from multimodal.services import ingest as ingest_service
 
 from ..conftest import image_bytes, ingest_files
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ocr_on")]
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 

@@ -15,7 +15,7 @@ from ..conftest import ingest_files
 from ..document_making import pdf_bytes
 from ..video_making import scene_colour, video_make
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ocr_on")]
 
 RARE_PHRASE = "green bicycle chair"
 FILLER = ("Quarterly figures were reviewed by the committee and the minutes record every motion. "
