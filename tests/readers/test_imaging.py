@@ -19,7 +19,7 @@ def _ingest_peak_rss_mb(folder, data_dir) -> int:
     """Peak RSS of `manage.py ingest FOLDER` run as a person would, on its own data folder (Milvus Lite)."""
     env = {key: value for key, value in os.environ.items() if key not in ("DJANGO_TEST_DB", "MILVUS_URI")}
     env |= {"MULTIMODAL_DATA_DIR": str(data_dir), "MILVUS_URI": str(data_dir / "lite.db"),
-            "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": ""}
+            "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MULTIMODAL_OCR": "0"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
     script = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)")
