@@ -53,7 +53,9 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if metafunc.definition.get_closest_marker("engines"):
+    """An ``engines`` test runs on every engine, unless it pairs engines with its own parameters itself."""
+    paired = any("store_engine" in marker.args[0] for marker in metafunc.definition.iter_markers("parametrize"))
+    if metafunc.definition.get_closest_marker("engines") and not paired:
         metafunc.parametrize("store_engine", ENGINES, indirect=True)
 
 
