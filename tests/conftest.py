@@ -49,14 +49,17 @@ ENGINES = ("lite", "server-hnsw", "server-ivf_flat")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "engines: run on Milvus Lite and on a real Milvus server (HNSW, IVF_FLAT)")
+    config.addinivalue_line("markers", "engines(*names): run on Milvus Lite and on a real Milvus server (HNSW, IVF_FLAT; "
+                                       "or only the engines named)")
 
 
 def pytest_generate_tests(metafunc):
-    """An ``engines`` test runs on every engine, unless it pairs engines with its own parameters itself."""
+    """An ``engines`` test runs on every engine (or those its marker names: ``engines("lite", "server-hnsw")``),
+    unless it pairs engines with its own parameters itself."""
+    marker = metafunc.definition.get_closest_marker("engines")
     paired = any("store_engine" in marker.args[0] for marker in metafunc.definition.iter_markers("parametrize"))
-    if metafunc.definition.get_closest_marker("engines") and not paired:
-        metafunc.parametrize("store_engine", ENGINES, indirect=True)
+    if marker and not paired:
+        metafunc.parametrize("store_engine", marker.args or ENGINES, indirect=True)
 
 
 @pytest.fixture

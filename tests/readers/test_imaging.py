@@ -30,12 +30,12 @@ def _ingest_peak_rss_mb(folder, data_dir) -> int:
 
 
 def test_large_pictures_are_kept_whole_but_held_small_while_a_batch_is_ingested(tmp_path):
-    """Six 36-MP PNGs in one batch: each is decoded in full once (108 MB) but held at 1024 px until the
-    batch is embedded, so the batch costs about one decode, not six (650 MB on the old code)."""
+    """Four 36-MP PNGs in one batch: each is decoded in full once (108 MB) but held at 1024 px until the
+    batch is embedded, so the batch costs about one decode, not four (six cost 650 MB on the old code)."""
     small, large = tmp_path / "small", tmp_path / "large"
     small.mkdir(), large.mkdir()
     (small / "dot.png").write_bytes(image_bytes((10, 20, 30)))
-    for index in range(6):
+    for index in range(4):
         Image.new("RGB", (6000, 6000), (40 * index, 0, 0)).save(large / f"poster{index}.png")
     baseline_mb = _ingest_peak_rss_mb(small, tmp_path / "data-small")
     peak_mb = _ingest_peak_rss_mb(large, tmp_path / "data-large")

@@ -13,7 +13,8 @@ from multimodal.models import Corpus
 from ..adapter_domain import catalogue_write
 from ..conftest import image_bytes, ingest_files
 
-pytestmark = [pytest.mark.django_db, pytest.mark.engines]
+# Lite and a real server; IVF_FLAT's ranking is tested in tests/store/test_store_ranking.py.
+pytestmark = [pytest.mark.django_db, pytest.mark.engines("lite", "server-hnsw")]
 GROUP_COLUMNS = ("queries", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "p50", "p95")
 
 

@@ -16,7 +16,8 @@ from multimodal.tasks import ingest_job_run
 
 from ..conftest import image_bytes
 
-pytestmark = [pytest.mark.django_db, pytest.mark.engines]
+# Lite and a real server; IVF_FLAT's ranking is tested in tests/store/test_store_ranking.py.
+pytestmark = [pytest.mark.django_db, pytest.mark.engines("lite", "server-hnsw")]
 
 COLOURS = [(230, 30, 30), (30, 200, 40), (40, 40, 220), (240, 220, 20), (120, 20, 160)]
 FORMATS = [("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("bmp", "BMP"), ("tiff", "TIFF")]

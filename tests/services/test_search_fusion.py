@@ -13,7 +13,8 @@ from multimodal.services.jobs import job_create_from_paths, job_run
 
 from ..conftest import image_bytes, ingest_files
 
-pytestmark = [pytest.mark.django_db, pytest.mark.engines]
+# Lite and a real server; IVF_FLAT's ranking is tested in tests/store/test_store_ranking.py.
+pytestmark = [pytest.mark.django_db, pytest.mark.engines("lite", "server-hnsw")]
 URL = "/api/search"
 MODES = ("vector", "rrf", "weighted")
 
