@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from multimodal import encoders, store
+from multimodal.benchmarks.video import scene_video_make
 from multimodal.models import Corpus, IngestJob, Item
 from multimodal.query.types import SearchQuery
 from multimodal.readers.audio import wav_encode
@@ -132,7 +133,7 @@ def test_unusable_audio_files_each_fail_with_a_clear_reason_and_the_rest_land(tm
     (folder / "empty.mp3").write_bytes(b"")
     silent_flac(folder / "two-hours.flac", 7200)
     silent_flac(folder / "streamed-two-hours.flac", 7200, header_duration=False)
-    (folder / "video-without-sound.mp4").write_bytes(_silent_video())
+    (folder / "video-without-sound.mp4").write_bytes(scene_video_make(seconds=1, size=(32, 32), fps=5))
     (folder / "note.txt").write_text("a red bicycle")
     out = io.StringIO()
     call_command("ingest", str(folder), "--corpus", "mixed", stdout=out, stderr=io.StringIO())
@@ -207,20 +208,3 @@ def test_transcribe_command_prints_timed_passages(tmp_path, three_sentences):
     (tmp_path / "notes.txt").write_text("not audio")
     with pytest.raises(CommandError, match="notes.txt: not audio"):
         call_command("transcribe", str(tmp_path / "notes.txt"), stdout=io.StringIO(), stderr=io.StringIO())
-
-
-def _silent_video() -> bytes:
-    import av
-
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=5)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(5):
-            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
