@@ -34,6 +34,21 @@ def wait_until(check, *, timeout_s: float, what: str, interval_s: float = 0.2):
     raise TimeoutError(f"{what} did not happen within {timeout_s} s (last error: {last_error})")
 
 
+def ingest_peak_rss_mb(folder: Path, data_dir: Path) -> int:
+    """Peak RSS (MB) of `manage.py ingest FOLDER` run as a person would, on its own data folder (Milvus Lite),
+    with the tiny random CLIP model and OCR off (memory tests measure decoding, not Tesseract)."""
+    run_env = {key: value for key, value in os.environ.items() if key not in ("DJANGO_TEST_DB", "MILVUS_URI")}
+    run_env |= {"MULTIMODAL_DATA_DIR": str(data_dir), "MILVUS_URI": str(data_dir / "lite.db"),
+                "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MULTIMODAL_OCR": "0"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=run_env, check=True, timeout=300)
+    script = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)")
+    result = subprocess.run([sys.executable, "-c", script, sys.executable, "manage.py", "ingest", str(folder),
+                             "--corpus", "photos"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(result.stdout.split()[-1])
+
+
 def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout_s: float = 20) -> None:
     if process.poll() is None:
         os.killpg(process.pid, sig)
