@@ -10,7 +10,7 @@ from multimodal.services.jobs import job_create_from_paths, job_run
 
 from ..conftest import image_bytes, ingest_files, zip_bytes
 from ..document_making import docx_bytes, pdf_bytes, pdf_page_unreadable, pptx_bytes
-from ..live_services import ingest_peak_rss_mb
+from ..live_services import ingest_peaks_rss_mb
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ocr_on")]
 
@@ -180,12 +180,12 @@ def test_a_pdf_whose_page_can_not_be_read_fails_alone_naming_the_page(determinis
 
 def test_a_long_scanned_pdf_is_ingested_holding_one_full_page_rendering_at_a_time(tmp_path):
     """60 image-only pages, each rendered 1024 px high for OCR (~3.4 MB): read, shrunk to its page's
-    picture (~0.4 MB) and let go of one at a time, the document costs ~20 MB more than a one-page scan,
-    not 60 renderings held together (~200 MB more on the old code)."""
+    picture (~0.4 MB) and let go of one at a time, the document adds ~30 MB (its pictures and an encoder
+    batch) to the peak of a process that ingested a one-page scan, not 60 renderings held together
+    (~190 MB on the old code)."""
     one, many = tmp_path / "one", tmp_path / "many"
     one.mkdir(), many.mkdir()
     (one / "scan.pdf").write_bytes(pdf_bytes([None]))
     (many / "scans.pdf").write_bytes(pdf_bytes([None] * 60))
-    baseline_mb = ingest_peak_rss_mb(one, tmp_path / "data-one")
-    peak_mb = ingest_peak_rss_mb(many, tmp_path / "data-many")
-    assert peak_mb - baseline_mb < 80, (baseline_mb, peak_mb)
+    baseline_mb, peak_mb = ingest_peaks_rss_mb([one, many], tmp_path / "data")
+    assert peak_mb - baseline_mb < 100, (baseline_mb, peak_mb)
