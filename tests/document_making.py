@@ -1,6 +1,7 @@
 """Documents made by the tests with the tools people's documents come from: fpdf2 PDFs, python-docx and
 python-pptx files, hand-assembled EPUBs, Pillow pictures of printed text."""
 import io
+import re
 import zipfile
 
 import docx
@@ -102,3 +103,14 @@ def epub_bytes(title: str, chapters: list[tuple[str, str]]) -> bytes:
                 '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
                 f'<head><title>{name}</title></head><body>{body}</body></html>'))
     return buffer.getvalue()
+
+
+def pdf_page_unreadable(data: bytes, number: int) -> bytes:
+    """``data``, a PDF from ``pdf_bytes``, whose page ``number`` points at its font instead of a page: the PDF
+    opens and counts its pages, but that page can not be loaded (the file keeps its length, so its offsets hold)."""
+    kids = re.search(rb"/Kids \[([^\]]*)\]", data)
+    pages = kids.group(1).split(b"\n")
+    font = re.search(rb"/F1 (\d+ 0 R)", data).group(1)
+    assert len(font) <= len(pages[number - 1])
+    pages[number - 1] = font.ljust(len(pages[number - 1]))
+    return data[:kids.start(1)] + b"\n".join(pages) + data[kids.end(1):]

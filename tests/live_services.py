@@ -34,6 +34,31 @@ def wait_until(check, *, timeout_s: float, what: str, interval_s: float = 0.2):
     raise TimeoutError(f"{what} did not happen within {timeout_s} s (last error: {last_error})")
 
 
+def ingest_peak_rss_mb(folder: Path, data_dir: Path) -> int:
+    """Peak RSS (MB) of `manage.py ingest FOLDER` run as a person would, on its own data folder (Milvus Lite),
+    with the tiny random CLIP model and OCR off (memory tests measure decoding, not Tesseract)."""
+    return ingest_peaks_rss_mb([folder], data_dir)[0]
+
+
+def ingest_peaks_rss_mb(folders: list[Path], data_dir: Path) -> list[int]:
+    """The peak RSS (MB) of one process after each of its `manage.py ingest FOLDER` commands, run in turn on
+    ``folders`` (see ``ingest_peak_rss_mb``): what each folder adds to the peak of the ones before, at the cost
+    of one start (~10 s), not one per folder."""
+    run_env = {key: value for key, value in os.environ.items() if key not in ("DJANGO_TEST_DB", "MILVUS_URI")}
+    run_env |= {"MULTIMODAL_DATA_DIR": str(data_dir), "MILVUS_URI": str(data_dir / "lite.db"),
+                "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MULTIMODAL_OCR": "0",
+                "DJANGO_SETTINGS_MODULE": "searchsite.settings"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=run_env, check=True, timeout=300)
+    script = ("import io, resource, sys, django; django.setup(); from django.core.management import call_command\n"
+              "for folder in sys.argv[1:]:\n"
+              "    call_command('ingest', folder, '--corpus', 'photos', stdout=io.StringIO())\n"
+              "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, flush=True)")
+    result = subprocess.run([sys.executable, "-c", script, *map(str, folders)], cwd=ROOT, env=run_env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [int(line) for line in result.stdout.split()[-len(folders):]]
+
+
 def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout_s: float = 20) -> None:
     if process.poll() is None:
         os.killpg(process.pid, sig)

@@ -3,8 +3,12 @@
 Contract:
 
 * ``document_format(data, name)`` says which format a file is, from its bytes (libmagic, see
-  ``readers.sniffing``), or None. ``document_read(data, name=..., max_pages=...)`` reads it into a
-  ``Document``: its format, title and pages, in order.
+  ``readers.sniffing``), or None. ``document_read(data, name=..., max_pages=...)`` opens it as a
+  ``Document``: its format, title and page count at once, its pages one at a time, in order, from
+  the one-pass iterator ``Document.pages`` (a PDF page is read and rendered only when it is asked
+  for, so a caller that lets go of each page before asking for the next holds one rendering,
+  whatever the page count). Use the document as a context manager (or call ``close()``): an open PDF
+  is let go of after its last page is read or when the document is closed, whichever comes first.
 * What a page is depends on the format: a PDF page, a PowerPoint slide (its title, text boxes,
   tables and speaker notes), a Word section (a new one starts at each "Title" or "Heading 1"
   paragraph, so page 3 of a .docx is its third chapter; paragraphs and tables in reading order), an
@@ -13,14 +17,15 @@ Contract:
   navigation, headers, footers and asides).
 * A PDF page also carries its rendering, once, with its long side ``render_px`` pixels, and
   ``needs_ocr`` when it has (almost) no text layer: a scan. Pages that have a text layer are rendered
-  ``text_page_px`` a side instead when that is given: their picture is only looked at, not read, and
-  500 pages at 1024 px hold 1.4 GB.
+  ``text_page_px`` a side instead when that is given: their picture is only looked at, not read, and a
+  smaller rendering is quicker to make and to keep.
 * Only the first ``max_pages`` pages are read; the document's own count is ``page_count`` and the cut
   is said in ``warnings``. A Word, PowerPoint or EPUB file (a zip) whose parts declare more than
   ``max_unpacked_bytes`` uncompressed is refused before any part is read: a zip bomb can not fill
   memory (Python's zip reader never yields more than a part declares).
 * A file that can not be read (encrypted, corrupt, no pages, a format recognised but not read)
-  raises ``IngestError`` with a sentence saying why.
+  raises ``IngestError`` with a sentence saying why, from ``document_read``: before any page. A PDF
+  page that can not be read or rendered raises ``IngestError`` naming that page when it is asked for.
 
 Nothing here touches Django.
 """
@@ -32,6 +37,7 @@ import re
 import threading
 import zipfile
 from dataclasses import dataclass, field
+from typing import Callable, Generator, Iterator
 from urllib.parse import unquote
 
 import docx
@@ -55,8 +61,11 @@ MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 # A PDF page whose text layer has fewer letters and digits than this is taken for a scan: a page
 # number or a stamp in a text layer does not make its content readable.
 SCAN_MAX_TEXT_CHARS = 20
-# PDFium is not thread-safe: one document is read at a time per process.
-_PDFIUM_LOCK = threading.Lock()
+# PDFium is not thread-safe: one call into it at a time per process. It is held while a PDF is opened,
+# while one page is read and rendered, and while a PDF is closed, not while a caller works on a page
+# (OCR), so threads reading PDFs take turns page by page. Re-entrant: an abandoned page iterator closes
+# its PDF when the garbage collector finalizes it, which may happen in a thread that holds the lock.
+_PDFIUM_LOCK = threading.RLock()
 # What one page of each format is called, for messages ("page 3", "slide 3", "chapter 3").
 PAGE_WORD = {"pdf": "page", "pptx": "slide", "docx": "section", "epub": "chapter", "html": "page"}
 
@@ -73,9 +82,22 @@ class DocumentPage:
 class Document:
     format: str  # "pdf" | "docx" | "pptx" | "html" | "epub"
     title: str  # the document's metadata title, else its first heading, else ""
-    pages: list[DocumentPage]
-    page_count: int  # pages in the file; more than len(pages) when cut at max_pages
+    pages: Iterator[DocumentPage]  # read once, in order, each page when it is asked for
+    page_count: int  # pages in the file; more than pages_read when cut at max_pages
+    pages_read: int  # how many pages ``pages`` yields
     warnings: list[str] = field(default_factory=list)
+    _release: Callable[[], None] | None = field(default=None, repr=False)  # lets go of an open PDF
+
+    def close(self) -> None:
+        """Stop reading: pages not yet read are not read, and an open PDF is closed. Safe to call twice."""
+        if self._release is not None:
+            self._release()
+
+    def __enter__(self) -> "Document":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 1024, text_page_px: int | None = None,
@@ -91,7 +113,8 @@ def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 10
         return _pdf_read(data, max_pages=max_pages, render_px=render_px, text_page_px=text_page_px or render_px)
     if document_type == "html":
         title, text = _html_read(_html_decode(data, name))
-        return Document(format="html", title=title, pages=[DocumentPage(number=1, text=text)], page_count=1)
+        return Document(format="html", title=title, pages=iter([DocumentPage(number=1, text=text)]), page_count=1,
+                        pages_read=1)
     with _zip_open(data, document_type=document_type, max_unpacked_bytes=max_unpacked_bytes) as archive:
         try:
             # python-docx and python-pptx open the zip again themselves, once its sizes have passed here.
@@ -110,8 +133,8 @@ def document_read(data: bytes, *, name: str, max_pages: int, render_px: int = 10
 
 def _document_cut(document_type: str, title: str, texts: list[str], *, max_pages: int) -> Document:
     pages = [DocumentPage(number=number, text=text) for number, text in enumerate(texts[:max_pages], start=1)]
-    return Document(format=document_type, title=title, pages=pages, page_count=len(texts),
-                    warnings=_cut_warnings(document_type, len(texts), max_pages))
+    return Document(format=document_type, title=title, pages=iter(pages), page_count=len(texts),
+                    pages_read=len(pages), warnings=_cut_warnings(document_type, len(texts), max_pages))
 
 
 def _cut_warnings(document_type: str, page_count: int, max_pages: int) -> list[str]:
@@ -135,33 +158,56 @@ def _pdf_read(data: bytes, *, max_pages: int, render_px: int, text_page_px: int)
             if page_count == 0:
                 raise IngestError("the PDF has no pages")
             title = (pdf.get_metadata_dict().get("Title") or "").strip()
-            pages = [_pdf_page_read(pdf, index, render_px=render_px, text_page_px=text_page_px)
-                     for index in range(min(page_count, max_pages))]
-        finally:
+        except BaseException:
             pdf.close()
-    return Document(format="pdf", title=title, pages=pages, page_count=page_count,
-                    warnings=_cut_warnings("pdf", page_count, max_pages))
+            raise
+    pages_read = min(page_count, max_pages)
+    pages = _pdf_pages(pdf, pages_read, render_px=render_px, text_page_px=text_page_px)
+    return Document(format="pdf", title=title, pages=pages, page_count=page_count, pages_read=pages_read,
+                    warnings=_cut_warnings("pdf", page_count, max_pages),
+                    _release=lambda: _pdf_release(pages, pdf))
+
+
+def _pdf_pages(pdf: pdfium.PdfDocument, count: int, *, render_px: int,
+               text_page_px: int) -> Generator[DocumentPage, None, None]:
+    """The first ``count`` pages of the open ``pdf``, each read when asked for; the PDF is closed after
+    the last one, or when the iterator is closed or dropped before."""
+    try:
+        for index in range(count):
+            # Yielded without a local name: the iterator holds no page while its caller works on it.
+            yield _pdf_page_read(pdf, index, render_px=render_px, text_page_px=text_page_px)
+    finally:
+        with _PDFIUM_LOCK:
+            pdf.close()
+
+
+def _pdf_release(pages: Generator[DocumentPage, None, None], pdf: pdfium.PdfDocument) -> None:
+    pages.close()  # an iterator not yet started never runs its ``finally``: the PDF is closed here too
+    with _PDFIUM_LOCK:
+        pdf.close()
 
 
 def _pdf_page_read(pdf: pdfium.PdfDocument, index: int, *, render_px: int, text_page_px: int) -> DocumentPage:
-    page = pdf[index]
-    try:
-        textpage = page.get_textpage()
+    with _PDFIUM_LOCK:
         try:
-            text = _pdf_text_clean(textpage.get_text_bounded())
-        finally:
-            textpage.close()
-        needs_ocr = sum(character.isalnum() for character in text) < SCAN_MAX_TEXT_CHARS
-        width, height = page.get_size()
-        bitmap = page.render(scale=(render_px if needs_ocr else text_page_px) / max(width, height, 1))
-        try:
-            image = bitmap.to_pil()  # BGR(x) pixels, copied into an RGB image
-        finally:
-            bitmap.close()
-    except pdfium.PdfiumError as exc:
-        raise IngestError(f"not a readable PDF: page {index + 1}: {_pdfium_reason(exc)}") from None
-    finally:
-        page.close()
+            page = pdf[index]
+            try:
+                textpage = page.get_textpage()
+                try:
+                    text = _pdf_text_clean(textpage.get_text_bounded())
+                finally:
+                    textpage.close()
+                needs_ocr = sum(character.isalnum() for character in text) < SCAN_MAX_TEXT_CHARS
+                width, height = page.get_size()
+                bitmap = page.render(scale=(render_px if needs_ocr else text_page_px) / max(width, height, 1))
+                try:
+                    image = bitmap.to_pil()  # BGR(x) pixels, copied into an RGB image
+                finally:
+                    bitmap.close()
+            finally:
+                page.close()
+        except pdfium.PdfiumError as exc:
+            raise IngestError(f"not a readable PDF: page {index + 1}: {_pdfium_reason(exc)}") from None
     if image.mode != "RGB":
         image = image.convert("RGB")
     return DocumentPage(number=index + 1, text=text, image=image, needs_ocr=needs_ocr)
@@ -175,12 +221,12 @@ def _pdf_text_clean(text: str) -> str:
 
 def _pdfium_reason(exc: Exception) -> str:
     """PDFium's own words in a pypdfium2 error: "data format error" from "Failed to load document (PDFium: Data
-    format error)."."""
+    format error).", "failed to load page" from "Failed to load page."."""
     reason = str(exc)
     if "(PDFium: " in reason:
         reason = reason[reason.find("(PDFium: ") + len("(PDFium: "):reason.rfind(")")]
-        return reason[:1].lower() + reason[1:]
-    return reason
+    reason = reason.rstrip(".")
+    return reason[:1].lower() + reason[1:]
 
 
 # --- Office files and EPUB (zips) ------------------------------------------------------------------------

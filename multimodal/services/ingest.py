@@ -468,32 +468,40 @@ def _decode_document(source: Source, data: bytes, *, content_hash: str, stem: st
                      heartbeat: Heartbeat | None) -> _Decoded:
     """A document: one item with its whole text (the original kept, the first page's rendering as its
     thumbnail), a page child per rendered PDF page (its picture's vector) and passage children per
-    page (their text's vectors). Scanned PDF pages are read by OCR."""
+    page (their text's vectors). Scanned PDF pages are read by OCR.
+
+    Pages are handled one at a time as the reader renders them: a scan's full rendering (1024 px, 3 MB
+    for an A4 page: Pillow keeps 4 bytes a pixel) is read by OCR, shrunk to its child's picture and let
+    go of before the next page is rendered. What each page keeps until the batch is encoded is that
+    picture, at most CHILD_IMAGE_PX a side: 0.45 MB for an A4 page with a text layer (rendered at
+    400 px), 0.33 MB for a scan (1024 px reduced by 3); 500 pages ~225 MB at most, not every rendering.
+    """
     # Scans are rendered large for OCR; pages with a text layer only as large as they are kept.
-    document = document_read(data, name=source.name, max_pages=settings.MULTIMODAL_MAX_DOCUMENT_PAGES,
-                             text_page_px=CHILD_IMAGE_PX)
-    title = (document.title or stem)[:TITLE_MAX_CHARS]
-    warnings, notices = list(document.warnings), []
-    label = PAGE_WORD[document.format]
-    children, texts, offset, read_by_ocr = [], [], 0, []
-    for page in document.pages:
-        text, page_metadata = page.text.strip(), {}
-        if page.needs_ocr and page.image is not None:
-            result = _ocr_read(page.image, what=f"OCR of {label} {page.number}", warnings=warnings,
-                               notices=notices)
-            if result is not None:
-                text, page_metadata["ocr"] = result.text, _ocr_metadata(result)
-                read_by_ocr.append(page.number)
-        if heartbeat:
-            heartbeat()
-        text = text_cap(text, label=f"{label} {page.number}'s text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS,
-                        warnings=warnings)
-        if page.image is not None:
-            children.append(_Child(kind=Item.Kind.PAGE, title=f"{title}, {label} {page.number}", text=text,
-                                   image=_image_shrunk(page.image), page=page.number, metadata=page_metadata))
-        children += _passage_children(text, title=title, label=label, page=page.number, offset=offset)
-        texts.append(text)
-        offset += len(text) + 2  # the "\n\n" joining pages below
+    with document_read(data, name=source.name, max_pages=settings.MULTIMODAL_MAX_DOCUMENT_PAGES,
+                       text_page_px=CHILD_IMAGE_PX) as document:
+        title = (document.title or stem)[:TITLE_MAX_CHARS]
+        warnings, notices = list(document.warnings), []
+        label = PAGE_WORD[document.format]
+        children, texts, offset, read_by_ocr = [], [], 0, []
+        for page in document.pages:
+            text, page_metadata = page.text.strip(), {}
+            if page.needs_ocr and page.image is not None:
+                result = _ocr_read(page.image, what=f"OCR of {label} {page.number}", warnings=warnings,
+                                   notices=notices)
+                if result is not None:
+                    text, page_metadata["ocr"] = result.text, _ocr_metadata(result)
+                    read_by_ocr.append(page.number)
+            if heartbeat:
+                heartbeat()
+            text = text_cap(text, label=f"{label} {page.number}'s text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS,
+                            warnings=warnings)
+            if page.image is not None:
+                children.append(_Child(kind=Item.Kind.PAGE, title=f"{title}, {label} {page.number}", text=text,
+                                       image=_image_shrunk(page.image), page=page.number, metadata=page_metadata))
+            children += _passage_children(text, title=title, label=label, page=page.number, offset=offset)
+            texts.append(text)
+            offset += len(text) + 2  # the "\n\n" joining pages below
+            del page  # its full rendering goes now, not once the next page has been rendered beside it
     text = "\n\n".join(texts).strip()
     if not text and not any(child.kind == Item.Kind.PAGE for child in children):
         raise IngestError(f"the document holds no text ({_document_pages(document)})")
@@ -502,7 +510,7 @@ def _decode_document(source: Source, data: bytes, *, content_hash: str, stem: st
     first_page = next((child.image for child in children if child.kind == Item.Kind.PAGE), None)
     metadata = {
         "source": source.name, "bytes": len(data), "format": document.format, "page_count": document.page_count,
-        "pages_read": len(document.pages), "page_word": label, "characters": characters,
+        "pages_read": document.pages_read, "page_word": label, "characters": characters,
         "ocr_pages": read_by_ocr, "warnings": list(warnings),
     }
     return _Decoded(source=source, kind=Item.Kind.DOCUMENT, content_hash=content_hash, title=title, text=text,
@@ -511,7 +519,7 @@ def _decode_document(source: Source, data: bytes, *, content_hash: str, stem: st
 
 
 def _document_pages(document: Document) -> str:
-    return f"{len(document.pages)} {PAGE_WORD[document.format]}{'s' if len(document.pages) != 1 else ''} read"
+    return f"{document.pages_read} {PAGE_WORD[document.format]}{'s' if document.pages_read != 1 else ''} read"
 
 
 def _image_shrunk(image: Image.Image) -> Image.Image:

@@ -9,7 +9,7 @@ import pytest
 
 from multimodal.errors import IngestError
 from multimodal.readers.documents import document_format, document_read
-from tests.document_making import docx_bytes, epub_bytes, pdf_bytes, pptx_bytes
+from tests.document_making import docx_bytes, epub_bytes, pdf_bytes, pdf_page_unreadable, pptx_bytes
 
 RARE_PHRASE = "the quokka ledger reconciles on Thursdays"
 PAGE_TEXTS = [
@@ -25,20 +25,21 @@ def report_pdf() -> bytes:
 
 
 def test_pdf_pages_carry_their_text_and_one_rendering_and_the_scanned_page_needs_ocr(report_pdf):
-    document = document_read(report_pdf, name="Report.pdf", max_pages=500, render_px=256, text_page_px=128)
+    with document_read(report_pdf, name="Report.pdf", max_pages=500, render_px=256, text_page_px=128) as document:
+        pages = list(document.pages)
 
-    assert (document.format, document.title, document.page_count, document.warnings) == (
-        "pdf", "Quarterly Report Q3", 4, [])
-    assert [page.number for page in document.pages] == [1, 2, 3, 4]
-    assert RARE_PHRASE in " ".join(document.pages[2].text.split())
-    assert not any("quokka" in page.text for page in document.pages[:2])
-    assert document.pages[0].text.startswith("Quarterly report.")
-    assert [page.needs_ocr for page in document.pages] == [False, False, False, True]
-    assert document.pages[3].text == ""
+    assert (document.format, document.title, document.page_count, document.pages_read, document.warnings) == (
+        "pdf", "Quarterly Report Q3", 4, 4, [])
+    assert [page.number for page in pages] == [1, 2, 3, 4]
+    assert RARE_PHRASE in " ".join(pages[2].text.split())
+    assert not any("quokka" in page.text for page in pages[:2])
+    assert pages[0].text.startswith("Quarterly report.")
+    assert [page.needs_ocr for page in pages] == [False, False, False, True]
+    assert pages[3].text == ""
     # A text page's picture is only looked at; the scan is rendered larger, for OCR to read.
-    assert [(page.image.mode, max(page.image.size)) for page in document.pages] == [("RGB", 128)] * 3 + [("RGB", 256)]
+    assert [(page.image.mode, max(page.image.size)) for page in pages] == [("RGB", 128)] * 3 + [("RGB", 256)]
     # The scan is in the rendering: its dark printed letters, where a text page's corner is blank paper.
-    scan = np.asarray(document.pages[3].image.convert("L"))
+    scan = np.asarray(pages[3].image.convert("L"))
     assert scan.min() < 80 and (scan < 80).mean() < 0.2
 
 
@@ -46,8 +47,22 @@ def test_pdf_longer_than_the_page_limit_is_cut_with_a_warning_not_failed(report_
     document = document_read(report_pdf, name="Report.pdf", max_pages=2, render_px=64)
 
     assert [page.number for page in document.pages] == [1, 2]
-    assert document.page_count == 4
+    assert (document.page_count, document.pages_read) == (4, 2)
     assert document.warnings == ["only the first 2 of 4 pages were read"]
+
+
+def test_pdf_pages_are_read_one_at_a_time_and_a_page_that_can_not_be_read_fails_naming_it():
+    data = pdf_bytes(["Page one.", "Page two.", "Page three."])
+
+    with document_read(pdf_page_unreadable(data, 3), name="minutes.pdf", max_pages=10) as document:
+        assert (document.page_count, document.pages_read) == (3, 3)
+        assert [next(document.pages).text, next(document.pages).text] == ["Page one.", "Page two."]
+        with pytest.raises(IngestError, match=r"^not a readable PDF: page 3: failed to load page$"):
+            next(document.pages)
+    # Closed before its last page, a document reads no more pages.
+    with document_read(data, name="minutes.pdf", max_pages=10) as document:
+        assert next(document.pages).number == 1
+    assert list(document.pages) == []
 
 
 def test_encrypted_pdf_fails_saying_it_is_password_protected():
@@ -80,15 +95,16 @@ def test_word_sections_start_at_headings_and_keep_tables_in_reading_order():
     ])
 
     document = document_read(data, name="manual.docx", max_pages=500)
+    pages = list(document.pages)
 
     assert document_format(data, "manual.docx") == "docx"
     assert (document.format, document.title, document.page_count) == ("docx", "Field Manual", 3)
-    assert [page.text for page in document.pages] == [
+    assert [page.text for page in pages] == [
         "Field Manual\nHow to use this manual.",
         "Assembly\nFit the frame first.\nPart\tTorque\nAxle nut\t35 Nm\nThen the wheels.",
         "Storage\nKeep the wombat saddle dry.",
     ]
-    assert all(page.image is None and not page.needs_ocr for page in document.pages)
+    assert all(page.image is None and not page.needs_ocr for page in pages)
 
 
 def test_word_metadata_title_wins_and_sections_past_the_limit_are_cut_with_a_warning():
@@ -127,7 +143,7 @@ def test_html_main_text_leaves_out_scripts_styles_navigation_and_footer():
     document = document_read(page, name="menu.html", max_pages=500)
 
     assert (document.format, document.title, document.page_count) == ("html", "Café menu", 1)
-    assert document.pages[0].text == "Today's dishes\nCrème brûlée with smoked salt.\nSoup\nBread"
+    assert [page.text for page in document.pages] == ["Today's dishes\nCrème brûlée with smoked salt.\nSoup\nBread"]
 
 
 def test_epub_chapters_are_pages_in_reading_order():

@@ -9,7 +9,8 @@ from multimodal.selectors import job_summary, search_response
 from multimodal.services.jobs import job_create_from_paths, job_run
 
 from ..conftest import image_bytes, ingest_files, zip_bytes
-from ..document_making import docx_bytes, pdf_bytes, pptx_bytes
+from ..document_making import docx_bytes, pdf_bytes, pdf_page_unreadable, pptx_bytes
+from ..live_services import ingest_peaks_rss_mb
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ocr_on")]
 
@@ -162,3 +163,29 @@ def test_an_encrypted_pdf_in_a_zip_fails_alone_with_its_reason_and_a_cut_documen
     assert set(corpus.items.filter(parent=None).values_list("kind", flat=True)) == {"document", "image"}
     minutes = corpus.items.get(kind=Item.Kind.DOCUMENT, source_name__endswith="minutes.pdf")
     assert minutes.children.filter(kind=Item.Kind.PAGE).count() == 2
+
+
+def test_a_pdf_whose_page_can_not_be_read_fails_alone_naming_the_page(deterministic_encoder):
+    corpus = Corpus.objects.create(name="reports")
+    report = ingest_files(corpus, {
+        "minutes.pdf": pdf_page_unreadable(pdf_bytes([_page(1), _page(2), _page(3)]), 3),
+        "agenda.pdf": pdf_bytes([_page(1, RARE_PHRASE)]),
+    })
+    assert report.created == 1
+    assert [(failure.name, failure.reason) for failure in report.failures] == [
+        ("minutes.pdf", "not a readable PDF: page 3: failed to load page")]
+    assert list(corpus.items.filter(parent=None).values_list("source_name", flat=True)) == ["agenda.pdf"]
+    assert _search(RARE_PHRASE)[0]["parent"]["title"] == "agenda"
+
+
+def test_a_long_scanned_pdf_is_ingested_holding_one_full_page_rendering_at_a_time(tmp_path):
+    """60 image-only pages, each rendered 1024 px high for OCR (~3.4 MB): read, shrunk to its page's
+    picture (~0.4 MB) and let go of one at a time, the document adds ~30 MB (its pictures and an encoder
+    batch) to the peak of a process that ingested a one-page scan, not 60 renderings held together
+    (~190 MB on the old code)."""
+    one, many = tmp_path / "one", tmp_path / "many"
+    one.mkdir(), many.mkdir()
+    (one / "scan.pdf").write_bytes(pdf_bytes([None]))
+    (many / "scans.pdf").write_bytes(pdf_bytes([None] * 60))
+    baseline_mb, peak_mb = ingest_peaks_rss_mb([one, many], tmp_path / "data")
+    assert peak_mb - baseline_mb < 100, (baseline_mb, peak_mb)
