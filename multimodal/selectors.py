@@ -75,19 +75,14 @@ def _also_fields(hit: Fused, items: dict[int, Item]) -> dict:
     parts = [items[item_id] for item_id in hit.also[:ALSO_SHOWN] if item_id in items]
     if not parts:
         return {}
-    cut = _TextCut(settings.MULTIMODAL_RESULT_TEXT_CHARS)
-    return {"also": [
-        {"id": part.pk, "kind": part.kind, "where": _part_where(part),
-         "detail_url": {**_segment_fields(part, cut), **_part_fields(part, cut)}.get("detail_url")
-                       or part.get_absolute_url()}
-        for part in parts
-    ]}
+    return {"also": [{"id": part.pk, "kind": part.kind, "where": _part_where(part), "detail_url": part_url(part)}
+                     for part in parts]}
 
 
 def _part_where(part: Item) -> str:
     """Where a part is in its parent, as people say it: "page 5", "slide 2", "0:12–0:20"; else its title."""
     if part.page is not None and part.parent is not None:
-        return f"{part.parent.metadata.get('page_word', 'page')} {part.page}"
+        return _page_label(part.parent, part.page)
     if part.start_s is not None:
         return f"{clock(part.start_s)}–{clock(part.end_s)}"
     return part.title
@@ -96,16 +91,15 @@ def _part_where(part: Item) -> str:
 def _passage_thumbnails_fill(results: list[dict], items: dict[int, Item]) -> None:
     """A passage without a picture of its own shows its page's: the rendering of the same page of its
     document (one query for the whole list)."""
-    wanted = {(items[result["id"]].parent_id, result["page"]) for result in results
-              if result["kind"] == Item.Kind.PASSAGE and not result["thumbnail_url"] and result.get("page")}
-    if not wanted:
+    bare = {(items[result["id"]].parent_id, result["page"]): result for result in results
+            if result["kind"] == Item.Kind.PASSAGE and not result["thumbnail_url"] and result.get("page")}
+    if not bare:
         return
-    pages = Item.objects.filter(kind=Item.Kind.PAGE, parent_id__in={parent for parent, _ in wanted},
-                                page__in={page for _, page in wanted}).exclude(thumbnail="")
+    pages = Item.objects.filter(kind=Item.Kind.PAGE, parent_id__in={parent for parent, _ in bare},
+                                page__in={page for _, page in bare}).exclude(thumbnail="")
     thumbnails = {(page.parent_id, page.page): page.thumbnail.url for page in pages.only("parent", "page", "thumbnail")}
-    for result in results:
-        if result["kind"] == Item.Kind.PASSAGE and not result["thumbnail_url"] and result.get("page"):
-            result["thumbnail_url"] = thumbnails.get((items[result["id"]].parent_id, result["page"]))
+    for where, result in bare.items():
+        result["thumbnail_url"] = thumbnails.get(where)
 
 
 class _TextCut:
@@ -143,8 +137,8 @@ def _segment_fields(item: Item, cut: _TextCut) -> dict:
         "start_s": item.start_s,
         "end_s": item.end_s,
         "recording": {"id": recording.pk, "title": cut(recording.title), "detail_url": recording.get_absolute_url()},
-        "audio_url": f"{recording.file.url}#t={item.start_s:.2f}" if recording.file else None,
-        "detail_url": f"{recording.get_absolute_url()}#t={item.start_s:.2f}",
+        "audio_url": _media_from(recording, item.start_s),
+        "detail_url": part_url(item),
     }
 
 
@@ -166,18 +160,15 @@ def _part_fields(item: Item, cut: _TextCut) -> dict:
     fields = {"parent": {"id": parent.pk, "kind": parent.kind, "title": cut(parent.title),
                          "detail_url": parent.get_absolute_url()}}
     if item.page is not None:
-        word = parent.metadata.get("page_word", "page")
-        fields.update(page=item.page, page_label=f"{word} {item.page} of {cut(parent.title)}")
-        if parent.file and parent.metadata.get("format") == "pdf":
-            fields["document_url"] = f"{parent.file.url}#page={item.page}"
+        fields.update(page=item.page, page_label=f"{_page_label(parent, item.page)} of {cut(parent.title)}")
+        if document_url := _document_page_url(parent, item.page):
+            fields["document_url"] = document_url
+    if item.kind in (Item.Kind.PASSAGE, Item.Kind.PAGE, Item.Kind.SCENE):
+        fields["detail_url"] = part_url(item)
     if item.kind == Item.Kind.PASSAGE:
-        fields.update(span=item.metadata.get("span"), detail_url=passage_url(item))
-    if item.kind == Item.Kind.PAGE:
-        fields["detail_url"] = f"{parent.get_absolute_url()}#page-{item.page}"
+        fields["span"] = item.metadata.get("span")
     if item.kind == Item.Kind.SCENE:
-        fields.update(start_s=item.start_s, end_s=item.end_s,
-                      video_url=f"{parent.file.url}#t={item.start_s:.2f}" if parent.file else None,
-                      detail_url=f"{parent.get_absolute_url()}#t={item.start_s:.2f}")
+        fields.update(start_s=item.start_s, end_s=item.end_s, video_url=_media_from(parent, item.start_s))
     return fields
 
 
@@ -191,9 +182,34 @@ def _ocr_fields(item: Item, terms: list[str]) -> dict:
     return {"ocr_boxes": [word for word in words if wanted & set(keyword_terms(word[0]))]}
 
 
-def passage_url(passage: Item) -> str:
-    """Where a passage is read: its parent's page with the passage marked and scrolled to."""
-    return f"{passage.parent.get_absolute_url()}?passage={passage.pk}#passage-{passage.pk}"
+def part_url(part: Item) -> str:
+    """Where a part is shown on its parent's page: a passage marked and scrolled to, a page at its place,
+    a scene or segment at its second (``#t=START``); an item that is no part, its own page."""
+    if part.parent is None:
+        return part.get_absolute_url()
+    parent_url = part.parent.get_absolute_url()
+    if part.kind == Item.Kind.PASSAGE:
+        return f"{parent_url}?passage={part.pk}#passage-{part.pk}"
+    if part.kind == Item.Kind.PAGE:
+        return f"{parent_url}#page-{part.page}"
+    return f"{parent_url}#t={part.start_s:.2f}" if part.start_s is not None else parent_url
+
+
+def _media_from(item: Item, start_s: float) -> str | None:
+    """``item``'s recording or video, playing from ``start_s`` (``#t=START``); None without a kept file."""
+    return f"{item.file.url}#t={start_s:.2f}" if item.file else None
+
+
+def _page_label(document: Item, number: int) -> str:
+    """A document's page as people name it: "page 3", "slide 2", "section 4"."""
+    return f"{document.metadata.get('page_word', 'page')} {number}"
+
+
+def _document_page_url(document: Item, number: int) -> str | None:
+    """A PDF opened at a page (``#page=N``); None for other documents (browsers open no other at a page)."""
+    if document.file and document.metadata.get("format") == "pdf":
+        return f"{document.file.url}#page={number}"
+    return None
 
 
 def recording_transcript(item: Item) -> list[dict]:
@@ -208,13 +224,13 @@ def recording_transcript(item: Item) -> list[dict]:
         {
             "id": segment.pk, "start_s": segment.start_s, "end_s": segment.end_s, "text": segment.text,
             "start": clock(segment.start_s), "end": clock(segment.end_s),
-            "audio_url": f"{item.file.url}#t={segment.start_s:.2f}" if item.file else None,
+            "audio_url": _media_from(item, segment.start_s),
         }
         for segment in item.children.filter(kind=Item.Kind.SEGMENT).order_by("start_s", "pk")
     ]
 
 
-def video_scenes(item: Item) -> list[dict]:
+def video_scene_strip(item: Item) -> list[dict]:
     """A video's scenes in time order, as its page's strip shows them (empty for other items).
 
     Each has ``id``, ``start_s``, ``end_s``, ``start``/``end`` as people read times, ``thumbnail_url``
@@ -227,7 +243,7 @@ def video_scenes(item: Item) -> list[dict]:
             "id": scene.pk, "start_s": scene.start_s, "end_s": scene.end_s,
             "start": clock(scene.start_s), "end": clock(scene.end_s),
             "thumbnail_url": scene.thumbnail.url if scene.thumbnail else None,
-            "video_url": f"{item.file.url}#t={scene.start_s:.2f}" if item.file else None,
+            "video_url": _media_from(item, scene.start_s),
         }
         for scene in item.children.filter(kind=Item.Kind.SCENE).order_by("start_s", "pk")
     ]
@@ -243,14 +259,12 @@ def document_pages(item: Item, *, marked: int | None = None) -> list[dict]:
     """
     if item.kind != Item.Kind.DOCUMENT:
         return []
-    word = item.metadata.get("page_word", "page")
-    pdf = bool(item.file) and item.metadata.get("format") == "pdf"
     pages: dict[int, dict] = {}
 
     def page_entry(number: int) -> dict:
         return pages.setdefault(number, {
-            "number": number, "label": f"{word} {number}", "thumbnail_url": None, "ocr": False,
-            "document_url": f"{item.file.url}#page={number}" if pdf else None, "passages": [],
+            "number": number, "label": _page_label(item, number), "thumbnail_url": None, "ocr": False,
+            "document_url": _document_page_url(item, number), "passages": [],
         })
 
     children = item.children.filter(kind__in=(Item.Kind.PAGE, Item.Kind.PASSAGE)).exclude(page=None)

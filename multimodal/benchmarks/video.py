@@ -5,9 +5,8 @@ from fractions import Fraction
 
 import av
 import numpy as np
-from django.conf import settings
 
-from ..readers.video import video_scenes
+from ..services.ingest import video_scenes_cut
 from .turns import Comparison, turns_run
 
 # Backgrounds far apart in hue and brightness, so each cut is a scene change to the detector.
@@ -46,11 +45,7 @@ def scene_video_make(*, seconds: float, scene_s: float = 5.0, size: tuple[int, i
 def video_bench(*, data: bytes, repeats: int = 3) -> Comparison:
     """``video_scenes`` with the site's settings and a plain decode of every frame to an array, in turns."""
     turns = turns_run({
-        "tool": lambda: video_scenes(data, threshold=settings.MULTIMODAL_SCENE_THRESHOLD,
-                                     min_scene_s=settings.MULTIMODAL_SCENE_MIN_SECONDS,
-                                     max_scene_s=settings.MULTIMODAL_SCENE_MAX_SECONDS,
-                                     max_scenes=settings.MULTIMODAL_MAX_SCENES,
-                                     max_duration_s=settings.MULTIMODAL_MAX_VIDEO_MINUTES * 60),
+        "tool": lambda: video_scenes_cut(data),
         "bare": lambda: _bare_decode(data),
     }, repeats=repeats)
     found = turns.last["tool"]

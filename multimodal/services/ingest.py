@@ -52,7 +52,7 @@ from ..readers.documents import PAGE_WORD, Document, document_read
 from ..readers.imaging import image_open, thumbnail_jpeg
 from ..readers.ocr import OcrResult, image_ocr, ocr_available
 from ..readers.passages import text_passages
-from ..readers.video import VideoTooLongError, has_video_stream, video_scenes
+from ..readers.video import VideoScenes, VideoTooLongError, has_video_stream, video_scenes
 from ..readers.sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
 from ..readers.tabular import TextLimits, encoding_detect, text_decode
 from ..retrieval import indexes
@@ -535,6 +535,20 @@ def _decode_audio(source: Source, data: bytes, *, corpus: Corpus, content_hash: 
             or _decode_recording(source, data, content_hash=content_hash, title=title, heartbeat=heartbeat))
 
 
+def video_scenes_cut(data: bytes, *, on_progress: Callable[[float, float], None] | None = None) -> VideoScenes:
+    """A video's scenes as ingest cuts them: `video_scenes` with this site's scene and length settings."""
+    return video_scenes(
+        data, threshold=settings.MULTIMODAL_SCENE_THRESHOLD, min_scene_s=settings.MULTIMODAL_SCENE_MIN_SECONDS,
+        max_scene_s=settings.MULTIMODAL_SCENE_MAX_SECONDS, max_scenes=settings.MULTIMODAL_MAX_SCENES,
+        max_duration_s=settings.MULTIMODAL_MAX_VIDEO_MINUTES * 60, on_progress=on_progress,
+    )
+
+
+def _progress_beats(heartbeat: Heartbeat | None) -> Callable[[float, float], None] | None:
+    """A reader's progress callback (done, total seconds) that renews the caller's lease on every call."""
+    return (lambda done_s, total_s: heartbeat()) if heartbeat else None
+
+
 def _decode_video(source: Source, data: bytes, *, corpus: Corpus, content_hash: str, title: str,
                   heartbeat: Heartbeat | None) -> _Decoded:
     """A video: one item (the file kept, its first scene's keyframe as thumbnail) with a scene child
@@ -544,12 +558,7 @@ def _decode_video(source: Source, data: bytes, *, corpus: Corpus, content_hash: 
     one too long fails. A video without sound, or without speech, has scenes only.
     """
     try:
-        found = video_scenes(
-            data, threshold=settings.MULTIMODAL_SCENE_THRESHOLD, min_scene_s=settings.MULTIMODAL_SCENE_MIN_SECONDS,
-            max_scene_s=settings.MULTIMODAL_SCENE_MAX_SECONDS, max_scenes=settings.MULTIMODAL_MAX_SCENES,
-            max_duration_s=settings.MULTIMODAL_MAX_VIDEO_MINUTES * 60,
-            on_progress=(lambda done_s, total_s: heartbeat()) if heartbeat else None,
-        )
+        found = video_scenes_cut(data, on_progress=_progress_beats(heartbeat))
     except VideoTooLongError:
         raise
     except IngestError as exc:
@@ -576,8 +585,7 @@ def _decode_video(source: Source, data: bytes, *, corpus: Corpus, content_hash: 
             metadata.update({key: reused[1][key] for key in _TRANSCRIPT_KEYS if key in reused[1]})
         else:
             try:
-                recording = recording_transcribe(
-                    data, on_progress=(lambda done_s, total_s: heartbeat()) if heartbeat else None)
+                recording = recording_transcribe(data, on_progress=_progress_beats(heartbeat))
             except UserInputError as exc:  # AudioError: the sound track cannot be read or is too long
                 warnings.append(f"its sound was not transcribed: {exc}")
             else:
@@ -591,7 +599,7 @@ def _decode_video(source: Source, data: bytes, *, corpus: Corpus, content_hash: 
 
 def _decode_recording(source: Source, data: bytes, *, content_hash: str, title: str,
                       heartbeat: Heartbeat | None) -> _Decoded:
-    recording = recording_transcribe(data, on_progress=(lambda done_s, total_s: heartbeat()) if heartbeat else None)
+    recording = recording_transcribe(data, on_progress=_progress_beats(heartbeat))
     if not recording.passages:
         raise IngestError("no speech was recognised in the recording")
     warnings: list[str] = []

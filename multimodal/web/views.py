@@ -19,8 +19,8 @@ from ..errors import UserInputError
 from ..models import PARENT_KINDS, Corpus, IngestJob, Item
 from ..retrieval.fusion import MODES
 from ..selectors import (
-    document_pages, job_summary, ocr_words, passage_url, recording_transcript, search_response, text_passage_marked,
-    video_scenes,
+    document_pages, job_summary, ocr_words, part_url, recording_transcript, search_response, text_passage_marked,
+    video_scene_strip,
 )
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
@@ -191,15 +191,11 @@ def item_detail(request, pk: int):
     its pages (``?passage=ID`` marks one of its passages, as a long text's), a picture with the words
     read in it. A page, passage or scene is shown where it is in its parent."""
     item = get_object_or_404(Item.objects.select_related("corpus", "parent"), pk=pk)
-    if item.parent is not None and item.kind == Item.Kind.PASSAGE:
-        return redirect(passage_url(item))
-    if item.parent is not None and item.kind == Item.Kind.PAGE:
-        return redirect(f"{item.parent.get_absolute_url()}#page-{item.page}")
-    if item.parent is not None and item.kind == Item.Kind.SCENE:
-        return redirect(f"{item.parent.get_absolute_url()}#t={item.start_s:.2f}")
+    if item.parent is not None and item.kind in (Item.Kind.PASSAGE, Item.Kind.PAGE, Item.Kind.SCENE):
+        return redirect(part_url(item))
     marked = _passage_param(request)
     return render(request, "multimodal/item_detail.html", {
-        "item": item, "transcript": recording_transcript(item), "scenes": video_scenes(item),
+        "item": item, "transcript": recording_transcript(item), "scenes": video_scene_strip(item),
         "pages": document_pages(item, marked=marked), "ocr_words": ocr_words(item),
         "text_pieces": text_passage_marked(item, marked) if item.kind == Item.Kind.TEXT else None,
         "marked": marked,
