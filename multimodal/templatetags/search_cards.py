@@ -20,6 +20,22 @@ def clock(seconds) -> str:
     return "" if seconds is None or seconds == "" else audio_clock(float(seconds))
 
 
+GALLERY_KINDS = frozenset({Item.Kind.IMAGE})
+
+
+@register.filter
+def result_runs(results: list[dict]) -> list[dict]:
+    """Results in rank order, cut into runs: {"gallery": True, "results": [...]} for pictures that follow one
+    another (shown as a justified grid), {"gallery": False, ...} for the hits between them (shown as cards)."""
+    runs: list[dict] = []
+    for result in results:
+        gallery = result.get("kind") in GALLERY_KINDS and bool(result.get("thumbnail_url"))
+        if not runs or runs[-1]["gallery"] != gallery:
+            runs.append({"gallery": gallery, "results": []})
+        runs[-1]["results"].append(result)
+    return runs
+
+
 @register.filter
 def kind_label(kind: str) -> str:
     return Item.Kind(kind).label if kind in Item.Kind.values else kind
