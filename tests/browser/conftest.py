@@ -110,11 +110,12 @@ def page(browser, live_server):
     assert not problems, problems
 
 
-def screenshot(page, name: str) -> Path:
-    """A full-page PNG under test-artifacts/screenshots/ for people to look at."""
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """A PNG under test-artifacts/screenshots/ for people to look at: the whole page, or only what a screen shows
+    (Chromium drops touch emulation while it takes a whole-page picture, so a phone's view is taken as seen)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
