@@ -10,8 +10,10 @@ from .learning.metrics import NDCG_K, RECALL_KS
 from .models import Adapter, CorpusIndex, IngestJob, IngestUnit, Item
 from .query.types import SearchQuery
 from .readers.audio import clock
+from .retrieval.explanations import explanation_sentences
 from .retrieval.fusion import Fused
 from .retrieval.highlight import highlight_spans, snippet_window
+from .retrieval.relevance import Judgement
 from .retrieval.keyword import keyword_terms
 from .services.search import SearchOutcome, search_run
 
@@ -59,7 +61,8 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 **_part_fields(item, cut),
                 **_ocr_fields(item, terms),
                 **_also_fields(hit, items),
-                "explanation": _explanation(hit, outcome.query),
+                "relevance": _relevance(outcome.judgements.get(hit.item_id)),
+                "explanation": _explanation(hit, outcome.query, outcome.judgements.get(hit.item_id), item, terms),
                 "truncated": cut.truncated,
             }
         )
@@ -320,8 +323,16 @@ def ocr_words(item: Item) -> list[dict]:
             for word, left, top, width, height in words]
 
 
-def _explanation(hit: Fused, query: SearchQuery) -> dict:
-    """Which parts and channels contributed to a result's score, and how much."""
+def _relevance(judgement: Judgement | None) -> dict:
+    """How good a match a result is, on one scale whatever the fusion mode (`retrieval.relevance`)."""
+    if judgement is None:
+        return {"label": "weak", "level": 0.0}
+    return {"label": judgement.label, "level": judgement.level}
+
+
+def _explanation(hit: Fused, query: SearchQuery, judgement: Judgement | None, item: Item, terms: list[str]) -> dict:
+    """Which parts and channels contributed to a result's score, and how much; ``summary`` says why in plain
+    sentences, ``calibration`` how its relevance was judged (its z against the searched corpora's background)."""
     contributions = []
     for contribution in hit.contributions:
         entry = {"channel": "keyword" if contribution.source == "keyword" else "vector"}
@@ -336,7 +347,16 @@ def _explanation(hit: Fused, query: SearchQuery) -> dict:
             contribution=round(contribution.value, 6),
         )
         contributions.append(entry)
-    return {"fusion": query.fusion, "contributions": contributions}
+    keyword_terms_used = terms if query.keyword_on else []
+    texts = {"title": item.title, "text": item.text_head,
+             "details": f"{item.metadata.get('specs_text', '')} {item.external_id}"}
+    calibration = None
+    if judgement is not None and judgement.z is not None:
+        calibration = {"z": round(judgement.z, 3), "good_z": round(judgement.good_z, 3),
+                       "strong_z": round(judgement.strong_z, 3)}
+    return {"fusion": query.fusion, "contributions": contributions,
+            "summary": explanation_sentences(judgement, query.parts, terms=keyword_terms_used, fields=texts),
+            "calibration": calibration}
 
 
 def _product_fields(item: Item, cut: _TextCut) -> dict:
@@ -361,6 +381,7 @@ def search_response(*, query: SearchQuery, fields: list[str] | None = None) -> d
     outcome = search_run(query=query)
     hydrate_started = time.perf_counter()
     results = search_results_hydrate(outcome)
+    labels = [result["relevance"]["label"] for result in results]
     if fields:
         results = [{key: result.get(key) for key in fields} for result in results]
     kept = _results_within(results, settings.MULTIMODAL_MAX_RESPONSE_KB * 1024)
@@ -371,7 +392,10 @@ def search_response(*, query: SearchQuery, fields: list[str] | None = None) -> d
         "query": query.summary(),
         "results": results[:kept],
         "page": {"number": query.page, "size": query.top_k, "has_more": outcome.has_more,
-                 "truncated": kept < len(results)},
+                 "truncated": kept < len(results), "total": outcome.total,
+                 "total_is_lower_bound": outcome.total_is_lower_bound},
+        "match": {"good": sum(label != "weak" for label in labels[:kept]),
+                  "weak": sum(label == "weak" for label in labels[:kept])},
         "timings_ms": timings,
     }
 

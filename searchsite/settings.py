@@ -329,6 +329,14 @@ MULTIMODAL_RRF_K = env_int("MULTIMODAL_RRF_K", 60)
 MULTIMODAL_KEYWORD_WEIGHT = float(os.environ.get("MULTIMODAL_KEYWORD_WEIGHT", "0.5"))
 # Every list is read this deep before fusing, whatever the page, so pages never overlap or skip.
 MULTIMODAL_FUSION_CANDIDATES = env_int("MULTIMODAL_FUSION_CANDIDATES", 200)
+# Results are labelled strong, fair or weak by how far they stand above a random sample of this many of the
+# searched vectors (see multimodal/retrieval/relevance.py), drawn again after this many seconds or an ingest.
+MULTIMODAL_RELEVANCE_SAMPLE = env_int("MULTIMODAL_RELEVANCE_SAMPLE", 1000)
+MULTIMODAL_RELEVANCE_SAMPLE_TTL_S = env_int("MULTIMODAL_RELEVANCE_SAMPLE_TTL_S", 600)
+# The cut between a good match and a weak one, in spreads above the sample's median; empty: the best an
+# unrelated item reaches by chance in a corpus of that size. Set it from `evaluate` results when you have them.
+MULTIMODAL_RELEVANCE_GOOD_Z = float(os.environ["MULTIMODAL_RELEVANCE_GOOD_Z"]) if os.environ.get(
+    "MULTIMODAL_RELEVANCE_GOOD_Z") else None
 # A spec filter (specs.colour=red) is resolved in the database into at most this many item ids.
 MULTIMODAL_MAX_FILTER_ITEMS = env_int("MULTIMODAL_MAX_FILTER_ITEMS", 50_000)
 

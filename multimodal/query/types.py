@@ -22,7 +22,7 @@ PART_TYPES = tuple(PARTS)
 RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
                  "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
                  "audio_url", "parent", "page", "page_label", "span", "document_url", "video_url", "ocr_boxes", "also",
-                 "explanation", "truncated")
+                 "relevance", "explanation", "truncated")
 
 
 @dataclass

@@ -4,7 +4,9 @@ A query (`multimodal.query.types`) is a list of weighted parts (text, image, voi
 item) plus filters. Voice parts are transcribed first and then count as text. The vector channel
 searches Milvus (one search with the combined vector in ``vector`` mode, one per part otherwise);
 the keyword channel searches the database's full-text index with the query's positive text.
-`multimodal.retrieval.fusion` does the arithmetic; this module only gathers its inputs.
+`multimodal.retrieval.fusion` does the arithmetic; this module only gathers its inputs. The page's
+results are then judged strong, fair or weak (`multimodal.retrieval.relevance`) against a sample of the
+searched corpora (`services.backgrounds`), whatever the fusion mode.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from ..models import Item
 from ..query.filters import filters_items, filters_where
 from ..query.parts import PARTS
 from ..query.types import QueryPart, SearchQuery
-from ..retrieval import fusion, indexes
+from ..retrieval import fusion, indexes, relevance
 from ..retrieval.keyword import keyword_search
+from .backgrounds import background_sample
 
 
 @dataclass
@@ -30,6 +33,9 @@ class SearchOutcome:
     hits: list[fusion.Fused]  # this page, best first
     has_more: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    judgements: dict[int, relevance.Judgement] = field(default_factory=dict)  # item id -> how good a match (this page)
+    total: int = 0  # results after filters, min_score and grouping, within the candidates read
+    total_is_lower_bound: bool = False  # a list was read to its depth: there may be more
 
 
 class _Clock:
@@ -76,8 +82,7 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     sources = [f"part {query.parts.index(part)}" for part in active]
     weights = [part.weight for part in active]
     searched = [
-        _route_search(query, active, encoded, sources, route.index, replace(where, corpus_ids=route.corpus_ids), depth,
-                      clock)
+        _route_search(query, active, encoded, sources, route, replace(where, corpus_ids=route.corpus_ids), depth, clock)
         for route in indexes.search_routes(where.corpus_ids)
     ]
     fused = searched[0].fused if len(searched) == 1 else sorted(
@@ -89,13 +94,36 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     clock.lap("group", ran=query.group)
     start = (query.page - 1) * query.top_k
     page = fused[start:start + query.top_k]
-    if query.fusion == "vector":
-        for result in searched:
-            found = {entry.item_id for entry in result.fused}
-            _vector_explain([entry for entry in page if entry.item_id in found], result.vectors, weights, sources,
-                            result.index.collection)
-    clock.lap("explain", ran=query.fusion == "vector")
-    return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings)
+    judgements = {}
+    for result in searched:
+        found = {entry.item_id for entry in result.fused}
+        in_route = [entry for entry in page if entry.item_id in found]
+        stored = result.index.collection.vectors([entry.item_id for entry in in_route]) if in_route else {}
+        if query.fusion == "vector":
+            _vector_explain(in_route, result.vectors, weights, sources, stored)
+        judgements.update(_page_judge(in_route, result, weights, sources, stored))
+    clock.lap("explain")
+    return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings,
+                         judgements=judgements, total=len(fused),
+                         total_is_lower_bound=any(result.capped for result in searched))
+
+
+def _page_judge(page: list[fusion.Fused], result: _Searched, weights: list[float], sources: list[str],
+                stored: dict[int, dict[str, np.ndarray]]) -> dict[int, relevance.Judgement]:
+    """How good a match each result of ``page`` (all found in ``result``'s index) is: its stored vectors against
+    the index's background, its keyword score against the query's best keyword match."""
+    if not page:
+        return {}
+    judge = relevance.Judge(vectors=result.vectors, weights=weights, sources=sources,
+                            background=background_sample(index=result.index, corpus_ids=result.corpus_ids),
+                            good_z=settings.MULTIMODAL_RELEVANCE_GOOD_Z)
+    keyword_best = max((score for _, score in result.keyword.hits), default=0.0) if result.keyword else 0.0
+    judgements = {}
+    for entry in page:
+        raw = next((c.raw for c in entry.contributions if c.source == "keyword" and c.raw is not None), None)
+        share = raw / keyword_best if raw is not None and keyword_best > 0 else None
+        judgements[entry.item_id] = judge.judge(stored.get(entry.item_id, {}), keyword_share=share)
+    return judgements
 
 
 def _parents_of(item_ids: list[int]) -> dict[int, int]:
@@ -106,13 +134,17 @@ def _parents_of(item_ids: list[int]) -> dict[int, int]:
 @dataclass
 class _Searched:
     index: indexes.SearchIndex
+    corpus_ids: list[int] | None  # the corpora searched in it (None: all)
     vectors: list[np.ndarray]  # the parts' vectors in this index's space
     fused: list[fusion.Fused]
+    keyword: fusion.Ranking | None  # the keyword channel's list, when it was on
+    capped: bool  # some list was read to the depth asked: more candidates may exist
 
 
 def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, sources: list[str],
-                  index: indexes.SearchIndex, where: store.VectorFilter, depth: int, clock: _Clock) -> _Searched:
+                  route: indexes.Route, where: store.VectorFilter, depth: int, clock: _Clock) -> _Searched:
     """Every channel of the query in one index, fused."""
+    index = route.index
     vectors = _parts_vectors(active, encoded, index, clock)
     keyword = None
     if query.keyword_on:
@@ -125,6 +157,7 @@ def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, so
         if combined is None:
             raise QueryError("the parts cancel each other out: nothing is left to search for")
         hits = collection.search(combined, limit=depth, where=where)
+        listed = [len(hits)]
         clock.lap("search", detail="combined")
         fused = [fusion.Fused(hit.item_id, hit.score) for hit in hits]
         if keyword is not None:
@@ -132,9 +165,10 @@ def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, so
             clock.lap("search", detail="keyword-only candidates")
             fused = fusion.keyword_add(fused, keyword)
     else:
-        rankings = []
+        rankings, listed = [], []
         for source, part, vector in zip(sources, active, vectors):
             hits = collection.search(vector, limit=depth, where=where)
+            listed.append(len(hits))
             # A negative part demotes only what resembles it: unrelated items (cosine <= 0) are
             # left out of its list rather than ranked, and so penalised, in it.
             ranked = [(hit.item_id, hit.score) for hit in hits if part.weight > 0 or hit.score > 0]
@@ -143,7 +177,9 @@ def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, so
         if keyword is not None:
             rankings.append(keyword)
         fused = fusion.rrf(rankings, k=query.rrf_k) if query.fusion == "rrf" else fusion.weighted(rankings)
-    return _Searched(index, vectors, fused)
+    if keyword is not None:
+        listed.append(len(keyword.hits))
+    return _Searched(index, route.corpus_ids, vectors, fused, keyword, capped=max(listed) >= depth)
 
 
 def part_transcribe(part: QueryPart) -> None:
@@ -203,10 +239,10 @@ def _cosines_backfill(fused, keyword, combined, collection) -> list[fusion.Fused
     return fused
 
 
-def _vector_explain(page, vectors, weights, sources, collection) -> None:
-    """Split each result's cosine into its parts' shares (only for the page being returned)."""
+def _vector_explain(page, vectors, weights, sources, stored) -> None:
+    """Split each result's cosine into its parts' shares (only for the page being returned; ``stored`` holds
+    its items' vectors)."""
     combined, norm = fusion.vector_sum(vectors, weights)
-    stored = collection.vectors([entry.item_id for entry in page]) if len(vectors) > 1 else {}
     for entry in page:
         keyword = [c for c in entry.contributions if c.source == "keyword"]
         if len(vectors) == 1:

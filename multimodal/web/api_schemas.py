@@ -81,9 +81,25 @@ class Contribution(Schema):
     contribution: float
 
 
+class Calibration(Schema):
+    z: float = Field(description="how many robust spreads the result's similarity stands above the searched "
+                                 "corpora's (a random sample's median), weighted over the query's positive parts")
+    good_z: float = Field(description="the cut: below it a result is a weak match")
+    strong_z: float
+
+
 class Explanation(Schema):
     fusion: Fusion
     contributions: list[Contribution]
+    summary: list[str] = Field([], description='why it matched, in plain sentences ("Matches your picture strongly.", '
+                                               '"The word ‘moon’ is in the title.")')
+    calibration: Calibration | None = Field(None, description="how its relevance was judged (none without vectors)")
+
+
+class Relevance(Schema):
+    label: Literal["strong", "fair", "weak"] = Field(
+        description="how good a match, the same scale in every fusion mode; weak ones are shown under 'Weak matches'")
+    level: float = Field(ge=0, le=1, description="the same on [0, 1]: 0.5 and up fair, 0.8 and up strong")
 
 
 class HighlightSpan(Schema):
@@ -144,6 +160,7 @@ class Result(Schema):
     ocr_boxes: list[list[str | float]] | None = Field(
         None, description="pictures and scanned pages: [word, left, top, width, height] (fractions of the picture) "
                           "of the query's words printed in it")
+    relevance: Relevance | None = None
     explanation: Explanation | None = None
     truncated: bool | None = Field(None, description="a text of this result was cut to MULTIMODAL_RESULT_TEXT_CHARS; "
                                                      "the whole item is at detail_url")
@@ -155,12 +172,23 @@ class Page(Schema):
     has_more: bool
     truncated: bool = Field(False, description="results were left off to keep the response within "
                                                "MULTIMODAL_MAX_RESPONSE_KB")
+    total: int = Field(0, description="how many results the search found (after filters, grouping and min_score) "
+                                      "among the candidates it read")
+    total_is_lower_bound: bool = Field(False, description="true when a list was read to its depth "
+                                                          "(MULTIMODAL_FUSION_CANDIDATES): there may be more")
+
+
+class Match(Schema):
+    good: int = Field(description="results on this page that match well (relevance fair or strong); 0: nothing "
+                                  "matched well, the results are the closest weak matches")
+    weak: int
 
 
 class SearchResponse(Schema):
     query: dict = Field(description="what was understood: parts (with voice transcripts), fusion, filters")
     results: list[Result]
     page: Page
+    match: Match
     timings_ms: dict[str, float]
 
 

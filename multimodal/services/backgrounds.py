@@ -1,0 +1,102 @@
+"""The background a search's results are judged against: a random sample of the searched vectors.
+
+`multimodal.retrieval.relevance` judges a hit by how far it stands above the corpus at large; this
+module draws that sample. Items are drawn by id (uniformly from the searched corpora's id range, the
+database saying which ids belong to them) and their vectors read from the index's collection by key
+(`VectorCollection.vectors`, the same call on Milvus Lite and on a server), so a sample costs a few
+key lookups, never a scan of the collection.
+
+A sample is kept per process for each (store, collection, corpora) and drawn again after
+MULTIMODAL_RELEVANCE_SAMPLE_TTL_S, or sooner when the corpora's id range has moved by a tenth (an
+ingest or a large deletion): one indexed query a search.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Max, Min
+
+from ..models import Item
+from ..retrieval import indexes, relevance
+
+# Ids drawn per sample wanted, per round, and rounds at most: ids of parents (documents, recordings) and of
+# other corpora hold no vectors here, so more ids are drawn than vectors wanted.
+DRAW_FACTOR = 3
+DRAW_ROUNDS = 3
+RANGE_CHANGE = 0.1
+
+
+@dataclass(frozen=True)
+class _Kept:
+    background: relevance.Background
+    id_range: tuple[int, int]
+    drawn_at: float
+
+
+_kept: dict[tuple, _Kept] = {}
+_kept_lock = threading.Lock()
+
+
+def background_sample(*, index: indexes.SearchIndex, corpus_ids: list[int] | None) -> relevance.Background | None:
+    """A random sample of the vectors of these corpora (None: all) in ``index``; None when they hold none."""
+    items = Item.objects.all() if corpus_ids is None else Item.objects.filter(corpus_id__in=corpus_ids)
+    bounds = items.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return None
+    id_range = (bounds["low"], bounds["high"])
+    key = (str(settings.MILVUS_URI), index.collection.name, tuple(sorted(corpus_ids)) if corpus_ids else None)
+    kept = _kept.get(key)
+    if kept is None or _stale(kept, id_range):
+        kept = _Kept(_draw(index, corpus_ids, id_range), id_range, time.monotonic())
+        with _kept_lock:
+            _kept[key] = kept
+    return kept.background if len(kept.background.vectors) else None
+
+
+def backgrounds_forget() -> None:
+    """Draw every sample again on next use (tests whose store outlives their database)."""
+    with _kept_lock:
+        _kept.clear()
+
+
+def _stale(kept: _Kept, id_range: tuple[int, int]) -> bool:
+    (low, high), (old_low, old_high) = id_range, kept.id_range
+    moved = abs(low - old_low) + abs(high - old_high)
+    return (time.monotonic() - kept.drawn_at > settings.MULTIMODAL_RELEVANCE_SAMPLE_TTL_S
+            or moved >= max(1.0, RANGE_CHANGE * (old_high - old_low + 1)))
+
+
+def _draw(index: indexes.SearchIndex, corpus_ids: list[int] | None, id_range: tuple[int, int]) -> relevance.Background:
+    """Draw ids until ``MULTIMODAL_RELEVANCE_SAMPLE`` vectors are found (or every id was tried)."""
+    wanted = settings.MULTIMODAL_RELEVANCE_SAMPLE
+    low, high = id_range
+    span = high - low + 1
+    rng = np.random.default_rng()
+    untried = None if span > wanted * DRAW_FACTOR * DRAW_ROUNDS else rng.permutation(np.arange(low, high + 1))
+    tried: set[int] = set()
+    rows: list[tuple[str, np.ndarray]] = []
+    for _ in range(DRAW_ROUNDS):
+        if untried is not None:
+            ids, untried = untried[:wanted * DRAW_FACTOR], untried[wanted * DRAW_FACTOR:]
+        else:
+            ids = rng.integers(low, high + 1, size=wanted * DRAW_FACTOR)
+        ids = [int(item_id) for item_id in set(ids.tolist()) - tried]
+        tried.update(ids)
+        if corpus_ids is not None:
+            ids = list(Item.objects.filter(pk__in=ids, corpus_id__in=corpus_ids).values_list("pk", flat=True))
+        for by_modality in index.collection.vectors(ids).values():
+            rows.extend(by_modality.items())
+        if len(rows) >= wanted or (untried is not None and not len(untried)):
+            break
+    # The corpora's vector count, estimated from the share of tried ids that held vectors.
+    searched = round(len(rows) * span / max(len(tried), 1))
+    if len(rows) > wanted:
+        rows = [rows[row] for row in rng.choice(len(rows), size=wanted, replace=False)]
+    dim = index.encoder.dim
+    vectors = np.stack([vector for _, vector in rows]) if rows else np.empty((0, dim), dtype=np.float32)
+    return relevance.Background(vectors=vectors.astype(np.float32), modalities=tuple(modality for modality, _ in rows),
+                                vectors_searched=max(searched, len(rows)))
