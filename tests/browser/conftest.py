@@ -154,6 +154,23 @@ def contrast_failures(page) -> list[str]:
     return page.evaluate(_CONTRAST_CHECK)
 
 
+# WCAG 2.0–2.2 A and AA (target size is 2.2 AA) and the best practices that say a page has one h1 and main landmark.
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa",
+                                                      "best-practice"]},
+               "resultTypes": ["violations"]}
+
+
+def axe_violations(page, *, impacts=("serious", "critical"), also=("page-has-heading-one",)) -> list[str]:
+    """What axe-core (run in the page) finds at these impacts, and the rules in ``also`` at any impact, one line
+    each: rule, impact, the first offending element and axe's summary of the fix."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options=AXE_OPTIONS).response
+    return [f"{violation['id']} ({violation['impact']}): {node['target']} {node['failureSummary']}"
+            for violation in results["violations"] if violation["impact"] in impacts or violation["id"] in also
+            for node in violation["nodes"][:1]]
+
+
 def search_ready(page, path: str = "/"):
     page.goto(path)
     page.wait_for_selector("#search-form[data-ready=true]", state="attached")
