@@ -52,6 +52,27 @@ def fusion_label(mode: str) -> str:
     return FUSION_LABELS.get(mode, mode)
 
 
+RELEVANCE_LABELS = {"strong": "Strong match", "fair": "Fair match", "weak": "Weak match"}
+
+
+@register.filter
+def relevance_label(relevance: dict | None) -> str:
+    """A result's relevance as its pill says it: 'Strong match', 'Fair match', 'Weak match'."""
+    return RELEVANCE_LABELS[(relevance or {}).get("label", "weak")]
+
+
+@register.filter
+def good_matches(results: list[dict]) -> list[dict]:
+    """The results that match well (fair or strong), in rank order."""
+    return [result for result in results if (result.get("relevance") or {}).get("label", "weak") != "weak"]
+
+
+@register.filter
+def weak_matches(results: list[dict]) -> list[dict]:
+    """The results shown under 'Weak matches', in rank order."""
+    return [result for result in results if (result.get("relevance") or {}).get("label", "weak") == "weak"]
+
+
 @register.filter
 def signed(value) -> str:
     """A contribution to a score: '+0.412', '−0.050' (a real minus sign)."""
