@@ -34,16 +34,11 @@ def wait_until(check, *, timeout_s: float, what: str, interval_s: float = 0.2):
     raise TimeoutError(f"{what} did not happen within {timeout_s} s (last error: {last_error})")
 
 
-def ingest_peak_rss_mb(folder: Path, data_dir: Path) -> int:
-    """Peak RSS (MB) of `manage.py ingest FOLDER` run as a person would, on its own data folder (Milvus Lite),
-    with the tiny random CLIP model and OCR off (memory tests measure decoding, not Tesseract)."""
-    return ingest_peaks_rss_mb([folder], data_dir)[0]
-
-
 def ingest_peaks_rss_mb(folders: list[Path], data_dir: Path) -> list[int]:
     """The peak RSS (MB) of one process after each of its `manage.py ingest FOLDER` commands, run in turn on
-    ``folders`` (see ``ingest_peak_rss_mb``): what each folder adds to the peak of the ones before, at the cost
-    of one start (~10 s), not one per folder."""
+    ``folders`` as a person would, on its own data folder (Milvus Lite), with the tiny random CLIP model and OCR
+    off (memory tests measure decoding, not Tesseract): what each folder adds to the peak of the ones before,
+    at the cost of one start (~10 s), not one per folder."""
     run_env = {key: value for key, value in os.environ.items() if key not in ("DJANGO_TEST_DB", "MILVUS_URI")}
     run_env |= {"MULTIMODAL_DATA_DIR": str(data_dir), "MILVUS_URI": str(data_dir / "lite.db"),
                 "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MULTIMODAL_OCR": "0",

@@ -7,7 +7,7 @@ from PIL import Image
 from multimodal.models import Corpus, Item
 
 from ..conftest import image_bytes, ingest_files
-from ..live_services import ingest_peak_rss_mb
+from ..live_services import ingest_peaks_rss_mb
 
 pytestmark = pytest.mark.django_db
 
@@ -20,8 +20,7 @@ def test_large_pictures_are_kept_whole_but_held_small_while_a_batch_is_ingested(
     (small / "dot.png").write_bytes(image_bytes((10, 20, 30)))
     for index in range(4):
         Image.new("RGB", (6000, 6000), (40 * index, 0, 0)).save(large / f"poster{index}.png")
-    baseline_mb = ingest_peak_rss_mb(small, tmp_path / "data-small")
-    peak_mb = ingest_peak_rss_mb(large, tmp_path / "data-large")
+    baseline_mb, peak_mb = ingest_peaks_rss_mb([small, large], tmp_path / "data")
     assert peak_mb - baseline_mb < 300, (baseline_mb, peak_mb)
 
 
