@@ -18,8 +18,9 @@ of the searched corpora's stored vectors in the index's own space (`services.sea
   finds items far beyond it. ``good_z`` overrides it (settings.MULTIMODAL_RELEVANCE_GOOD_Z): with
   `evaluate` data for the corpus, the z that best separates the relevant items' z from the other
   hits' (e.g. the one maximising F1 over a query set's judged top hits) is the value to set.
-- A keyword match counts on its own, for hits the vectors do not support: the best keyword match of
-  the query is a fair match, one with half its bm25 a weak one (``KEYWORD_BEST_LEVEL``).
+- A keyword match counts on its own, for hits the vectors do not support: one scoring at least half
+  the query's best keyword match (bm25; a word in the title weighs more than one in the text) is a
+  fair match, a lesser one weak (``KEYWORD_LEVEL``, ``KEYWORD_FAIR_SHARE``).
 
 The result is a level in [0, 1] (0.5 at the cut, 0.8 at ``strong_margin_z`` spreads above it) and a
 label: strong, fair or weak.
@@ -39,7 +40,7 @@ MIN_SPREAD = 0.01
 # vectors (a text query's cosines with texts and with images differ in scale); else the pooled one.
 MIN_MODALITY_SAMPLE = 30
 FAIR_LEVEL, STRONG_LEVEL = 0.5, 0.8
-KEYWORD_BEST_LEVEL = 0.6
+KEYWORD_LEVEL, KEYWORD_FAIR_SHARE = 0.6, 0.5
 DEFAULT_STRONG_MARGIN_Z = 1.5
 LABELS = ("weak", "fair", "strong")
 POOLED = "*"
@@ -158,7 +159,7 @@ class Judge:
              if positive else None)
         level = level_of(z, self.good_z, self.strong_z) if z is not None else 0.0
         if keyword_share is not None:
-            level = max(level, KEYWORD_BEST_LEVEL * min(max(keyword_share, 0.0), 1.0))
+            level = max(level, KEYWORD_LEVEL * min(max(keyword_share, 0.0) / KEYWORD_FAIR_SHARE, 1.0))
         return Judgement(level=round(level, 3), label=label_of(level), z=z, good_z=self.good_z, strong_z=self.strong_z,
                          parts=parts, keyword_share=keyword_share)
 

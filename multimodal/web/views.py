@@ -31,6 +31,10 @@ from ..services.query_uploads import (
 )
 from .auth import client_ip
 from .forms import SearchForm, UploadForm
+from .search_links import (
+    BACK_PARAM, FILTER_PARAMS, QUERY_PARAMS, link_with_back, query_parts_listed, results_linked, search_from_back,
+    search_new_url, search_params, search_refine_url, search_url,
+)
 from .permissions import (
     corpora_uploadable, job_change_check, job_may_change, job_view_check, upload_check, uploader_check,
 )
@@ -38,10 +42,6 @@ from .throttling import ANONYMOUS_PAGE_SEARCHES
 
 logger = logging.getLogger(__name__)
 
-# What a search URL may hold: the query's parts, then filters and mode (the order links are built in).
-QUERY_PARAMS = ("q", "text_weight", "parts", "item", "item_weight")
-FILTER_PARAMS = ("corpus", "kind", "created_from", "created_to", "fusion", "hybrid", "keyword_weight", "min_score",
-                 "top_k")
 SEARCHABLE_KINDS = [choice for choice in Item.Kind.choices if choice[0] not in PARENT_KINDS]
 
 
@@ -104,18 +104,23 @@ def _search_post(request):
 
 def _search_render(request, form, *, response=None, error=None, notice=None, status=200):
     filters = {key: request.GET[key] for key in FILTER_PARAMS if request.GET.get(key)}
+    searched = search_params(request.GET)
+    if response:
+        response = {**response, "results": results_linked(response["results"], searched)}
     page = response["page"] if response else None
     first_rank = (page["number"] - 1) * page["size"] + 1 if page else None
+    chip_info = _chip_info(request, form)
     context = {
         "form": form, "response": response, "error": error, "notice": notice,
         "corpora": Corpus.objects.all(), "kinds": SEARCHABLE_KINDS, "fusion_modes": MODES,
         "default_fusion": settings.MULTIMODAL_DEFAULT_FUSION,
-        "filter_query": urlencode(filters),
+        "options_active": len(filters),
         "first_rank": first_rank,
         "last_rank": first_rank + len(response["results"]) - 1 if response else None,
         "previous_url": _page_url(request, page["number"] - 1) if page and page["number"] > 1 else None,
         "next_url": _page_url(request, page["number"] + 1) if page and page["has_more"] else None,
-        "chip_info": _chip_info(request, form),
+        "chip_info": chip_info,
+        "query_parts": query_parts_listed(searched, uploads=chip_info["uploads"]),
         "limits": {**{f"{name}_bytes": PARTS[name].limit_bytes() for name in UPLOAD_TYPES},
                    "voice_seconds": settings.MULTIMODAL_MAX_VOICE_SECONDS},
     }
@@ -191,15 +196,32 @@ def item_detail(request, pk: int):
     its pages (``?passage=ID`` marks one of its passages, as a long text's), a picture with the words
     read in it. A page, passage or scene is shown where it is in its parent."""
     item = get_object_or_404(Item.objects.select_related("corpus", "parent"), pk=pk)
+    back = request.GET.get(BACK_PARAM, "")
     if item.parent is not None and item.kind in (Item.Kind.PASSAGE, Item.Kind.PAGE, Item.Kind.SCENE):
-        return redirect(part_url(item))
+        return redirect(link_with_back(part_url(item), back))
     marked = _passage_param(request)
     return render(request, "multimodal/item_detail.html", {
         "item": item, "transcript": recording_transcript(item), "scenes": video_scene_strip(item),
         "pages": document_pages(item, marked=marked), "ocr_words": ocr_words(item),
         "text_pieces": text_passage_marked(item, marked) if item.kind == Item.Kind.TEXT else None,
-        "marked": marked,
+        "marked": marked, **_item_search_links(item, search_from_back(back), marked),
     })
+
+
+def _item_search_links(item: Item, searched: dict[str, str] | None, marked: int | None) -> dict:
+    """The item page's ways on: back to the search it was opened from, that search with this item (or the passage
+    marked in it) added, and a new search with its picture. A document, recording or video has no vectors of its
+    own: only a passage of it can be added."""
+    example = item.pk
+    if item.kind in PARENT_KINDS:
+        example = marked if marked and item.children.filter(pk=marked).exists() else None
+    picture = item.kind not in PARENT_KINDS and (item.kind == Item.Kind.IMAGE or bool(item.thumbnail))
+    return {
+        "back_url": search_url(searched) if searched else None,
+        "more_like_url": example and (search_refine_url(searched, item_id=example, weight=1.0) if searched
+                                      else search_new_url({}, item_id=example)),
+        "image_search_url": search_new_url(searched or {}, item_id=item.pk) if picture else None,
+    }
 
 
 def _passage_param(request) -> int | None:

@@ -71,7 +71,7 @@ def test_each_modality_is_judged_against_its_own_background_when_the_sample_hold
     assert pooled_z > judge.good_z  # judged against the pooled sample, it would have passed
 
 
-def test_parts_are_weighed_negative_parts_do_not_lift_and_a_best_keyword_match_is_fair(rng):
+def test_parts_are_weighed_negative_parts_do_not_lift_and_a_good_keyword_match_is_fair(rng):
     vectors, modalities = _background(rng)
     background = relevance.Background(vectors, modalities, 1000)
     wanted, unwanted = _unit(rng.normal(size=(2, DIM)))
@@ -81,8 +81,8 @@ def test_parts_are_weighed_negative_parts_do_not_lift_and_a_best_keyword_match_i
     assert like_unwanted.label == "weak"
     assert [part.label for part in like_unwanted.parts] == ["weak", "strong"]
     assert judge.judge({"image": wanted}).label == "strong"
-    assert judge.judge({"image": unwanted}, keyword_share=1.0).label == "fair"
-    assert judge.judge({"image": unwanted}, keyword_share=0.5).label == "weak"
+    assert judge.judge({"image": unwanted}, keyword_share=0.5).label == "fair"
+    assert judge.judge({"image": unwanted}, keyword_share=0.3).label == "weak"
 
 
 def test_without_a_background_only_keyword_matches_count():
