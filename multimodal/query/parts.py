@@ -40,7 +40,7 @@ class PartType:
     modality: str | None  # the encoder modality that embeds it; None: the item's own vectors
     summarise: Callable[[QueryPart, dict], None]  # adds the type's own fields to the part's summary
     label: Callable[[QueryPart], str]  # how explanations name the part
-    chip: Callable[[dict], str]  # how the results page shows the part, from its summary
+    chip: Callable[[dict], str]  # how the results page names the part, from its summary (a transcript is shown apart)
     parse: Callable[[object, str], dict] | None = None  # (value, where) -> QueryPart fields
     read: Callable[[bytes, str], dict] | None = None  # (bytes, file name) -> QueryPart fields
     noun: str = ""  # how messages name an upload: "image", "recording"
@@ -115,11 +115,6 @@ def _item_summarise(part: QueryPart, out: dict) -> None:
         out["title"] = part.item.title
 
 
-def _voice_chip(summary: dict) -> str:
-    heard = (summary.get("transcript") or {}).get("text")
-    return f"voice “{heard or summary['value']}”"
-
-
 def _quoted_label(part: QueryPart) -> str:
     return f'{part.type} "{part.text}"'
 
@@ -134,7 +129,7 @@ PARTS: dict[str, PartType] = {
                  label=lambda part: f"image {part.name}".strip(), chip=lambda summary: f"image {summary['name']}"),
         PartType("voice", modality="text", read=_voice_read, noun="recording",
                  limit_mb_setting="MULTIMODAL_MAX_QUERY_AUDIO_MB", summarise=_voice_summarise,
-                 label=_quoted_label, chip=_voice_chip, spoken=True, keyword=True),
+                 label=_quoted_label, chip=lambda summary: "your recording", spoken=True, keyword=True),
         PartType("item", modality=None, parse=_item_parse, summarise=_item_summarise,
                  label=lambda part: f"item {part.item.pk}" if part.item is not None else "item",
                  chip=lambda summary: f"like “{summary.get('title', '')}”"),

@@ -6,6 +6,7 @@
 // search can be reloaded, paged and refined without uploading again. Searching is navigation to
 // the GET URL, so the server renders the results and the address bar always holds the query.
 // Everything shown from user data is set with textContent, never parsed as HTML.
+import { resultsStale, transcriptInBar } from "./results.js";
 
 const form = document.getElementById("search-form");
 const bar = document.getElementById("id_q");
@@ -27,6 +28,7 @@ const LABELS = { text: "Text", image: "Image", voice: "Voice", item: "More like"
 
 let parts = [];        // {type, weight, value?, ref?, name?, previewUrl?, transcript?, title?, pending?, inBar?}
 let textWeight = 1;    // the weight of the text in the bar (from a voice part whose transcript went there)
+let shownQuery = "";   // the query the results on the page are for, as querySent() says it
 
 // ---------------------------------------------------------------- state from the page
 
@@ -78,6 +80,7 @@ function transcriptToBar() {
   bar.value = voice.transcript.text;
   voice.inBar = true;
   textWeight = voice.weight;
+  transcriptInBar(voice.transcript.text);
 }
 
 // ---------------------------------------------------------------- chips
@@ -121,8 +124,7 @@ function chipText(part) {
   if (part.type === "image") return part.pending ? `${part.name} — uploading…` : part.name;
   if (part.type === "voice") {
     if (part.pending) return "Recording — uploading…";
-    if (part.transcript && part.transcript.text) return `You said “${part.transcript.text}”`;
-    return part.name || "Recording";
+    return part.transcript ? "your recording" : part.name || "Recording";  // its words show once: bar or note
   }
   return `“${part.title}”`;
 }
@@ -130,7 +132,8 @@ function chipText(part) {
 function renderChips() {
   chipList.replaceChildren();
   parts.forEach((part, index) => {
-    const description = `${LABELS[part.type] || part.type} ${chipText(part)}`;
+    const kind = part.type === "item" && part.weight < 0 ? "Less like" : LABELS[part.type] || part.type;
+    const description = `${kind} ${chipText(part)}`;
     const chip = element("li", { class: `chip chip-${part.type}`, "data-type": part.type });
     chip.classList.toggle("negative", part.weight < 0);
     chip.classList.toggle("pending", Boolean(part.pending));
@@ -142,7 +145,7 @@ function renderChips() {
       chip.append(badge);
     }
     const label = element("span", { class: "chip-label", title: description });
-    label.append(element("small", {}, `${LABELS[part.type] || part.type} `), document.createTextNode(chipText(part)));
+    label.append(element("small", {}, `${kind} `), document.createTextNode(chipText(part)));
     chip.append(label);
 
     const weightLabel = element("label", { class: "chip-weight" });
@@ -154,6 +157,7 @@ function renderChips() {
       if (!Number.isNaN(weight.valueAsNumber)) {
         part.weight = weight.valueAsNumber;
         chip.classList.toggle("negative", part.weight < 0);
+        staleCheck();
       }
     });
     weightLabel.append(weight);
@@ -168,6 +172,7 @@ function renderChips() {
         textWeight = 1;
       }
       renderChips();
+      staleCheck();
       bar.focus();
     });
     chip.append(remove);
@@ -221,6 +226,17 @@ function queryParams() {
     params.set(control.name, control.value);
   }
   return { params, empty: !text && sent.length === 0 };
+}
+
+// The query part of what a search would send now (parts, text, weights; not the filters).
+function querySent() {
+  const { params } = queryParams();
+  return [...params].filter(([name]) => QUERY_FIELDS.has(name)).map(([name, value]) => `${name}=${value}`).join("&");
+}
+
+// Changed weights or removed chips leave the results on the page behind the query: say so until searched.
+function staleCheck() {
+  resultsStale(querySent() !== shownQuery);
 }
 
 function search() {
@@ -467,5 +483,6 @@ document.addEventListener("keydown", (event) => {
 parts = initialParts();
 transcriptToBar();
 renderChips();
+shownQuery = querySent();
 for (const node of document.querySelectorAll(".js-only")) node.hidden = false;
 form.dataset.ready = "true";  // tests wait for this before typing

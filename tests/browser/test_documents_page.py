@@ -56,7 +56,7 @@ def test_a_passage_hit_names_its_page_opens_the_pdf_there_and_is_marked_on_the_d
     page.set_viewport_size(DESKTOP)
 
     card.locator("a.open-detail").click()  # "Read in context"
-    page.wait_for_url(f"**/items/{document.pk}?passage={passage.pk}#passage-{passage.pk}")
+    page.wait_for_url(f"**/items/{document.pk}?passage={passage.pk}&back=*#passage-{passage.pk}")  # back: the search
     marked = page.locator(f"mark#passage-{passage.pk}")
     assert RARE_PHRASE in marked.inner_text()
     assert marked.is_visible() and page.evaluate(

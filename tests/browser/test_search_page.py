@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from multimodal.models import Corpus
+from multimodal.models import Corpus, Item
 from multimodal.readers.audio import wav_encode
 
 from ..conftest import ingest_files
@@ -45,7 +45,7 @@ def test_text_query_shows_cards_with_thumbnails_scores_and_explanations(page, si
     screenshot(page, "02b-text-results-phone")
 
     page.locator(".results .card-image .thumb").first.click()
-    page.wait_for_url(re.compile(r"/items/\d+$"))
+    page.wait_for_url(re.compile(r"/items/\d+\?back="))
     full = page.locator("img.full")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=full.element_handle())
 
@@ -184,7 +184,7 @@ def test_part_weights_negative_parts_and_fusion_mode_shape_the_query(page, site)
     assert page.locator(".chip-text").count() == 2  # the chips come back from the URL
 
 
-def test_more_like_this_searches_with_the_item_and_keeps_the_filters(page, site):
+def test_more_like_this_adds_the_item_to_the_query_and_keeps_the_filters(page, site):
     search_ready(page, "/?q=red&corpus=demo&kind=image")
     page.wait_for_selector(".results .card")
     assert set(page.locator(".results .kind-tag").all_inner_texts()) == {"IMAGE"}
@@ -194,6 +194,8 @@ def test_more_like_this_searches_with_the_item_and_keeps_the_filters(page, site)
     page.wait_for_selector(".results .card")
     query = parse_qs(urlparse(page.url).query)
     assert query["kind"] == ["image"] and query["corpus"] == ["demo"]
+    bicycle = Item.objects.get(title="red bicycle").pk
+    assert query["q"] == ["red"] and json.loads(query["parts"][0]) == [{"type": "item", "value": bicycle}]
     assert "red bicycle" not in result_titles(page)
     assert result_titles(page)[0] == "red wall"
     chip = page.locator(".chip-item")

@@ -56,8 +56,15 @@ def test_a_spoken_query_is_recorded_transcribed_into_the_bar_searched_and_editab
 
         transcript = page.input_value("#id_q")
         assert len(words(transcript) & words(SPOKEN)) >= 3, transcript
-        assert page.locator(".you-said .transcript").inner_text() == transcript
-        assert "You said" in page.locator(".chip-voice").inner_text()
+        # The words show once, in the bar: the note says where they are, the chip and the summary name the recording.
+        assert page.locator(".you-said .transcript").is_hidden()
+        assert "Heard from your recording" in page.locator(".you-said").inner_text()
+        assert "your recording" in page.locator(".chip-voice").inner_text()
+        assert transcript not in page.locator("body").inner_text()
+        for size in ({"width": 1366, "height": 900}, {"width": 390, "height": 844}):
+            page.set_viewport_size(size)
+            screenshot(page, f"19-refine-voice-transcript-once{'-phone' if size['width'] < 400 else ''}")
+        page.set_viewport_size({"width": 1280, "height": 900})
         parts = parse_qs(urlparse(page.url).query)["parts"][0]
         assert '"type":"voice"' in parts and '"ref":' in parts
         assert page.locator(".results .card").count() > 0

@@ -68,7 +68,7 @@ def test_a_passage_card_names_its_page_and_the_document_page_marks_the_passage(c
     assert f"page 3 of {html.escape(HOSTILE_TITLE)}" in card
     assert (f'<a class="open-page" href="{document.file.url}#page=3" target="_blank" rel="noopener">'
             f"Open at page 3") in card
-    assert f'href="/items/{document.pk}?passage={passage.pk}#passage-{passage.pk}"' in card
+    assert re.search(rf'href="/items/{document.pk}\?passage={passage.pk}&amp;back=q%3Dthe[^"#]+#passage-{passage.pk}"', card)
     assert "<mark>green</mark>" in card and "<script>window" not in card
 
     page = body(client.get(f"/items/{document.pk}", {"passage": passage.pk}))

@@ -31,7 +31,7 @@ def test_text_query_renders_thumbnails_snippets_scores_and_links(client, corpus)
     page = response.content.decode()
     assert response.status_code == 200
     red = Item.objects.get(title="red")
-    assert f'href="/items/{red.pk}"' in page
+    assert f'href="/items/{red.pk}?back=q%3Dred%26hybrid%3Dfalse"' in page  # the way back to this search
     assert f'src="{red.thumbnail.url}"' in page
     assert 'class="score"' in page and "1.000" in page
     assert "Second line with &lt;b&gt;tags&lt;/b&gt;." in page
@@ -57,7 +57,7 @@ def test_image_upload_without_javascript_is_kept_and_the_results_page_names_it(c
     assert response.status_code == 200
     assert "image mine.png" in page
     red = Item.objects.get(title="red")
-    assert page.index(f'href="/items/{red.pk}"') < page.index("bicycle")
+    assert page.index(f'href="/items/{red.pk}?back=') < page.index("bicycle")
 
 
 def test_text_post_redirects_to_a_shareable_url(client, corpus):
