@@ -1,4 +1,5 @@
 """Real Redis, PostgreSQL and Celery worker processes on loopback, for end-to-end tests."""
+import json
 import os
 import shutil
 import signal
@@ -52,6 +53,65 @@ def ingest_peaks_rss_mb(folders: list[Path], data_dir: Path) -> list[int]:
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     return [int(line) for line in result.stdout.split()[-len(folders):]]
+
+
+class CommandSession:
+    """One process of the site (``manage.py``'s settings, ``env``) running management commands in turn.
+
+    ``run("search", "chair", "--json")`` is ``manage.py search chair --json``: the same argument parsing
+    (``call_command`` with strings), the system checks, the output. After each command the process lets go of
+    what an exiting command lets go of: its vector store clients, Milvus Lite's lock (Lite admits one process
+    at a time) and its database connections. It keeps what a long-running site process keeps, its imports
+    and its loaded encoder: ~10 s per command, which a test running many commands pays once.
+    """
+
+    _LOOP = (
+        "import contextlib, io, json, os, sys, traceback\n"
+        "protocol = os.fdopen(os.dup(1), 'w')\n"
+        "os.dup2(2, 1)  # a library's own prints go to the log, never into a reply\n"
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "from django.db import connections\n"
+        "from multimodal import store\n"
+        "for line in sys.stdin:\n"
+        "    out, err, ok = io.StringIO(), io.StringIO(), True\n"
+        "    try:\n"
+        "        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "            call_command(*json.loads(line), stdout=out, stderr=err, skip_checks=False)\n"
+        "    except BaseException:\n"
+        "        ok = False\n"
+        "        err.write(traceback.format_exc())\n"
+        "    finally:\n"
+        "        store.close_all()\n"
+        "        lite = sys.modules.get('milvus_lite.server_manager')\n"
+        "        if lite:  # Milvus Lite's lock, which it lets go of at exit\n"
+        "            lite.server_manager_instance.release_all()\n"
+        "        connections.close_all()\n"
+        "    protocol.write(json.dumps({'ok': ok, 'stdout': out.getvalue(), 'stderr': err.getvalue()}) + '\\n')\n"
+        "    protocol.flush()\n"
+    )
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-c", self._LOOP], cwd=ROOT,
+                                        env={**env, "DJANGO_SETTINGS_MODULE": "searchsite.settings"},
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                        start_new_session=True)
+        self.log_path = log_path
+
+    def run(self, *args: str) -> str:
+        """The command's standard output; a failed command fails the test with its error."""
+        self.process.stdin.write(json.dumps(args) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, f"the command process died:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+        reply = json.loads(line)
+        assert reply["ok"], reply["stdout"] + reply["stderr"]
+        return reply["stdout"]
+
+    def close(self) -> None:
+        _stop(self.process)
+        self.log.close()
 
 
 def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout_s: float = 20) -> None:

@@ -4,6 +4,8 @@ product codes and rare names through PostgreSQL full-text search.
 Runs ``manage.py`` in subprocesses against a real throw-away PostgreSQL cluster on loopback, with
 the tiny random CLIP (its vector channel ranks at random, so what is found first is the keyword
 channel's doing), and MILVUS_URI given as a path, Milvus Lite's form as the README documents it.
+Ingests are processes of their own, as a person runs them; searches run in turn in one long-lived process,
+as the site's do (one start for the module's eight searches, not eight), which must see each ingest's writes.
 """
 import json
 import os
@@ -12,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.live_services import ROOT, postgres_server
+from tests.live_services import ROOT, CommandSession, postgres_server
 
 NOTES = 40
 
@@ -50,14 +52,19 @@ def site(tmp_path_factory):
     with postgres_server() as database_url:
         env = {**os.environ, "DATABASE_URL": database_url, "MULTIMODAL_DATA_DIR": str(folder / "data"),
                "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MILVUS_URI": str(folder / "milvus.db")}
-        _manage(env, "migrate", "--no-input")
-        landed = _manage(env, "ingest", str(notes), str(folder / "shop"), "--corpus", "mixed")
-        assert f"{NOTES + 7} items landed in corpus 'mixed'" in landed
-        yield env, folder
+        searcher = CommandSession(env, folder / "searcher.log")  # starts (imports) while the site is set up
+        try:
+            _manage(env, "migrate", "--no-input")
+            landed = _manage(env, "ingest", str(notes), str(folder / "shop"), "--corpus", "mixed")
+            assert f"{NOTES + 7} items landed in corpus 'mixed'" in landed
+            yield env, folder, searcher
+        finally:
+            searcher.close()
 
 
-def _search(env, *args, top_k: int = 5) -> list[dict]:
-    return json.loads(_manage(env, "search", *args, "--json", "--top-k", str(top_k)))["results"]
+def _search(site, *args, top_k: int = 5) -> list[dict]:
+    _, _, searcher = site
+    return json.loads(searcher.run("search", *args, "--json", "--top-k", str(top_k)))["results"]
 
 
 def _keyword_rank(result: dict) -> int | None:
@@ -66,8 +73,7 @@ def _keyword_rank(result: dict) -> int | None:
 
 
 def test_an_exact_product_code_is_found_first(site):
-    env, _ = site
-    results = _search(env, "SKU-0042")
+    results = _search(site, "SKU-0042")
     assert results[0]["title"] == "red chair"
     assert _keyword_rank(results[0]) == 1
     assert all(_keyword_rank(result) != 1 for result in results[1:])
@@ -75,34 +81,31 @@ def test_an_exact_product_code_is_found_first(site):
 
 def test_a_rare_word_outweighs_common_ones(site):
     """Every note matches "garden chair" and one product matches "chair Kjaerholm": the rare name wins."""
-    env, _ = site
-    first = _search(env, "garden chair Kjaerholm")[0]
+    first = _search(site, "garden chair Kjaerholm")[0]
     assert first["title"] == "lounge chair"
     assert _keyword_rank(first) == 1
-    spare = _search(env, "blender part ZX-9931")[0]
+    spare = _search(site, "blender part ZX-9931")[0]
     assert spare["snippet"].startswith("Spare part ZX-9931")
 
 
 def test_a_word_in_the_title_outranks_it_in_the_description(site):
     """Each word is in one title and in the other's description: the title's holder comes first."""
-    env, _ = site
     for word, expected in (("teak", ["teak stool", "porch bench"]), ("porch", ["porch bench", "teak stool"])):
-        matched = sorted((result for result in _search(env, word, top_k=NOTES + 7) if _keyword_rank(result)), key=_keyword_rank)
+        matched = sorted((result for result in _search(site, word, top_k=NOTES + 7) if _keyword_rank(result)), key=_keyword_rank)
         assert [result["title"] for result in matched] == expected
 
 
 def test_kind_filter_composes_with_the_keyword_channel(site):
-    env, _ = site
-    results = _search(env, "chair", "--kind", "product")
+    results = _search(site, "chair", "--kind", "product")
     assert results and {result["kind"] for result in results} == {"product"}
 
 
 def test_a_changed_description_is_searched_by_its_new_words_only(site):
-    env, folder = site
+    env, folder, _ = site
     _catalogue(folder / "shop", chair_description="a comfy red chair in walnut")
     _manage(env, "ingest", str(folder / "shop"), "--corpus", "mixed")
-    walnut = _search(env, "walnut")
+    walnut = _search(site, "walnut")
     assert walnut[0]["title"] == "red chair" and _keyword_rank(walnut[0]) == 1
     _catalogue(folder / "shop", chair_description="a comfy red chair in oak")
     _manage(env, "ingest", str(folder / "shop"), "--corpus", "mixed")
-    assert all(_keyword_rank(result) is None for result in _search(env, "walnut"))
+    assert all(_keyword_rank(result) is None for result in _search(site, "walnut"))
