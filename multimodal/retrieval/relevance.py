@@ -22,6 +22,9 @@ of the searched corpora's stored vectors in the index's own space (`services.sea
   the query's best keyword match (bm25; a word in the title weighs more than one in the text) is a
   fair match, a lesser one weak (``KEYWORD_LEVEL``, ``KEYWORD_FAIR_SHARE``).
 
+A corpus of a handful of vectors has no "rest of the corpus" to stand out from: below
+``MIN_BACKGROUND`` sampled vectors every result with vectors is called fair, none weak.
+
 The result is a level in [0, 1] (0.5 at the cut, 0.8 at ``strong_margin_z`` spreads above it) and a
 label: strong, fair or weak.
 """
@@ -39,6 +42,7 @@ MIN_SPREAD = 0.01
 # A modality is judged against its own background when the sample holds at least this many of its
 # vectors (a text query's cosines with texts and with images differ in scale); else the pooled one.
 MIN_MODALITY_SAMPLE = 30
+MIN_BACKGROUND = 8
 FAIR_LEVEL, STRONG_LEVEL = 0.5, 0.8
 KEYWORD_LEVEL, KEYWORD_FAIR_SHARE = 0.6, 0.5
 DEFAULT_STRONG_MARGIN_Z = 1.5
@@ -135,7 +139,8 @@ class Judgement:
 class Judge:
     """Judges items against one query in one index: built once per query and index, then per item.
 
-    Without a ``background`` (the corpora hold no vectors yet) only keyword matches count.
+    Without a ``background`` (the corpora hold no vectors yet) only keyword matches count; with one
+    of fewer than MIN_BACKGROUND vectors, every item with vectors is a fair match.
     """
 
     def __init__(self, *, vectors: list[np.ndarray], weights: list[float], sources: list[str],
@@ -144,8 +149,9 @@ class Judge:
         self.vectors = [np.asarray(vector, dtype=np.float32) for vector in vectors]
         self.weights = weights
         self.sources = sources
-        self.baselines = [part_baselines(vector, background) if background is not None else {}
-                          for vector in self.vectors]
+        usable = background is not None and len(background.vectors) >= MIN_BACKGROUND
+        self.too_few = background is not None and not usable
+        self.baselines = [part_baselines(vector, background) if usable else {} for vector in self.vectors]
         self.good_z = good_z if good_z is not None else chance_z(background.vectors_searched if background else 0)
         self.strong_z = self.good_z + strong_margin_z
 
@@ -157,7 +163,10 @@ class Judge:
         positive = [part for part in parts if part.weight > 0 and part.z is not None]
         z = (sum(part.weight * part.z for part in positive) / sum(part.weight for part in positive)
              if positive else None)
-        level = level_of(z, self.good_z, self.strong_z) if z is not None else 0.0
+        if z is not None:
+            level = level_of(z, self.good_z, self.strong_z)
+        else:
+            level = FAIR_LEVEL if self.too_few and item_vectors else 0.0
         if keyword_share is not None:
             level = max(level, KEYWORD_LEVEL * min(max(keyword_share, 0.0) / KEYWORD_FAIR_SHARE, 1.0))
         return Judgement(level=round(level, 3), label=label_of(level), z=z, good_z=self.good_z, strong_z=self.strong_z,

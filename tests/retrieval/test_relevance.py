@@ -89,3 +89,12 @@ def test_without_a_background_only_keyword_matches_count():
     judge = relevance.Judge(vectors=[_unit(np.ones(DIM))[0]], weights=[1.0], sources=["part 0"], background=None)
     assert judge.judge({}).label == "weak" and judge.judge({}).z is None
     assert judge.judge({}, keyword_share=1.0).label == "fair"
+
+
+def test_a_corpus_of_a_handful_of_vectors_calls_every_match_fair(rng):
+    """Two pictures cannot tell a match from chance: the one that matches is not called weak for it."""
+    vectors, modalities = _background(rng, count=relevance.MIN_BACKGROUND - 1)
+    background = relevance.Background(vectors, modalities, len(vectors))
+    judge = relevance.Judge(vectors=[vectors[0]], weights=[1.0], sources=["part 0"], background=background)
+    assert judge.judge({"image": vectors[0]}).label == judge.judge({"image": vectors[1]}).label == "fair"
+    assert judge.judge({}).label == "weak"

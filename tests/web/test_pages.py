@@ -33,7 +33,7 @@ def test_text_query_renders_thumbnails_snippets_scores_and_links(client, corpus)
     red = Item.objects.get(title="red")
     assert f'href="/items/{red.pk}?back=q%3Dred%26hybrid%3Dfalse"' in page  # the way back to this search
     assert f'src="{red.thumbnail.url}"' in page
-    assert 'class="score"' in page and "1.000" in page
+    assert "Fair match" in page and "Score 1.000" in page  # the label on the card, the raw score in Why's details
     assert "Second line with &lt;b&gt;tags&lt;/b&gt;." in page
 
 
