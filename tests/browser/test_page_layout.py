@@ -130,3 +130,12 @@ def test_show_more_results_appends_the_next_page_in_place(page, pictures):
     assert page.locator(".gallery").count() == 1, "pictures that continue the gallery join its rows"
     assert "1–12" in page.locator("#results-heading").inner_text()
     assert "6 more results" in page.locator("#more-status").inner_text()
+
+    # The heading says how many there are in all, and showing more until the end shows exactly that many.
+    total = int(page.locator(".results-total").inner_text().split()[-1])
+    while page.locator(".load-more").count():
+        shown = page.locator(".results .card").count()
+        page.locator(".load-more").click()
+        page.wait_for_function(f"() => document.querySelectorAll('.results .card').length > {shown}")
+    ids = page.locator(".results .card").evaluate_all("cards => cards.map((card) => card.querySelector('h3').id)")
+    assert len(ids) == len(set(ids)) == total, (len(ids), total)
