@@ -95,6 +95,13 @@ class Item(models.Model):
 # Kinds that own no vector and no keyword hit of their own: they are found through their children
 # (a recording's segments; a video's scenes and segments; a document's pages and passages).
 PARENT_KINDS = (Item.Kind.AUDIO, Item.Kind.VIDEO, Item.Kind.DOCUMENT)
+# The kinds of each parent's children, which own the vectors a search for the parent's kind finds (a video's
+# speech is segments, as a recording's; a long text's passages are passages, as a document's).
+PART_KINDS = {
+    Item.Kind.AUDIO: (Item.Kind.SEGMENT,),
+    Item.Kind.VIDEO: (Item.Kind.SCENE, Item.Kind.SEGMENT),
+    Item.Kind.DOCUMENT: (Item.Kind.PAGE, Item.Kind.PASSAGE),
+}
 
 
 def job_files_dir_new() -> str:

@@ -7,7 +7,7 @@ from django.db.models.functions import Substr
 from django.urls import reverse
 
 from .learning.metrics import NDCG_K, RECALL_KS
-from .models import Adapter, CorpusIndex, IngestJob, IngestUnit, Item
+from .models import PARENT_KINDS, Adapter, CorpusIndex, IngestJob, IngestUnit, Item
 from .query.types import SearchQuery
 from .readers.audio import clock
 from .retrieval.explanations import explanation_sentences
@@ -481,3 +481,10 @@ def adapter_summary(adapter: Adapter) -> dict:
         "metric_rows": rows,
         "builds": builds,
     }
+
+
+def items_searchable_exist(*, corpora=()) -> bool:
+    """Whether anything is indexed to be found in ``corpora`` (in any corpus when empty): an item with vectors of
+    its own (recordings, videos and documents are found through their parts)."""
+    items = Item.objects.exclude(kind__in=PARENT_KINDS)
+    return (items.filter(corpus__in=corpora) if corpora else items).exists()

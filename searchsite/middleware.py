@@ -89,6 +89,32 @@ def bad_request(request, exception=None):
     return request_error_response(request, message, 400)
 
 
+class ApiErrorsJsonMiddleware:
+    """Every error under /api/ is ``{"error": ...}``, also those answered outside the API's own operations:
+    a path no endpoint serves (Django's 404 page), a method an endpoint does not take (a plain-text 405,
+    whose Allow header is kept) and a server error (the 500 page)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code < 400 or not request.path_info.startswith(JSON_PATH_PREFIXES)
+                or response.get("Content-Type", "").startswith("application/json")):
+            return response
+        if response.status_code == 404:
+            message = f"no API endpoint at {request.path}: the endpoints are listed at /api/docs"
+        elif response.status_code == 405:
+            message = f"{request.method} is not allowed at {request.path}: use {response.get('Allow', 'another method')}"
+        else:
+            message = f"the request failed ({response.status_code} {response.reason_phrase})"
+        json_response = JsonResponse({"error": message}, status=response.status_code)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                json_response[header] = response[header]
+        return json_response
+
+
 class RequestErrorMiddleware:
     """A query image that cannot get a decode slot in time (multimodal/readers/imaging.py) answers 503, not 500."""
 

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "searchsite.middleware.ContentSecurityPolicyMiddleware",
     "searchsite.middleware.RequestErrorMiddleware",  # a busy image decoder: 503, not 500
+    "searchsite.middleware.ApiErrorsJsonMiddleware",  # 404, 405 and 500 under /api/ as JSON too
     # Last, so it turns the login view's locked-out answer into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from django import forms
 from django.conf import settings
 
 from .. import store
 from ..errors import UserInputError
-from ..models import Corpus, Item
+from ..models import PART_KINDS, Corpus, Item
 from ..retrieval.fusion import MODES
 from .json_input import base64_decode, json_parse
 from .parts import MAX_QUERY_TEXT_CHARS, PARTS, UPLOAD_TYPES, PartType, item_get
@@ -36,32 +36,53 @@ MAX_WEIGHT = 10.0
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 SPEC_NAME_RE = re.compile(r"[\w-]{1,100}")
 LIST_FIELDS = ("corpus", "kind", "modality", "fields")
+PART_KEYS = ("type", "value", "file", "name", "weight", "ref")
+SPEC_FIELD_PREFIX = "spec."
 
 
 class QueryInvalid(UserInputError):
     """The request cannot be read as a query; ``errors`` maps each field ("__all__": none) to its problems.
 
-    Its message is every problem in one line, each naming its field: 'top_k: Ensure this value is ...'.
+    Its message is every problem in one line, each naming its field: 'top_k: Ensure this value is ...'
+    (programs need the names). ``details`` holds the same problems as ValidationErrors, with the code
+    and values each was raised with, for `query.plain_errors` to say them in words for people.
     """
 
-    def __init__(self, errors: Mapping[str, list[str]]):
-        self.errors = {name: list(messages) for name, messages in errors.items()}
+    def __init__(self, errors: Mapping[str, list[forms.ValidationError | str]]):
+        self.details = {name: [error if isinstance(error, forms.ValidationError) else forms.ValidationError(error)
+                               for error in problems] for name, problems in errors.items()}
+        self.errors = {name: [" ".join(error.messages) for error in problems] for name, problems in self.details.items()}
         super().__init__("; ".join(message if name == "__all__" else f"{name}: {message}"
                                    for name, messages in self.errors.items() for message in messages))
 
 
+class PartMalformed(UserInputError):
+    """A query part that is not shaped as a part at all (not an object, no known type, a weight that is not
+    a number): the request was built wrong, or a search link was damaged, rather than a value refused."""
+
+
+def unknown_names_message(unknown: Iterable[str], known: Iterable[str], *, what: str = "parameter") -> str:
+    """'unknown parameters kinds, topk; the known ones are q, text, ...' for names nothing reads."""
+    unknown = sorted(unknown)
+    return f"unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; the known ones are {', '.join(known)}"
+
+
 def query_parse(data: Mapping, files: Mapping | None = None, *,
-                kept: Callable[[str], object] | None = None) -> SearchQuery:
+                kept: Callable[[str], object] | None = None, strict: bool = False) -> SearchQuery:
     """The query ``data`` and ``files`` ask for; QueryInvalid naming every problem if they cannot.
 
     ``files`` maps field names to uploaded files (Django's ``UploadedFile``: ``name``, ``size``,
     ``seek``, ``read``), checked against their type's size limit before they are read. ``kept``
     returns the session's kept upload for a part's ``ref`` (`services.query_uploads.QueryUpload`:
     ``ref``, ``type``, ``name``, ``read()``, ``transcript``); without it a ``ref`` is refused.
+
+    ``strict`` (the API) refuses what nothing would read: a field that is not a query field, a key of a
+    part that is not a part's, a file that neither a short form nor a part names. Without it (the page,
+    whose links may carry others' parameters such as utm_source) they are ignored.
     """
-    form = _QueryForm(_fields(data), files or {}, kept=kept)
+    form = _QueryForm(_fields(data), files or {}, kept=kept, strict=strict)
     if not form.is_valid():
-        raise QueryInvalid(form.errors)
+        raise QueryInvalid(form.errors.as_data())
     return form.to_query()
 
 
@@ -96,9 +117,10 @@ class _QueryForm(forms.Form):
     min_score = forms.FloatField(required=False)
     fields = forms.CharField(required=False, max_length=500)
 
-    def __init__(self, data: dict, files: Mapping, *, kept):
+    def __init__(self, data: dict, files: Mapping, *, kept, strict: bool):
         super().__init__(data, files)
-        self.kept = kept
+        self.kept, self.strict = kept, strict
+        self.files_named: set[str] = set()  # the file fields parts name ("file": FIELD)
         # Built here so the limits follow the settings in force, not those at import time.
         for name in UPLOAD_TYPES:
             self.fields[name] = forms.FileField(required=False)
@@ -131,7 +153,8 @@ class _QueryForm(forms.Form):
         unknown = [kind for kind in kinds if kind not in Item.Kind.values]
         if unknown:
             raise forms.ValidationError(f"unknown kind {', '.join(unknown)}: use {', '.join(Item.Kind.values)}")
-        return kinds
+        # A recording, video or document has no vectors of its own: asking for it means asking for its parts.
+        return list(dict.fromkeys(part for kind in kinds for part in PART_KINDS.get(kind, (kind,))))
 
     def clean_modality(self):
         modalities = _list(self.cleaned_data.get("modality"))
@@ -161,8 +184,8 @@ class _QueryForm(forms.Form):
         if raw:
             specs = dict(_json_value(raw, dict, 'must be a JSON object such as {"colour": "red"}'))
         for key in self.data:
-            if key.startswith("spec."):
-                specs[key.removeprefix("spec.")] = self.data[key]
+            if key.startswith(SPEC_FIELD_PREFIX):
+                specs[key.removeprefix(SPEC_FIELD_PREFIX)] = self.data[key]
         for name, value in specs.items():
             if not SPEC_NAME_RE.fullmatch(str(name)):
                 raise forms.ValidationError(f"'{name}' is not a spec name (letters, digits, _ and -)")
@@ -183,20 +206,24 @@ class _QueryForm(forms.Form):
             raise forms.ValidationError(f"{len(specs)} parts; the limit is {settings.MULTIMODAL_MAX_QUERY_PARTS}")
         try:
             return [self._part_build(index, spec) for index, spec in enumerate(specs)]
+        except PartMalformed as exc:
+            raise forms.ValidationError(str(exc), code="malformed") from None
         except UserInputError as exc:
             raise forms.ValidationError(str(exc)) from None
 
     def _part_build(self, index: int, spec) -> QueryPart:
         where = f"part {index}"
         if not isinstance(spec, dict):
-            raise UserInputError(f"{where}: must be an object with a type")
+            raise PartMalformed(f"{where}: must be an object with a type")
+        if self.strict and (unknown := set(spec) - set(PART_KEYS)):
+            raise PartMalformed(f"{where}: {unknown_names_message(unknown, PART_KEYS, what='key')}")
         entry = PARTS.get(spec.get("type")) if isinstance(spec.get("type"), str) else None
         if entry is None:
-            raise UserInputError(f"{where}: type must be one of {', '.join(PARTS)}")
+            raise PartMalformed(f"{where}: type must be one of {', '.join(PARTS)}")
         weight = spec.get("weight", 1.0)
         if (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)
                 or abs(weight) > MAX_WEIGHT):
-            raise UserInputError(f"{where}: weight must be a number between -{MAX_WEIGHT} and {MAX_WEIGHT}")
+            raise PartMalformed(f"{where}: weight must be a number between -{MAX_WEIGHT} and {MAX_WEIGHT}")
         if not entry.upload:
             return QueryPart(type=entry.name, weight=float(weight), **entry.parse(spec.get("value"), where))
         if spec.get("ref"):
@@ -224,6 +251,7 @@ class _QueryForm(forms.Form):
         """How to read an upload part's bytes, its name and size: an uploaded file named by ``file``
         (read only once its size is found within the limit), or base64 ``value``."""
         if spec.get("file"):
+            self.files_named.add(str(spec["file"]))
             upload = self.files.get(spec["file"])
             if upload is None:
                 raise UserInputError(f"{where}: no uploaded file field named '{spec['file']}'")
@@ -245,16 +273,29 @@ class _QueryForm(forms.Form):
                     self.add_error(name, str(exc))
         if self.errors:
             return cleaned
+        if self.strict:
+            self._unknown_names_check()
         created_from, created_to = cleaned.get("created_from"), cleaned.get("created_to")
         if created_from and created_to and created_from > created_to:
             raise forms.ValidationError(f"created_from ({created_from}) is after created_to ({created_to}): "
-                                        f"no item can match")
+                                        f"no item can match", code="date_order",
+                                        params={"created_from": created_from, "created_to": created_to})
         if not (cleaned["parts"] or cleaned.get("q") or cleaned.get("item")
                 or any(cleaned.get(name) for name in UPLOAD_TYPES)):
             raise forms.ValidationError(
-                "nothing to search for: give a text (q or text), an image, a voice recording, an item or parts"
+                "nothing to search for: give a text (q or text), an image, a voice recording, an item or parts",
+                code="empty",
             )
         return cleaned
+
+    def _unknown_names_check(self) -> None:
+        """A ValidationError naming the request's fields and files that no query field or part reads."""
+        unknown = [name for name in self.data
+                   if name not in self.fields and name != "text" and not name.startswith(SPEC_FIELD_PREFIX)]
+        unknown += [name for name in self.files if name not in UPLOAD_TYPES and name not in self.files_named]
+        if unknown:
+            known = ["q", "text", *(name for name in self.fields if name != "q"), f"{SPEC_FIELD_PREFIX}NAME"]
+            raise forms.ValidationError(unknown_names_message(unknown, known), code="unknown")
 
     def to_query(self) -> SearchQuery:
         data = self.cleaned_data
@@ -298,9 +339,9 @@ def _json_value(raw, kind: type, shape: str):
     try:
         value = json_parse(raw) if isinstance(raw, str) else raw
     except ValueError as exc:
-        raise forms.ValidationError(f"not valid JSON ({exc})") from None
+        raise forms.ValidationError(f"not valid JSON ({exc})", code="malformed") from None
     if not isinstance(value, kind):
-        raise forms.ValidationError(shape)
+        raise forms.ValidationError(shape, code="malformed")
     return value
 
 

@@ -19,6 +19,7 @@ from django.conf import settings
 from ..errors import UserInputError
 from ..models import Item
 from ..readers.imaging import query_image_open
+from ..readers.sniffing import MEDIA_HEAD_BYTES, is_audio, media_type
 
 if TYPE_CHECKING:
     from .types import QueryPart
@@ -91,6 +92,11 @@ def _image_read(data: bytes, name: str) -> dict:
 def _voice_read(data: bytes, name: str) -> dict:
     if not data:
         raise UserInputError(f"{name}: the file is empty")
+    detected = media_type(data[:MEDIA_HEAD_BYTES])
+    if detected and not is_audio(data[:MEDIA_HEAD_BYTES]):  # judged by its bytes: a photo named talk.webm too
+        what = "an image" if detected[0].startswith("image/") else "a document"
+        raise UserInputError(f"{name}: this is {what} ({detected[1].lstrip('.').upper()}), not a recording"
+                             f"{': send it as image' if what == 'an image' else ''}")
     return {"audio": data}
 
 

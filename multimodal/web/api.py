@@ -5,10 +5,13 @@ operations and the shapes in `api_schemas`. Every error is ``{"error": "..."}`` 
 """
 import logging
 import math
+from collections import defaultdict
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import Http404
+from django.urls import reverse
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer, SessionAuth
@@ -19,7 +22,7 @@ from ..encoders import EncoderLoadError
 from ..errors import UserInputError
 from ..models import IngestJob
 from ..query.json_input import base64_decode, json_parse
-from ..query.parse import query_parse
+from ..query.parse import query_parse, unknown_names_message
 from ..query.parts import UPLOAD_TYPES
 from ..selectors import job_summary, search_response
 from ..services.background import BrokerUnavailable
@@ -50,7 +53,16 @@ class StaffToken(HttpBearer):
 
 
 class StaffSession(SessionAuth):
-    """A logged-in staff browser session; unsafe methods must carry the CSRF token."""
+    """A logged-in staff browser session; unsafe methods must carry the CSRF token.
+
+    The CSRF check is made only for a logged-in session: a caller with neither a session nor a token is
+    told to log in or send one (401), not about a token it has no reason to hold.
+    """
+
+    def _get_key(self, request):
+        if not request.user.is_authenticated:
+            return None
+        return super()._get_key(request)
 
     def authenticate(self, request, key):
         if not request.user.is_authenticated:
@@ -76,7 +88,8 @@ api = SearchAPI(
     title="Multimodal search API",
     version="1.0",
     description="Search images, texts, products and speech by text, image, voice and example items; "
-                "upload corpora and follow their ingest jobs. Errors are {\"error\": \"...\"}.",
+                "upload corpora and follow their ingest jobs. Every error is {\"error\": \"...\"} (unknown paths "
+                "and methods too), and a parameter the API does not know is refused with 400, naming the known ones.",
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/schema",
@@ -97,7 +110,8 @@ def _http_error(request, exc: HttpError):
     if isinstance(exc, Throttled):
         return _error(request, _throttled_message(request, exc), 429)
     if isinstance(exc, AuthenticationError) and exc.message == "Unauthorized":
-        return _error(request, "authentication required: a staff session or an API token", 401)
+        return _error(request, f"log in or send a token: this needs a staff session (log in at "
+                               f"{reverse('admin:login')}) or an API token (Authorization: Bearer KEY)", 401)
     message = exc.message
     if exc.status_code == 403 and "CSRF" in message:
         message = "CSRF check failed: send the csrftoken with the request"
@@ -117,6 +131,11 @@ def _token_throttled(request, exc: TokenThrottled):
     response = _error(request, str(exc), 429)
     response["Retry-After"] = str(exc.wait_s)
     return response
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc: Http404):
+    return _error(request, str(exc) or f"nothing at {request.path}", 404)
 
 
 @api.exception_handler(PermissionDenied)
@@ -159,10 +178,25 @@ def _pydantic_message(errors) -> str:
     return "; ".join(parts)
 
 
+def _json_errors_message(errors) -> str:
+    """A JSON body's errors in one line; the keys no field reads are named with the ones that are known."""
+    unknown = defaultdict(list)
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            unknown[tuple(error["loc"][:-1])].append(str(error["loc"][-1]))
+    messages = [
+        f"part {where[-1]}: {unknown_names_message(names, schemas.PartIn.model_fields, what='key')}" if where
+        else unknown_names_message(names, schemas.SearchRequest.model_fields)
+        for where, names in unknown.items()
+    ]
+    others = [error for error in errors if error["type"] != "extra_forbidden"]
+    return "; ".join(messages + ([_pydantic_message(others)] if others else []))
+
+
 def _search(request, data, files=None):
     if settings.MULTIMODAL_SEARCH_REQUIRES_LOGIN and not search_caller_known(request):
         raise AuthenticationError(401, "this site requires login to search: a session or an API token")
-    query = query_parse(data, files)
+    query = query_parse(data, files, strict=True)
     return search_response(query=query, fields=query.fields)
 
 
@@ -202,7 +236,7 @@ def _json_search_data(body: bytes) -> tuple[dict, dict]:
     try:
         data = schemas.SearchRequest.model_validate(raw).model_dump(exclude_none=True)
     except PydanticValidationError as exc:
-        raise UserInputError(_pydantic_message(exc.errors())) from None
+        raise UserInputError(_json_errors_message(exc.errors())) from None
     files = {name: SimpleUploadedFile(name, base64_decode(data.pop(name), where=name))
              for name in UPLOAD_TYPES if name in data}
     return data, files

@@ -17,6 +17,8 @@ class Error(Schema):
 
 
 class PartIn(Schema):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, naming the known ones
+
     type: PartType
     value: str | int | None = Field(None, description="text; an item id; or base64 image/audio (a data: URL is fine)")
     file: str | None = Field(None, description="multipart only: the name of the file field holding this part")
@@ -35,7 +37,9 @@ class SearchParams(Schema):
     voice_weight: float | None = None
     item_weight: float | None = None
     corpus: str | None = Field(None, description="corpus name(s), comma-separated")
-    kind: str | None = Field(None, description="image, text, product, segment; comma-separated")
+    kind: str | None = Field(None, description="comma-separated kinds; audio, video and document search their parts: "
+                                               "audio its speech segments, video its scenes and speech segments, "
+                                               "document its pages and passages (the query's filters.kind lists them)")
     created_from: date | None = None
     created_to: date | None = Field(None, description="inclusive")
     specs: str | None = Field(None, description='JSON object of spec filters, e.g. {"colour": "red"}; or spec.NAME=VALUE')
@@ -59,8 +63,9 @@ class SearchMultipart(SearchParams):
 
 
 class SearchRequest(SearchParams):
-    """A JSON body: the short forms, or ``parts``; images and audio are base64."""
+    """A JSON body: the short forms, or ``parts``; images and audio are base64. Unknown keys are refused."""
 
+    model_config = ConfigDict(extra="forbid")
     image: str | None = Field(None, description="base64 image")
     voice: str | None = Field(None, description="base64 audio")
     parts: list[PartIn] | None = None

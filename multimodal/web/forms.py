@@ -3,6 +3,7 @@ from django import forms
 
 from ..errors import UserInputError
 from ..query.parse import query_parse
+from ..query.plain_errors import PlainError, query_error_plain
 from ..query.types import SearchQuery
 from ..services.query_uploads import query_upload_get
 
@@ -20,7 +21,8 @@ class SearchForm(forms.Form):
     """The search page's query: the text box it renders, and the whole request read by `query_parse`.
 
     With a ``session``, parts may name files kept for it (``ref``, `services.query_uploads`).
-    Once valid, ``query`` is the `SearchQuery`; otherwise its one error names every problem.
+    Once valid, ``query`` is the `SearchQuery`; otherwise `error_plain` says every problem in words for
+    people (foreign parameters, such as a link's utm_source, are ignored: a page link may carry them).
     """
 
     q = forms.CharField(required=False, label="Search")  # checked with the rest, by query_parse
@@ -29,19 +31,22 @@ class SearchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.session = session
         self.query: SearchQuery | None = None
+        self.query_error: UserInputError | None = None
 
     def clean(self):
         try:
             self.query = query_parse(self.data, self.files, kept=self._kept if self.session is not None else None)
         except UserInputError as exc:
+            self.query_error = exc
             raise forms.ValidationError(str(exc)) from None
         return self.cleaned_data
 
     def _kept(self, ref: str):
         return query_upload_get(session=self.session, ref=ref)
 
-    def error_message(self) -> str:
-        return form_error_message(self)
+    def error_plain(self) -> PlainError:
+        """The problems of an invalid form, in plain sentences, and the fields at fault."""
+        return query_error_plain(self.query_error) if self.query_error else PlainError(form_error_message(self))
 
 
 class MultipleFileInput(forms.ClearableFileInput):

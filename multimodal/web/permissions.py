@@ -38,6 +38,15 @@ def corpora_uploadable(user) -> QuerySet[Corpus]:
     return Corpus.objects.filter(Q(uploaders=None) | Q(uploaders__in=user.groups.all())).distinct()
 
 
+def corpus_upload_suggested(user) -> str:
+    """The corpus an upload form starts with: the one ``user`` last uploaded into, else the only (or, by name,
+    the first) corpus they may upload into; "" when they may upload into none yet."""
+    allowed = corpora_uploadable(user)
+    last = (IngestJob.objects.filter(created_by=user, corpus__in=allowed).order_by("-pk")
+            .values_list("corpus__name", flat=True).first())
+    return last or allowed.order_by("name").values_list("name", flat=True).first() or ""
+
+
 def uploader_check(user) -> None:
     """Raise `PermissionDenied` unless ``user`` may upload at all."""
     if not may_upload(user):

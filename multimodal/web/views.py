@@ -19,8 +19,8 @@ from ..errors import UserInputError
 from ..models import PARENT_KINDS, Corpus, IngestJob, Item
 from ..retrieval.fusion import MODES
 from ..selectors import (
-    document_pages, job_summary, ocr_words, part_url, recording_transcript, search_response, text_passage_marked,
-    video_scene_strip,
+    document_pages, items_searchable_exist, job_summary, ocr_words, part_url, recording_transcript, search_response,
+    text_passage_marked, video_scene_strip,
 )
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
@@ -36,7 +36,8 @@ from .search_links import (
     search_new_url, search_params, search_refine_url, search_url,
 )
 from .permissions import (
-    corpora_uploadable, job_change_check, job_may_change, job_view_check, upload_check, uploader_check,
+    corpora_uploadable, corpus_upload_suggested, job_change_check, job_may_change, job_view_check, upload_check,
+    uploader_check,
 )
 from .throttling import ANONYMOUS_PAGE_SEARCHES
 
@@ -55,7 +56,7 @@ def search_page(request):
         return _search_post(request)
     form = SearchForm(request.GET or None, session=request.session)
     response, error, notice, status = None, None, None, 200
-    retry_after_s = None
+    retry_after_s, error_ways = None, []
     if any(request.GET.get(key) for key in ("q", "parts", "item")):
         if not ANONYMOUS_PAGE_SEARCHES.allow_request(request):
             retry_after_s = math.ceil(ANONYMOUS_PAGE_SEARCHES.wait() or 1)
@@ -74,10 +75,12 @@ def search_page(request):
                 if part.ref and part.transcript:  # transcribed once; later pages and reloads reuse it
                     query_upload_transcript_remember(session=request.session, ref=part.ref, transcript=part.transcript)
         else:
-            error, status = form.error_message(), 400
+            plain = form.error_plain()
+            error, status, error_ways = plain.text, 400, _error_ways(request, plain.fields)
     elif "q" in request.GET:
         notice = "Type what you are looking for, or add an image or a voice recording."
-    page = _search_render(request, form, response=response, error=error, notice=notice, status=status)
+    page = _search_render(request, form, response=response, error=error, notice=notice, status=status,
+                          error_ways=error_ways)
     if retry_after_s:
         page["Retry-After"] = str(retry_after_s)
     return page
@@ -102,7 +105,13 @@ def _search_post(request):
     return redirect(f"{reverse('multimodal:search')}?{urlencode(params)}")
 
 
-def _search_render(request, form, *, response=None, error=None, notice=None, status=200):
+def _error_ways(request, fields: set[str]) -> list[tuple[str, str]]:
+    """Where a person can go from a query that cannot run: its page 1 when only the page was wrong, a new search."""
+    ways = [("Back to page 1", _page_url(request, 1))] if fields == {"page"} else []
+    return [*ways, ("Start a new search", reverse("multimodal:search"))]
+
+
+def _search_render(request, form, *, response=None, error=None, notice=None, status=200, error_ways=()):
     filters = {key: request.GET[key] for key in FILTER_PARAMS if request.GET.get(key)}
     searched = search_params(request.GET)
     if response:
@@ -111,7 +120,8 @@ def _search_render(request, form, *, response=None, error=None, notice=None, sta
     first_rank = (page["number"] - 1) * page["size"] + 1 if page else None
     chip_info = _chip_info(request, form)
     context = {
-        "form": form, "response": response, "error": error, "notice": notice,
+        "form": form, "response": response, "error": error, "notice": notice, "error_ways": error_ways,
+        "index_empty": _index_empty(form, response, error),
         "corpora": Corpus.objects.all(), "kinds": SEARCHABLE_KINDS, "fusion_modes": MODES,
         "default_fusion": settings.MULTIMODAL_DEFAULT_FUSION,
         "options_active": len(filters),
@@ -125,6 +135,17 @@ def _search_render(request, form, *, response=None, error=None, notice=None, sta
                    "voice_seconds": settings.MULTIMODAL_MAX_VOICE_SECONDS},
     }
     return render(request, "multimodal/search.html", context, status=status)
+
+
+def _index_empty(form, response, error) -> dict | None:
+    """``{"corpora": names searched}`` when the page should say nothing is indexed yet: a search found nothing
+    in corpora that hold nothing to find, or the start page of a site that holds nothing. Else None."""
+    if response is not None and not response["results"]:
+        corpora = form.query.filters.corpora
+        return None if items_searchable_exist(corpora=corpora) else {"corpora": [corpus.name for corpus in corpora]}
+    if response is None and not error and not form.is_bound and not items_searchable_exist():
+        return {"corpora": []}
+    return None
 
 
 def _page_url(request, number: int) -> str:
@@ -238,7 +259,8 @@ def upload_page(request):
     refused upload is shown on the form with a 403.
     """
     uploader_check(request.user)
-    form = UploadForm(request.POST or None, request.FILES or None, initial={"corpus": request.GET.get("corpus", "")})
+    corpus = request.GET.get("corpus") or corpus_upload_suggested(request.user)
+    form = UploadForm(request.POST or None, request.FILES or None, initial={"corpus": corpus})
     status = 200
     if request.method == "POST":
         status = 400

@@ -295,7 +295,7 @@ def test_no_results_and_bad_options_are_explained_in_the_page(page, site):
     assert "lower the minimum score" in page.locator(".empty-state").inner_text()
     screenshot(page, "08-no-results")
     search_ready(page, "/?q=cat&top_k=1000")
-    assert "top_k: Ensure this value is less than or equal to 100." in page.locator("#messages .error").inner_text()
+    assert "Results per page can be at most 100." in page.locator("#messages .error").inner_text()
 
 
 def test_server_errors_are_shown_not_swallowed(page, site, monkeypatch):

@@ -320,4 +320,4 @@ def test_api_token_command_prints_a_working_key(staff, client):
     call_command("create_api_token", "staff", stdout=out)
     key = out.getvalue().strip()
     assert client.get("/api/jobs/999", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 404
-    assert json.loads(client.get("/api/jobs/999").content)["error"].startswith("authentication required")
+    assert json.loads(client.get("/api/jobs/999").content)["error"].startswith("log in or send a token")

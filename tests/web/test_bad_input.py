@@ -78,12 +78,12 @@ def test_bad_api_input_answers_json_naming_the_problem(client, corpus, what, how
     assert words in response.json()["error"]
 
 
-PAGE_CASES = [
-    ("100k-deep parts", {"parts": DEEP}, 400, "parts: not valid JSON (nested too deeply)"),
+PAGE_CASES = [  # the page says it in words for people (multimodal/query/plain_errors.py)
+    ("100k-deep parts", {"parts": DEEP}, 400, "The search link is damaged"),
     ("5,000 fields", MANY_FIELDS, 400, "the request has more than 1,000 fields"),
     ("NUL in a spec value", {"q": "red", "spec.colour": "re\x00d"}, 400, "holds a NUL character"),
     ("created_from after created_to", {"q": "red", "created_from": "2025-02-01", "created_to": "2025-01-01"}, 400,
-     "created_from (2025-02-01) is after created_to (2025-01-01)"),
+     "The “Added from” date (1 Feb 2025) is after the “to” date (1 Jan 2025), so nothing can match"),
 ]
 
 

@@ -73,14 +73,13 @@ def test_bad_input_shows_a_message_in_the_page(client, corpus):
     assert "broken.png: not an image" in response.content.decode()
     response = client.get("/", {"q": "red", "top_k": "0"})
     assert response.status_code == 400
-    assert "top_k: Ensure this value is greater than or equal to 1." in response.content.decode()
+    assert "Results per page must be at least 1." in response.content.decode()
     assert 'role="alert"' in response.content.decode()
 
 
-def test_no_results_state(client, deterministic_encoder):
-    Corpus.objects.create(name="empty")
-    page = client.get("/", {"q": "red"}).content.decode()
-    assert "Nothing matched" in page
+def test_no_results_state(client, corpus):
+    page = client.get("/", {"q": "red", "min_score": "0.999"}).content.decode()
+    assert "Nothing matched" in page and "lower the minimum score" in page
 
 
 def test_item_page_shows_the_full_image(client, corpus):

@@ -91,6 +91,25 @@ def test_a_corpus_with_uploader_groups_takes_uploads_only_from_their_members(dja
     assert IngestJob.objects.filter(corpus=private).count() == 2
 
 
+def test_the_upload_form_starts_with_the_corpus_asked_for_else_the_last_used_else_the_first_allowed(
+        django_user_model):
+    editors = Group.objects.create(name="editors")
+    Corpus.objects.create(name="archive").uploaders.add(editors)  # first by name, but not this uploader's
+    Corpus.objects.create(name="photos")
+    notes = Corpus.objects.create(name="notes")
+    uploader = _staff(django_user_model, "uploader", *UPLOADER_PERMISSIONS)
+
+    def corpus_field(query=""):
+        page = _client(uploader).get(f"/upload{query}").content.decode()
+        return page.split('id="id_corpus"')[1].split('value="')[1].split('"')[0]
+
+    assert corpus_field() == "notes"  # of the corpora it may upload into, the first by name
+    IngestJob.objects.create(corpus=notes, created_by=uploader)
+    IngestJob.objects.create(corpus=Corpus.objects.get(name="photos"), created_by=uploader)
+    assert corpus_field() == "photos"  # the one it last uploaded into
+    assert corpus_field("?corpus=new-one") == "new-one"
+
+
 @pytest.fixture
 def failed_job(django_user_model, django_capture_on_commit_callbacks):
     """A job by ``owner`` that ran in-process with one file that failed and can be retried."""
