@@ -3,47 +3,53 @@
 // Starting any <audio> or <video> pauses the others. A player with data-end-s (a hit's recording
 // segment or video scene, a segment's own page) pauses when playback reaches that second; played
 // again from there it starts the segment over (data-start-s). Seeking past the end lets it play on:
-// the listener asked for more than the segment.
+// the listener asked for more than the segment. Media events do not bubble: they are caught on their
+// way down to the player, so players added later (the next page of results) behave the same.
 
-document.addEventListener("play", (event) => {
-  for (const media of document.querySelectorAll("audio, video")) {
-    if (media !== event.target && !media.paused) media.pause();
-  }
-}, true);  // "play" does not bubble: caught on its way down
+const segments = new WeakMap();  // player -> {armed: stop at the end, stoppedAtEnd: paused there by it}
 
-function segmentStopAtEnd(player) {
-  const startS = parseFloat(player.dataset.startS);
-  const endS = parseFloat(player.dataset.endS);
-  if (!(endS > 0)) return;
-  let armed = false;         // playing inside the segment: stop when it ends
-  let stoppedAtEnd = false;  // paused here by its end, not by the listener
-  let frame = 0;
-  const check = () => {
-    if (armed && player.currentTime >= endS) {
-      armed = false;
-      stoppedAtEnd = true;
-      player.pause();
-    }
-  };
-  // timeupdate comes only every ~250 ms: while playing, every frame looks too, so the stop is on time.
-  const watch = () => {
-    check();
-    if (armed && !player.paused) frame = requestAnimationFrame(watch);
-  };
-  player.addEventListener("play", () => {
-    if (stoppedAtEnd && Number.isFinite(startS)) player.currentTime = startS;
-    stoppedAtEnd = false;
-    armed = player.currentTime < endS;
-  });
-  player.addEventListener("playing", () => {
-    cancelAnimationFrame(frame);
-    frame = requestAnimationFrame(watch);
-  });
-  player.addEventListener("seeked", () => {
-    armed = player.currentTime < endS;
-    if (armed && !player.paused) frame = requestAnimationFrame(watch);
-  });
-  player.addEventListener("timeupdate", check);
+function segmentEnd(player) {
+  const endS = parseFloat(player.dataset?.endS);
+  return endS > 0 ? endS : null;
 }
 
-for (const player of document.querySelectorAll("audio[data-end-s], video[data-end-s]")) segmentStopAtEnd(player);
+function stopAtEnd(player) {
+  const state = segments.get(player);
+  if (state?.armed && player.currentTime >= segmentEnd(player)) {
+    state.armed = false;
+    state.stoppedAtEnd = true;
+    player.pause();
+  }
+}
+
+// timeupdate comes only every ~250 ms: while a segment plays, every frame looks too, so it stops on time.
+function watch(player) {
+  stopAtEnd(player);
+  if (segments.get(player)?.armed && !player.paused) requestAnimationFrame(() => watch(player));
+}
+
+function on(type, handle) {
+  document.addEventListener(type, (event) => {
+    if (event.target instanceof HTMLMediaElement) handle(event.target);
+  }, true);
+}
+
+on("play", (player) => {
+  for (const media of document.querySelectorAll("audio, video")) {
+    if (media !== player && !media.paused) media.pause();
+  }
+  const endS = segmentEnd(player);
+  if (endS === null) return;
+  const state = segments.get(player) || {};
+  const startS = parseFloat(player.dataset.startS);
+  if (state.stoppedAtEnd && Number.isFinite(startS)) player.currentTime = startS;
+  segments.set(player, { armed: player.currentTime < endS, stoppedAtEnd: false });
+});
+on("playing", watch);
+on("seeked", (player) => {
+  const endS = segmentEnd(player);
+  if (endS === null) return;
+  segments.set(player, { armed: player.currentTime < endS, stoppedAtEnd: false });
+  watch(player);
+});
+on("timeupdate", stopAtEnd);
