@@ -36,6 +36,10 @@ class ModelRegistry(Generic[Model]):
         with self._lock:
             self._cache.clear()
 
+    def loaded(self, name: str | None = None) -> bool:
+        """Whether the model for ``name`` (default: the configured one) is loaded: `get` returns at once."""
+        return (name or self._default_name()) in self._cache
+
     def get(self, name: str | None = None) -> Model:
         """The model for ``name`` (default: the configured one), loading it on first use."""
         name = name or self._default_name()

@@ -1,6 +1,7 @@
 """Reads that shape data for the page, the API and the commands (one shape for all three)."""
 import json
 import time
+from pathlib import PurePath
 
 from django.conf import settings
 from django.db.models.functions import Substr
@@ -10,6 +11,7 @@ from .learning.metrics import NDCG_K, RECALL_KS
 from .models import PARENT_KINDS, Adapter, CorpusIndex, IngestJob, IngestUnit, Item
 from .query.types import SearchQuery
 from .readers.audio import clock
+from .readers.titles import is_markdown, markdown_plain, part_title, text_title
 from .retrieval.explanations import explanation_sentences
 from .retrieval.fusion import Fused
 from .retrieval.highlight import highlight_spans, snippet_window
@@ -21,8 +23,9 @@ from .services.search import SearchOutcome, search_run
 def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
     """One dict per hit whose item still exists, in rank order, each with its explanation.
 
-    ``snippet`` is plain text around the first word of the query it holds; ``highlight`` is the
-    same snippet in pieces with the query's words marked (see `multimodal.retrieval.highlight`).
+    ``title`` is the title people see (`item_title_shown`). ``snippet`` is plain text around the first
+    word of the query it holds (a Markdown note's as it reads, without its markup); ``highlight`` is
+    the same snippet in pieces with the query's words marked (see `multimodal.retrieval.highlight`).
 
     Every text a result carries (title, description, specs, specs_text) holds at most
     ``MULTIMODAL_RESULT_TEXT_CHARS`` characters; ``truncated`` says whether any was cut (the whole
@@ -43,12 +46,12 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
         if item is None:  # deleted after its vector was found: never show a stale result
             continue
         cut = _TextCut(settings.MULTIMODAL_RESULT_TEXT_CHARS)
-        snippet = snippet_window(item.text_head, terms) if item.text_head else None
+        snippet = snippet_window(_text_shown(item), terms) if item.text_head else None
         results.append(
             {
                 "id": item.pk,
                 "kind": item.kind,
-                "title": cut(item.title),
+                "title": cut(item_title_shown(item)),
                 "score": round(hit.score, 6),
                 "thumbnail_url": item.thumbnail.url if item.thumbnail else None,
                 "snippet": snippet,
@@ -56,6 +59,7 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 "detail_url": item.get_absolute_url(),
                 "corpus": item.corpus.name,
                 "created_at": item.created_at.isoformat(),
+                **_picture_size(item),
                 **_product_fields(item, cut),
                 **_segment_fields(item, cut),
                 **_part_fields(item, cut),
@@ -73,6 +77,32 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
 ALSO_SHOWN = 3
 
 
+def item_title_shown(item: Item) -> str:
+    """The title people see for ``item``, also for items stored before titles were derived.
+
+    A note's stored title may be its whole first paragraph: it is shortened as ingest now does
+    (`text_title`). A part of a recording or video is its recording's title and time range ("talk ·
+    0:07–0:12"); another part whose stored title begins with its parent's (", passage 3") begins with
+    its parent's shown title.
+    """
+    parent = item.parent
+    if item.kind == Item.Kind.TEXT:
+        return text_title(item.title, fallback=PurePath(item.source_name).stem or item.title)
+    if parent is None:
+        return item.title
+    if item.start_s is not None and item.end_s is not None:
+        return part_title(item_title_shown(parent), item.start_s, item.end_s)
+    if item.title.startswith(parent.title):
+        return item_title_shown(parent) + item.title[len(parent.title):]
+    return item.title
+
+
+def _text_shown(item: Item) -> str:
+    """An item's text as a reader sees it: a Markdown note's (or its passage's) without its markup."""
+    source = item.source_name or (item.parent.source_name if item.parent else "")
+    return markdown_plain(item.text_head) if is_markdown(source) else item.text_head
+
+
 def _also_fields(hit: Fused, items: dict[int, Item]) -> dict:
     """The other matching parts folded into ``hit``, best first: where each is and its link."""
     parts = [items[item_id] for item_id in hit.also[:ALSO_SHOWN] if item_id in items]
@@ -88,7 +118,9 @@ def _part_where(part: Item) -> str:
         return _page_label(part.parent, part.page)
     if part.start_s is not None:
         return f"{clock(part.start_s)}–{clock(part.end_s)}"
-    return part.title
+    if part.parent is not None and part.title.startswith(part.parent.title):  # "Notes, passage 3": "passage 3"
+        return part.title[len(part.parent.title):].lstrip(" ,") or part.title
+    return item_title_shown(part)
 
 
 def _passage_thumbnails_fill(results: list[dict], items: dict[int, Item]) -> None:
@@ -139,7 +171,8 @@ def _segment_fields(item: Item, cut: _TextCut) -> dict:
     return {
         "start_s": item.start_s,
         "end_s": item.end_s,
-        "recording": {"id": recording.pk, "title": cut(recording.title), "detail_url": recording.get_absolute_url()},
+        "recording": {"id": recording.pk, "title": cut(item_title_shown(recording)),
+                      "detail_url": recording.get_absolute_url()},
         "audio_url": _media_from(recording, item.start_s),
         "detail_url": part_url(item),
     }
@@ -160,10 +193,11 @@ def _part_fields(item: Item, cut: _TextCut) -> dict:
     parent = item.parent
     if parent is None:
         return {}
-    fields = {"parent": {"id": parent.pk, "kind": parent.kind, "title": cut(parent.title),
+    parent_title = cut(item_title_shown(parent))
+    fields = {"parent": {"id": parent.pk, "kind": parent.kind, "title": parent_title,
                          "detail_url": parent.get_absolute_url()}}
     if item.page is not None:
-        fields.update(page=item.page, page_label=f"{_page_label(parent, item.page)} of {cut(parent.title)}")
+        fields.update(page=item.page, page_label=f"{_page_label(parent, item.page)} of {parent_title}")
         if document_url := _document_page_url(parent, item.page):
             fields["document_url"] = document_url
     if item.kind in (Item.Kind.PASSAGE, Item.Kind.PAGE, Item.Kind.SCENE):
@@ -357,6 +391,14 @@ def _explanation(hit: Fused, query: SearchQuery, judgement: Judgement | None, it
     return {"fusion": query.fusion, "contributions": contributions,
             "summary": explanation_sentences(judgement, query.parts, terms=keyword_terms_used, fields=texts),
             "calibration": calibration}
+
+
+def _picture_size(item: Item) -> dict:
+    """A picture's ``width`` and ``height``, so a page can lay out its thumbnail before it loads."""
+    width, height = item.metadata.get("width"), item.metadata.get("height")
+    if item.kind != Item.Kind.IMAGE or not width or not height:
+        return {}
+    return {"width": width, "height": height}
 
 
 def _product_fields(item: Item, cut: _TextCut) -> dict:

@@ -7,6 +7,7 @@ app_name = "multimodal"
 urlpatterns = [
     path("", views.search_page, name="search"),
     path("items/<int:pk>", views.item_detail, name="item-detail"),
+    path("model-status", views.model_status, name="model-status"),
     path("query-uploads", views.query_upload_create, name="query-uploads"),
     path("query-uploads/<str:ref>", views.query_upload_preview, name="query-upload"),
     path("upload", views.upload_page, name="upload"),

@@ -4,3 +4,7 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "searchsite.settings")
 application = get_asgi_application()
+
+from multimodal.services.model_preload import models_preload_start  # noqa: E402  (needs the app registry)
+
+models_preload_start()

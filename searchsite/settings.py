@@ -233,6 +233,9 @@ if not CELERY_BROKER_URL:
 MULTIMODAL_CLIP_MODEL = os.environ.get("MULTIMODAL_CLIP_MODEL", "ViT-B-32:laion2b_s34b_b79k")
 MULTIMODAL_DEVICE = os.environ.get("MULTIMODAL_DEVICE", "cpu")
 MULTIMODAL_ENCODE_BATCH_SIZE = env_int("MULTIMODAL_ENCODE_BATCH_SIZE", 32)
+# A web process (the WSGI/ASGI app, runserver) loads the encoder and the speech model in the
+# background as it starts, so the first search does not wait for them; commands never do.
+MULTIMODAL_PRELOAD_MODELS = env_bool("MULTIMODAL_PRELOAD_MODELS", True)
 
 # --- Speech (voice queries and searchable audio) ---
 # A faster-whisper size name (tiny.en, base, small, ...), a model repo id or a local CTranslate2

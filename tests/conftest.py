@@ -111,6 +111,8 @@ def isolated_storage(settings, tmp_path, store_engine, request):
     settings.MULTIMODAL_OCR = False
     # Jobs run inside on_commit callbacks here, not in a thread, so tests see them finish.
     settings.MULTIMODAL_JOBS_IN_THREAD = False
+    # A web app imported by a test (searchsite.wsgi) loads no models ahead unless the test turns it on.
+    settings.MULTIMODAL_PRELOAD_MODELS = False
     yield
     if store_engine == "lite":
         store.close_all()  # Lite releases its data folder's lock here

@@ -11,7 +11,8 @@ from django.conf import settings
 from ..registry import ModelRegistry
 from .base import Encoder, EncoderLoadError, l2_normalise
 
-__all__ = ["Encoder", "EncoderLoadError", "get", "register", "unregister", "clear_cache", "l2_normalise"]
+__all__ = ["Encoder", "EncoderLoadError", "get", "loaded", "register", "unregister", "clear_cache",
+           "l2_normalise"]
 
 
 def _build(name: str) -> Encoder:
@@ -26,4 +27,5 @@ def _build(name: str) -> Encoder:
 
 
 _registry: ModelRegistry[Encoder] = ModelRegistry(default_name=lambda: settings.MULTIMODAL_CLIP_MODEL, build=_build)
-register, unregister, clear_cache, get = _registry.register, _registry.unregister, _registry.clear_cache, _registry.get
+register, unregister, clear_cache, get, loaded = (_registry.register, _registry.unregister, _registry.clear_cache,
+                                                 _registry.get, _registry.loaded)

@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -47,7 +46,6 @@ from PIL import Image
 from .. import encoders
 from ..errors import IngestError, UserInputError
 from ..models import PARENT_KINDS, Corpus, Item
-from ..readers.audio import clock
 from ..readers.documents import PAGE_WORD, Document, document_read
 from ..readers.imaging import image_open, thumbnail_jpeg
 from ..readers.ocr import OcrResult, image_ocr, ocr_available
@@ -55,6 +53,7 @@ from ..readers.passages import text_passages
 from ..readers.video import VideoScenes, VideoTooLongError, has_video_stream, video_scenes
 from ..readers.sniffing import HEAD_BYTES, MEDIA_HEAD_BYTES, content_kind, is_image, media_type
 from ..readers.tabular import TextLimits, encoding_detect, text_decode
+from ..readers.titles import part_title, text_title
 from ..retrieval import indexes
 from ..row_updates import rows_update
 from ..speech.segmenting import Passage
@@ -368,7 +367,7 @@ def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = Non
     warnings = [f"not UTF-8: read as {encoding}"] if encoding else []
     characters = len(text)
     text = text_cap(text, label="text", limit=settings.MULTIMODAL_MAX_TEXT_CHARS, warnings=warnings)
-    title = _text_title(text, stem)
+    title = text_title(text, fallback=stem)
     # A text longer than one passage keeps its own vector (of its beginning) and is also searched by passage.
     passages = _passage_children(text, title=title, label="passage")
     return _Decoded(
@@ -573,7 +572,7 @@ def _decode_video(source: Source, data: bytes, *, corpus: Corpus, content_hash: 
                 "width": found.width, "height": found.height, "scenes": len(found.scenes),
                 "has_audio": found.has_audio}
     children = [
-        _Child(kind=Item.Kind.SCENE, title=f"{title} {clock(scene.start_s)}–{clock(scene.end_s)}",
+        _Child(kind=Item.Kind.SCENE, title=part_title(title, scene.start_s, scene.end_s),
                image=_image_shrunk(scene.keyframe), start_s=round(scene.start_s, 3), end_s=round(scene.end_s, 3))
         for scene in found.scenes
     ]
@@ -623,7 +622,7 @@ def _transcript_metadata(recording) -> dict:
 def _segment_children(title: str, passages: list[Passage], metadata: dict, warnings: list[str]) -> list[_Child]:
     """One timed segment per passage of a transcript, each owning its words' text vector."""
     return [
-        _Child(kind=Item.Kind.SEGMENT, title=f"{title} {clock(passage.start_s)}–{clock(passage.end_s)}",
+        _Child(kind=Item.Kind.SEGMENT, title=part_title(title, passage.start_s, passage.end_s),
                text=text_cap(passage.text, label=f"passage {number + 1}'s transcript",
                              limit=settings.MULTIMODAL_MAX_TEXT_CHARS, warnings=warnings),
                start_s=passage.start_s, end_s=passage.end_s,
@@ -721,12 +720,6 @@ def _specs_cap(specs: dict[str, str], *, limit: int, warnings: list[str]) -> dic
 
 def _too_large(size: int, limit_mb: int) -> str:
     return f"too large: {size:,} bytes, the limit is {limit_mb} MB"
-
-
-def _text_title(text: str, fallback: str) -> str:
-    """The first line, without markdown heading marks, or the file name when that line is too long."""
-    first_line = re.sub(r"^#+\s*", "", text.splitlines()[0]).strip()
-    return first_line if 0 < len(first_line) <= TITLE_MAX_CHARS else fallback
 
 
 @dataclass

@@ -15,7 +15,7 @@ from .base import SAMPLE_RATE, SpeechLoadError, SpeechModel, SpeechSegment, Tran
 from .windows import transcribe_blocks
 
 __all__ = ["SAMPLE_RATE", "SpeechLoadError", "SpeechModel", "SpeechSegment", "Transcript", "Word", "clear_cache",
-           "get", "register", "transcribe_blocks", "unregister"]
+           "get", "loaded", "register", "transcribe_blocks", "unregister"]
 
 
 def _build(name: str) -> SpeechModel:
@@ -37,4 +37,5 @@ def _build(name: str) -> SpeechModel:
 
 _registry: ModelRegistry[SpeechModel] = ModelRegistry(default_name=lambda: settings.MULTIMODAL_SPEECH_MODEL,
                                                       build=_build)
-register, unregister, clear_cache, get = _registry.register, _registry.unregister, _registry.clear_cache, _registry.get
+register, unregister, clear_cache, get, loaded = (_registry.register, _registry.unregister, _registry.clear_cache,
+                                                 _registry.get, _registry.loaded)

@@ -24,6 +24,7 @@ from ..selectors import (
 )
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
+from ..services.model_preload import models_ready
 from ..query.parts import PARTS, UPLOAD_TYPES, UploadTooLarge
 from ..services.query_uploads import (
     QueryUpload, UploadQuotaExceeded, UploadUnsupported, query_upload_get, query_upload_store,
@@ -127,6 +128,8 @@ def _search_render(request, form, *, response=None, error=None, notice=None, sta
         "options_active": len(filters),
         "first_rank": first_rank,
         "last_rank": first_rank + len(response["results"]) - 1 if response else None,
+        "several_corpora": len({result["corpus"] for result in response["results"]}) > 1 if response else False,
+        "model_ready": models_ready(),
         "previous_url": _page_url(request, page["number"] - 1) if page and page["number"] > 1 else None,
         "next_url": _page_url(request, page["number"] + 1) if page and page["has_more"] else None,
         "chip_info": chip_info,
@@ -172,6 +175,12 @@ def _upload_info(upload: QueryUpload) -> dict:
     return {"ref": upload.ref, "type": upload.type, "name": upload.name, "size": upload.size,
             "preview_url": reverse("multimodal:query-upload", args=[upload.ref]) if upload.preview_path else None,
             "transcript": upload.transcript}
+
+
+@require_safe
+def model_status(request):
+    """Whether the search model is loaded in this process (the page polls it after a start)."""
+    return JsonResponse({"ready": models_ready()}, headers={"Cache-Control": "no-store"})
 
 
 @require_POST

@@ -237,9 +237,8 @@ def test_an_audio_hit_plays_from_the_segment_second(page, site, three_sentences)
     second_from_s, second_to_s = three_sentences.spans_s[1]
     start_s = float(segment.locator("audio").get_attribute("data-start-s"))
     assert second_from_s - 0.5 <= start_s <= second_to_s
-    assert segment.locator(".time-range").inner_text().startswith(f"0:{int(start_s):02d}–")
     assert "bicycle" in [mark.lower() for mark in segment.locator("mark").all_inner_texts()]
-    assert segment.locator(".card-title").inner_text() == "talk"
+    assert segment.locator(".card-title").inner_text().startswith(f"talk · 0:{int(start_s):02d}–")
     assert segment.locator(".card-title a").get_attribute("href").endswith(f"#t={start_s:.2f}")
     player = segment.locator("audio")
     player.scroll_into_view_if_needed()
