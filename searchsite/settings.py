@@ -335,7 +335,7 @@ MULTIMODAL_KEYWORD_WEIGHT = float(os.environ.get("MULTIMODAL_KEYWORD_WEIGHT", "0
 MULTIMODAL_FUSION_CANDIDATES = env_int("MULTIMODAL_FUSION_CANDIDATES", 200)
 # Results are labelled strong, fair or weak by how far they stand above a random sample of this many of the
 # searched vectors (see multimodal/retrieval/relevance.py), drawn again after this many seconds or an ingest.
-MULTIMODAL_RELEVANCE_SAMPLE = env_int("MULTIMODAL_RELEVANCE_SAMPLE", 1000)
+MULTIMODAL_RELEVANCE_SAMPLE = env_int("MULTIMODAL_RELEVANCE_SAMPLE", 500)
 MULTIMODAL_RELEVANCE_SAMPLE_TTL_S = env_int("MULTIMODAL_RELEVANCE_SAMPLE_TTL_S", 600)
 # The cut between a good match and a weak one, in spreads above the sample's median; empty: the best an
 # unrelated item reaches by chance in a corpus of that size. Set it from `evaluate` results when you have them.

@@ -18,6 +18,7 @@ def corpus(deterministic_encoder):
         "red.png": image_bytes((230, 20, 20)),
         "green.png": image_bytes((20, 200, 40)),
         "blue.png": image_bytes((20, 40, 220)),
+        "sand.png": image_bytes((220, 200, 120)),
         "walk.txt": b"A long walk along the river on a grey afternoon, stopping for tea at the old mill.",
         "notes.txt": b"Remember to water the plants and to call the plumber about the kitchen sink on Monday.",
         "letter.txt": b"Thank you for the lovely evening; the soup was wonderful and the company even better.",
@@ -35,7 +36,7 @@ def test_results_carry_a_relevance_label_and_level_and_the_response_counts_good_
     assert first["explanation"]["summary"] == ["Matches your words “red” strongly."]
     assert first["explanation"]["calibration"]["z"] > first["explanation"]["calibration"]["strong_z"]
     assert body["match"]["good"] >= 1 and body["match"]["good"] + body["match"]["weak"] == len(body["results"])
-    assert body["page"]["total"] == 7 and body["page"]["total_is_lower_bound"] is False
+    assert body["page"]["total"] == 8 and body["page"]["total_is_lower_bound"] is False
 
     nonsense = client.get("/api/search", {"q": "xqzv blorp", "fusion": fusion}).json()
     assert nonsense["match"] == {"good": 0, "weak": len(nonsense["results"])} and nonsense["results"]
