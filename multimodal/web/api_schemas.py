@@ -140,6 +140,8 @@ class Result(Schema):
     title: str | None = None
     score: float | None = None
     thumbnail_url: str | None = None
+    width: int | None = Field(None, description="pictures: the picture's width in pixels (its thumbnail has the same shape)")
+    height: int | None = Field(None, description="pictures: the picture's height in pixels")
     snippet: str | None = None
     highlight: list[HighlightSpan] | None = Field(None, description="the snippet in pieces, the query's words marked")
     detail_url: str | None = None
