@@ -19,8 +19,8 @@ from ..errors import UserInputError
 from ..models import PARENT_KINDS, Corpus, IngestJob, Item
 from ..retrieval.fusion import MODES
 from ..selectors import (
-    document_pages, items_searchable_exist, job_summary, ocr_words, part_url, recording_transcript, search_response,
-    text_passage_marked, video_scene_strip,
+    document_pages, item_title_shown, items_searchable_exist, job_summary, ocr_words, part_url, recording_transcript,
+    search_response, text_passage_marked, video_scene_strip,
 )
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
@@ -241,7 +241,8 @@ def item_detail(request, pk: int):
         return redirect(link_with_back(part_url(item), back))
     marked = _passage_param(request)
     return render(request, "multimodal/item_detail.html", {
-        "item": item, "transcript": recording_transcript(item), "scenes": video_scene_strip(item),
+        "item": item, "title": item_title_shown(item), "transcript": recording_transcript(item),
+        "scenes": video_scene_strip(item),
         "pages": document_pages(item, marked=marked), "ocr_words": ocr_words(item),
         "text_pieces": text_passage_marked(item, marked) if item.kind == Item.Kind.TEXT else None,
         "marked": marked, **_item_search_links(item, search_from_back(back), marked),
