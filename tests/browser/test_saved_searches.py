@@ -5,7 +5,7 @@ import re
 import pytest
 
 from ..conftest import ingest_files
-from .conftest import contrast_failures, page_open, screenshot, search_ready
+from .conftest import axe_violations, contrast_failures, page_open, screenshot, search_ready
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -14,7 +14,10 @@ DESKTOP = {"width": 1366, "height": 900}
 
 
 def both_sizes(page, name: str) -> None:
-    """Screenshots at desktop and phone sizes, neither scrolling sideways nor failing contrast (left at desktop)."""
+    """Screenshots at desktop and phone sizes, neither scrolling sideways nor failing contrast or axe's checks (the
+    page is left at desktop size)."""
+    page.set_viewport_size(DESKTOP)
+    assert axe_violations(page) == []
     for viewport, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
         page.set_viewport_size(viewport)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), f"{name} scrolls sideways"
@@ -41,6 +44,7 @@ def test_a_saved_search_counts_what_was_ingested_since_and_shows_whats_new(reade
     settings.MULTIMODAL_SAVED_SEARCH_TOP_N = 3
     page.set_viewport_size(DESKTOP)
     search_ready(page, "/?q=red+bicycle&corpus=demo")
+    page.get_by_text("Save this search", exact=True).click()
     name = page.get_by_label("Save this search as")
     assert name.input_value() == "red bicycle"
     both_sizes(page, "save-form")
