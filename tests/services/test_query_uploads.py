@@ -106,7 +106,7 @@ def test_a_recording_is_transcribed_once_then_its_transcript_is_reused(client, c
     assert client.get(f"/query-uploads/{body['ref']}").status_code == 404  # recordings have no preview
     image_ref = upload(client, image_bytes()).json()["ref"]
     mismatch = client.get(parts_url({"type": "voice", "ref": image_ref}))
-    assert "part 0: the uploaded file is image input, not voice input" in mismatch.content.decode()
+    assert "The uploaded file is image input, not voice input" in mismatch.content.decode()  # no "part 0:" for people
 
 
 def test_a_session_keeps_its_newest_refs_and_old_files_are_pruned(client, corpus, settings):
