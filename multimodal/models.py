@@ -61,6 +61,16 @@ class Item(models.Model):
     start_s = models.FloatField(null=True, blank=True)
     end_s = models.FloatField(null=True, blank=True)
     page = models.PositiveIntegerField(null=True, blank=True, help_text="The page, slide or section it is on (1-based).")
+    # Near duplicates (`multimodal.services.duplicates`): a picture's perceptual hash and brightness, a
+    # product row's normalised-text digest, and the groups they put the item in. A group is named by the id
+    # of the item that founded it (which may since have been deleted); None: the item is alone.
+    perceptual_hash = models.CharField(max_length=32, blank=True, help_text="pHash + dHash (hex) of its picture.")
+    brightness = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Its picture's mean luminance.")
+    text_fingerprint = models.CharField(max_length=32, blank=True, help_text="Digest of a product row's normalised text.")
+    same_group = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                        help_text="Copies of the same picture (or row) share this.")
+    similar_group = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                           help_text="Similar shots (bursts, other angles) share this.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,6 +93,7 @@ class Item(models.Model):
             # query repeats its condition word for word, so without this one every lookup scanned
             # the whole corpus and ingest slowed down as the corpus grew.
             models.Index(fields=["corpus", "external_id"], name="item_corpus_external_id"),
+            models.Index(fields=["corpus", "text_fingerprint"], name="item_corpus_text_fingerprint"),
         ]
 
     def __str__(self) -> str:
