@@ -63,10 +63,14 @@ class Item(models.Model):
     page = models.PositiveIntegerField(null=True, blank=True, help_text="The page, slide or section it is on (1-based).")
     # Near duplicates (`multimodal.services.duplicates`): a picture's perceptual hash and brightness, a
     # product row's normalised-text digest, and the groups they put the item in. A group is named by the id
-    # of the item that founded it (which may since have been deleted); None: the item is alone.
-    perceptual_hash = models.CharField(max_length=32, blank=True, help_text="pHash + dHash (hex) of its picture.")
+    # of the item that founded it (which may since have been deleted); None: the item is alone. Every one of these
+    # is nullable (None: none) because SQLite adds a nullable column in place, where a NOT NULL one makes it copy
+    # the whole table, which also drops the keyword index's triggers (migration 0004).
+    perceptual_hash = models.CharField(max_length=32, null=True, blank=True,
+                                       help_text="pHash + dHash (hex) of its picture.")
     brightness = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Its picture's mean luminance.")
-    text_fingerprint = models.CharField(max_length=32, blank=True, help_text="Digest of a product row's normalised text.")
+    text_fingerprint = models.CharField(max_length=32, null=True, blank=True,
+                                        help_text="Digest of a product row's normalised text.")
     same_group = models.BigIntegerField(null=True, blank=True, db_index=True,
                                         help_text="Copies of the same picture (or row) share this.")
     similar_group = models.BigIntegerField(null=True, blank=True, db_index=True,

@@ -62,6 +62,8 @@ def scene_draw(seed: int, size: tuple[int, int] = SCENE_SIZE) -> Image.Image:
 
 
 def _encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    if fmt == "PNG":
+        options.setdefault("compress_level", 1)  # grain compresses badly: zlib's best effort took most of the time
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()

@@ -49,7 +49,7 @@ SIMILAR_NEIGHBOURS = 5
 def fingerprint_fields(*, kind: str, image=None, title: str = "", description: str = "",
                        specs: dict | None = None, specs_text: str = "") -> dict:
     """The fingerprint fields of an item (see `Item.perceptual_hash`): its picture's, and a product's text."""
-    fields = {"perceptual_hash": "", "brightness": None, "text_fingerprint": ""}
+    fields = {"perceptual_hash": None, "brightness": None, "text_fingerprint": None}
     if kind not in FINGERPRINTED_KINDS:
         return fields
     if image is not None:
@@ -64,9 +64,9 @@ def fingerprint_fields(*, kind: str, image=None, title: str = "", description: s
 @dataclass
 class _Peer:
     pk: int
-    perceptual_hash: str
+    perceptual_hash: str | None
     brightness: int | None
-    text_fingerprint: str
+    text_fingerprint: str | None
     same_group: int | None
     similar_group: int | None
 
@@ -80,7 +80,7 @@ class _Peers:
 
     def __init__(self, corpus_id: int, kind: str):
         rows = (Item.objects.filter(corpus_id=corpus_id, kind=kind, parent=None)
-                .filter(~Q(perceptual_hash="") | ~Q(text_fingerprint=""))
+                .filter(Q(perceptual_hash__isnull=False) | Q(text_fingerprint__isnull=False))
                 .order_by("pk").values_list("pk", "perceptual_hash", "brightness", "text_fingerprint",
                                             "same_group", "similar_group"))
         self.peers = [_Peer(*row) for row in rows]
@@ -202,8 +202,8 @@ def duplicates_find(*, corpora: list[Corpus] | None = None, recompute: bool = Fa
     if recompute:
         items.update(same_group=None, similar_group=None)
     else:
-        items = items.filter(Q(kind=Item.Kind.IMAGE, perceptual_hash="")
-                             | Q(kind=Item.Kind.PRODUCT, text_fingerprint=""))
+        items = items.filter(Q(kind=Item.Kind.IMAGE, perceptual_hash__isnull=True)
+                             | Q(kind=Item.Kind.PRODUCT, text_fingerprint__isnull=True))
     pending = list(items.order_by("pk").values_list("pk", flat=True))
     collection = store.collection_for(encoders.get())
     for start in range(0, len(pending), batch_size):
