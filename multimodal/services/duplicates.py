@@ -10,9 +10,9 @@
   thing: an item's nearest CLIP neighbour of the same kind and corpus at
   ``MULTIMODAL_DUPLICATE_SIMILAR_COSINE`` or more. Copies are similar too.
 
-An item joins the group of its best match (the copy whose hash is closest, else the nearest neighbour);
-matched with an item that is alone, the two found a group named by the lower id. Groups are never
-merged, so a chain of loosely alike items does not swallow a corpus. Group names are plain ids
+An item joins the group of its best match (the copy whose hash is closest, else the nearest neighbour),
+and takes its matches that are alone along; matched only with items that are alone, they found a group
+named by the lowest id. Groups are never merged, so a chain of loosely alike items does not swallow a corpus. Group names are plain ids
 (`Item.same_group`, `Item.similar_group`), not links: deleting an item, even a group's founder, leaves
 the others grouped, and search folds a group with one dictionary lookup per result.
 """
@@ -172,17 +172,18 @@ def _neighbours(collection, vector: np.ndarray, *, corpus_id: int, kind: str, mo
 
 def _join(me: _Peer, matches: list[_Peer], field: str, changed: dict[int, _Peer]) -> None:
     """``me`` joins the group of its best match that has one (so the copies of a picture, each closest to
-    another of them, end in one group), else founds one with its best match (named by the lower id); without
-    matches it is alone."""
-    match = next((peer for peer in matches if getattr(peer, field) is not None), matches[0] if matches else None)
-    if match is None:
+    another of them, end in one group), else founds one named by the lowest id among it and its matches; its
+    matches that are in no group join too (an item ingested before its copies is grouped when they come).
+    Without matches it is alone."""
+    if not matches:
         group = None
     else:
-        group = getattr(match, field)
-        if group is None:
-            group = min(me.pk, match.pk)
-            setattr(match, field, group)
-            changed[match.pk] = match
+        grouped = next((peer for peer in matches if getattr(peer, field) is not None), None)
+        group = getattr(grouped, field) if grouped else min(me.pk, *(peer.pk for peer in matches))
+        for peer in matches:
+            if getattr(peer, field) is None:
+                setattr(peer, field, group)
+                changed[peer.pk] = peer
     if getattr(me, field) != group:
         setattr(me, field, group)
         changed[me.pk] = me
