@@ -48,9 +48,12 @@ SIMILAR_NEIGHBOURS = 5
 
 def fingerprint_fields(*, kind: str, image=None, title: str = "", description: str = "",
                        specs: dict | None = None, specs_text: str = "") -> dict:
-    """The fingerprint fields of an item (see `Item.perceptual_hash`): its picture's, and a product's text."""
+    """The fingerprint fields of an item (see `Item.perceptual_hash`): its picture's, and a product's text.
+
+    None of them with MULTIMODAL_DUPLICATES off: `duplicates_find` then takes the item up when it is turned on.
+    """
     fields = {"perceptual_hash": None, "brightness": None, "text_fingerprint": None}
-    if kind not in FINGERPRINTED_KINDS:
+    if kind not in FINGERPRINTED_KINDS or not settings.MULTIMODAL_DUPLICATES:
         return fields
     if image is not None:
         found = picture_fingerprint(image)
