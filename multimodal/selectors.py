@@ -544,3 +544,20 @@ def items_searchable_exist(*, corpora=()) -> bool:
     its own (recordings, videos and documents are found through their parts)."""
     items = Item.objects.exclude(kind__in=PARENT_KINDS)
     return (items.filter(corpus__in=corpora) if corpora else items).exists()
+
+
+def duplicate_groups_summary(*, level: str, corpus=None, limit: int = 50) -> dict:
+    """Near-duplicate groups of ``level``, biggest first, as GET /api/duplicates returns them: each group's
+    ``group`` (its name), ``size`` and ``items`` (the one to keep first: the largest picture, then the oldest)."""
+    from .services.duplicates import duplicate_groups
+
+    groups, total = duplicate_groups(level=level, corpus=corpus, limit=limit)
+    return {
+        "level": level, "total": total,
+        "groups": [{"group": group.key, "size": len(group.items), "items": [{
+            "id": item.pk, "kind": item.kind, "title": item.title, "corpus": item.corpus.name,
+            "external_id": item.external_id or None,
+            "width": item.metadata.get("width"), "height": item.metadata.get("height"),
+            "thumbnail_url": item.thumbnail.url if item.thumbnail else None, "detail_url": item.get_absolute_url(),
+        } for item in group.items]} for group in groups],
+    }

@@ -262,3 +262,38 @@ class Job(Schema):
 
 class JobRetried(Job):
     retried: int
+
+
+class DuplicateMember(Schema):
+    id: int
+    kind: Kind
+    title: str
+    corpus: str
+    external_id: str | None
+    width: int | None
+    height: int | None
+    thumbnail_url: str | None
+    detail_url: str
+
+
+class DuplicateGroup(Schema):
+    group: int = Field(description="the group's name (pass it to /api/duplicates/resolve)")
+    size: int
+    items: list[DuplicateMember] = Field(description="the one to keep first: the largest picture, then the oldest")
+
+
+class DuplicateGroups(Schema):
+    level: Literal["same", "similar"]
+    total: int = Field(description="groups of two items or more at this level")
+    groups: list[DuplicateGroup] = Field(description="biggest first")
+
+
+class DuplicateResolve(Schema):
+    level: Literal["same", "similar"]
+    group: int
+    keep: list[int] = Field(min_length=1, description="the members to keep; the others are deleted with their "
+                                                      "vectors and files")
+
+
+class DuplicatesDeleted(Schema):
+    deleted: int

@@ -214,3 +214,30 @@ def test_find_duplicates_groups_items_ingested_before_fingerprints(palette_encod
     groups = dict(Item.objects.values_list("title", "same_group"))
     assert groups["a"] == groups["b"] is not None and groups["c"] is None
     assert "3 items fingerprinted" in out.getvalue() and "1 group of copies" in out.getvalue()
+
+
+def test_the_api_lists_groups_biggest_first_and_resolves_one_for_a_token_that_may_delete(
+        bursts, client, django_user_model, django_capture_on_commit_callbacks):
+    from multimodal.models import ApiToken
+
+    from ..conftest import permissions_grant
+
+    staff = django_user_model.objects.create_user("robot", password="pw-robot-123456", is_staff=True)
+    _, key = ApiToken.issue(user=staff)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    assert client.get("/api/duplicates").status_code == 401
+    listed = client.get("/api/duplicates", {"level": "similar", "corpus": "trip"}, **auth).json()
+    assert listed["total"] == 1 and [group["size"] for group in listed["groups"]] == [4]
+    assert listed["groups"][0]["items"][0]["title"] == "harbour"  # the largest picture, then the oldest
+    same = client.get("/api/duplicates", **auth).json()["groups"][0]
+    ask = {"level": "same", "group": same["group"], "keep": [same["items"][0]["id"]]}
+    refused = client.post("/api/duplicates/resolve", ask, content_type="application/json", **auth)
+    assert refused.status_code == 403 and "delete_item" in refused.json()["error"]
+    permissions_grant(staff, "delete_item")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post("/api/duplicates/resolve", ask, content_type="application/json", **auth)
+    assert done.json() == {"deleted": 2}
+    assert Item.objects.filter(corpus__name="trip").count() == 3
+    empty = client.post("/api/duplicates/resolve", {**ask, "keep": [bursts["market"].pk]},
+                        content_type="application/json", **auth)
+    assert empty.status_code == 400 and "keep at least one" in empty.json()["error"]
