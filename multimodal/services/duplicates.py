@@ -28,9 +28,9 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from .. import encoders, store
+from ..errors import UserInputError
 from ..models import Corpus, Item
 from ..readers.imaging import image_open
-from ..errors import UserInputError
 from ..retrieval.near_duplicates import (
     SAME_BRIGHTNESS_TOLERANCE, PictureFingerprint, picture_fingerprint, product_fingerprint,
 )
