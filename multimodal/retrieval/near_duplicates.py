@@ -30,23 +30,30 @@ SAME_BRIGHTNESS_TOLERANCE = 12
 
 @dataclass(frozen=True)
 class PictureFingerprint:
-    perceptual_hash: str  # HASH_HEX_DIGITS hex digits
+    perceptual_hash: str  # HASH_HEX_DIGITS hex digits; "" for a flat picture, which is no copy of anything
     brightness: int  # mean luminance, 0-255
 
     def same_picture_as(self, other: "PictureFingerprint", *, max_bits: int) -> bool:
         """Whether ``other`` is a copy of the same picture: at most ``max_bits`` of the hash differ, and as bright."""
-        return (abs(self.brightness - other.brightness) <= SAME_BRIGHTNESS_TOLERANCE
+        return (bool(self.perceptual_hash and other.perceptual_hash)
+                and abs(self.brightness - other.brightness) <= SAME_BRIGHTNESS_TOLERANCE
                 and hash_distance(self.perceptual_hash, other.perceptual_hash) <= max_bits)
 
 
+# A picture whose grey levels spread less than this (standard deviation, of 255) is flat: a swatch, a blank page.
+# Its hash is all noise or all zeros, the same as any other flat picture's, so it gets none ("").
+FLAT_SPREAD = 2.0
+
+
 def picture_fingerprint(image: Image.Image) -> PictureFingerprint:
-    """``image``'s perceptual hash and brightness (any mode, any size)."""
+    """``image``'s perceptual hash and brightness (any mode, any size); a flat picture's hash is "" (`FLAT_SPREAD`)."""
     import imagehash  # imports scipy's FFT: paid once, by the processes that ingest pictures
 
     grey = image.convert("L")
-    brightness = float(np.asarray(grey.resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float32).mean())
-    return PictureFingerprint(perceptual_hash=f"{imagehash.phash(grey)}{imagehash.dhash(grey)}",
-                              brightness=round(brightness))
+    levels = np.asarray(grey.resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float32)
+    flat = levels.std() < FLAT_SPREAD
+    return PictureFingerprint(perceptual_hash="" if flat else f"{imagehash.phash(grey)}{imagehash.dhash(grey)}",
+                              brightness=round(float(levels.mean())))
 
 
 def hash_distance(first: str, second: str) -> int:

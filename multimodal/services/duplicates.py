@@ -75,6 +75,8 @@ class _Peer:
 
     @property
     def picture(self) -> PictureFingerprint | None:
+        """Its picture's fingerprint; None without one, or a flat one (nothing to compare: rows are then compared
+        by their text alone)."""
         return PictureFingerprint(self.perceptual_hash, self.brightness or 0) if self.perceptual_hash else None
 
 
