@@ -61,16 +61,14 @@ class Item(models.Model):
     start_s = models.FloatField(null=True, blank=True)
     end_s = models.FloatField(null=True, blank=True)
     page = models.PositiveIntegerField(null=True, blank=True, help_text="The page, slide or section it is on (1-based).")
-    # Near duplicates (`multimodal.services.duplicates`): a picture's perceptual hash and brightness, a
-    # product row's normalised-text digest, and the groups they put the item in. A group is named by the id
-    # of the item that founded it (which may since have been deleted); None: the item is alone. Every one of these
-    # is nullable (None: none) because SQLite adds a nullable column in place, where a NOT NULL one makes it copy
-    # the whole table, which also drops the keyword index's triggers (migration 0004).
-    perceptual_hash = models.CharField(max_length=32, null=True, blank=True,
-                                       help_text="pHash + dHash (hex) of its picture.")
-    brightness = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Its picture's mean luminance.")
-    text_fingerprint = models.CharField(max_length=32, null=True, blank=True,
-                                        help_text="Digest of a product row's normalised text.")
+    # Near duplicates (`multimodal.services.duplicates`): a picture's perceptual hash and brightness and a product
+    # row's normalised-text digest (one column: every column more makes a batch's insert split sooner, SQLite
+    # taking 999 values a statement), and the groups they put the item in. A group is named by the id of the item
+    # that founded it (which may since have been deleted); None: the item is alone. All three are nullable (None:
+    # none) because SQLite adds a nullable column in place, where a NOT NULL one makes it copy the whole table,
+    # which also drops the keyword index's triggers (migration 0004).
+    fingerprint = models.CharField(max_length=80, null=True, blank=True,
+                                   help_text="Its picture's perceptual hash and brightness, a row's text digest.")
     same_group = models.BigIntegerField(null=True, blank=True, db_index=True,
                                         help_text="Copies of the same picture (or row) share this.")
     similar_group = models.BigIntegerField(null=True, blank=True, db_index=True,
@@ -97,7 +95,6 @@ class Item(models.Model):
             # query repeats its condition word for word, so without this one every lookup scanned
             # the whole corpus and ingest slowed down as the corpus grew.
             models.Index(fields=["corpus", "external_id"], name="item_corpus_external_id"),
-            models.Index(fields=["corpus", "text_fingerprint"], name="item_corpus_text_fingerprint"),
         ]
 
     def __str__(self) -> str:

@@ -61,6 +61,26 @@ def hash_distance(first: str, second: str) -> int:
     return (int(first, 16) ^ int(second, 16)).bit_count()
 
 
+def fingerprint_encode(*, picture: PictureFingerprint | None, text: str | None) -> str | None:
+    """Both fingerprints in one column: "p" + hash + brightness (2 hex digits) and/or "t" + text digest, space
+    separated; None when there is neither."""
+    pieces = [f"p{picture.perceptual_hash}{picture.brightness:02x}"] if picture is not None else []
+    if text:
+        pieces.append(f"t{text}")
+    return " ".join(pieces) or None
+
+
+def fingerprint_decode(value: str | None) -> tuple[PictureFingerprint | None, str | None]:
+    """(picture fingerprint, text digest) from `fingerprint_encode`'s column; None for what it does not hold."""
+    picture, text = None, None
+    for piece in (value or "").split():
+        if piece.startswith("p"):
+            picture = PictureFingerprint(perceptual_hash=piece[1:-2], brightness=int(piece[-2:], 16))
+        elif piece.startswith("t"):
+            text = piece[1:]
+    return picture, text
+
+
 def text_normalise(text: str) -> str:
     """Lower case, no accents, punctuation or repeated spaces: how a row is compared with another."""
     folded = unicodedata.normalize("NFKD", text.casefold())

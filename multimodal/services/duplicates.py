@@ -25,14 +25,15 @@ from typing import Callable
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from .. import encoders, store
 from ..errors import UserInputError
 from ..models import Corpus, Item
 from ..readers.imaging import image_open
 from ..retrieval.near_duplicates import (
-    SAME_BRIGHTNESS_TOLERANCE, PictureFingerprint, picture_fingerprint, product_fingerprint,
+    SAME_BRIGHTNESS_TOLERANCE, PictureFingerprint, fingerprint_decode, fingerprint_encode, picture_fingerprint,
+    product_fingerprint,
 )
 from ..row_updates import rows_update
 
@@ -41,27 +42,24 @@ logger = logging.getLogger(__name__)
 FINGERPRINTED_KINDS = (Item.Kind.IMAGE, Item.Kind.PRODUCT)
 LEVELS = ("same", "similar")
 GROUP_FIELDS = {"same": "same_group", "similar": "similar_group"}
-FINGERPRINT_FIELDS = ["perceptual_hash", "brightness", "text_fingerprint"]
+FINGERPRINT_FIELDS = ["fingerprint"]
 # Nearest neighbours read for each item when looking for its similar shots: the best one decides.
 SIMILAR_NEIGHBOURS = 5
 
 
 def fingerprint_fields(*, kind: str, image=None, title: str = "", description: str = "",
                        specs: dict | None = None, specs_text: str = "") -> dict:
-    """The fingerprint fields of an item (see `Item.perceptual_hash`): its picture's, and a product's text.
+    """The fingerprint field of an item (`Item.fingerprint`): its picture's, and a product's text.
 
     None of them with MULTIMODAL_DUPLICATES off: `duplicates_find` then takes the item up when it is turned on.
     """
-    fields = {"perceptual_hash": None, "brightness": None, "text_fingerprint": None}
     if kind not in FINGERPRINTED_KINDS or not settings.MULTIMODAL_DUPLICATES:
-        return fields
-    if image is not None:
-        found = picture_fingerprint(image)
-        fields.update(perceptual_hash=found.perceptual_hash, brightness=found.brightness)
+        return {"fingerprint": None}
+    text = None
     if kind == Item.Kind.PRODUCT:
-        fields["text_fingerprint"] = product_fingerprint(title=title, description=description, specs=specs or {},
-                                                         specs_text=specs_text)
-    return fields
+        text = product_fingerprint(title=title, description=description, specs=specs or {}, specs_text=specs_text)
+    picture = picture_fingerprint(image) if image is not None else None
+    return {"fingerprint": fingerprint_encode(picture=picture, text=text)}
 
 
 @dataclass
@@ -85,10 +83,13 @@ class _Peers:
 
     def __init__(self, corpus_id: int, kind: str):
         rows = (Item.objects.filter(corpus_id=corpus_id, kind=kind, parent=None)
-                .filter(Q(perceptual_hash__isnull=False) | Q(text_fingerprint__isnull=False))
-                .order_by("pk").values_list("pk", "perceptual_hash", "brightness", "text_fingerprint",
-                                            "same_group", "similar_group"))
-        self.peers = [_Peer(*row) for row in rows]
+                .exclude(fingerprint=None).order_by("pk")
+                .values_list("pk", "fingerprint", "same_group", "similar_group"))
+        self.peers = []
+        for pk, fingerprint, same_group, similar_group in rows:
+            picture, text = fingerprint_decode(fingerprint)
+            self.peers.append(_Peer(pk, picture.perceptual_hash if picture else None,
+                                    picture.brightness if picture else None, text, same_group, similar_group))
         self.by_pk = {peer.pk: peer for peer in self.peers}
         self.by_text: dict[str, list[_Peer]] = {}
         for peer in self.peers:
@@ -208,8 +209,7 @@ def duplicates_find(*, corpora: list[Corpus] | None = None, recompute: bool = Fa
     if recompute:
         items.update(same_group=None, similar_group=None)
     else:
-        items = items.filter(Q(kind=Item.Kind.IMAGE, perceptual_hash__isnull=True)
-                             | Q(kind=Item.Kind.PRODUCT, text_fingerprint__isnull=True))
+        items = items.filter(fingerprint=None)
     pending = list(items.order_by("pk").values_list("pk", flat=True))
     collection = store.collection_for(encoders.get())
     for start in range(0, len(pending), batch_size):

@@ -207,7 +207,7 @@ def test_find_duplicates_groups_items_ingested_before_fingerprints(palette_encod
     corpus = Corpus.objects.create(name="old")
     ingest_files(corpus, {"a.png": _png(harbour), "b.jpg": _png(harbour, "JPEG", quality=50),
                           "c.png": _png(scene_draw(9, (160, 120)))})
-    assert not Item.objects.exclude(same_group=None).exists() and not Item.objects.exclude(perceptual_hash=None).exists()
+    assert not Item.objects.exclude(same_group=None).exists() and not Item.objects.exclude(fingerprint=None).exists()
     settings.MULTIMODAL_DUPLICATES = True
     out = io.StringIO()
     call_command("find_duplicates", "--corpus", "old", stdout=out, stderr=io.StringIO())
