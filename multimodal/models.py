@@ -359,3 +359,52 @@ class PendingVectorDeletion(models.Model):
     def __str__(self) -> str:
         what = f"drop {self.collection}" if self.drop_collection else f"{len(self.item_ids)} items' vectors"
         return f"pending deletion: {what}"
+
+
+def feed_token_new() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class SavedSearch(models.Model):
+    """A search someone named and keeps: its search page parameters, and who may see it.
+
+    ``params`` are the search page's URL parameters (q, parts, filters, options: `web.search_links`), checked by
+    `query_parse` when saved and again each time it runs (an item or corpus it names may have gone since).
+    ``saved_after_item_id`` is the newest item when it was saved: its feed lists what came after. The feed's
+    address holds ``feed_token`` (see `services.saved_searches`).
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_searches")
+    name = models.CharField(max_length=100)
+    params = models.JSONField(help_text="The search page's URL parameters.")
+    shared = models.BooleanField(default=False, help_text="Listed for every signed-in user (set by staff).")
+    saved_after_item_id = models.PositiveBigIntegerField(default=0, help_text="The newest item when it was saved.")
+    feed_token = models.CharField(max_length=64, default=feed_token_new)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="saved_search_unique_name_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.owner})"
+
+
+class SavedSearchVisit(models.Model):
+    """When one person last opened a saved search, and the newest item then: what came after is new to them.
+
+    Item ids only grow and are never reused, so "id above the cut" is exactly "ingested after that visit",
+    whatever the clocks of the web and worker machines say.
+    """
+
+    saved_search = models.ForeignKey(SavedSearch, on_delete=models.CASCADE, related_name="visits")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    opened_at = models.DateTimeField()
+    seen_up_to_item_id = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["saved_search", "user"], name="saved_search_visit_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} opened {self.saved_search.name} at {self.opened_at:%Y-%m-%d %H:%M}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .web import adapter_views, duplicate_views, views
+from .web import adapter_views, duplicate_views, saved_views, views
 
 app_name = "multimodal"
 
@@ -17,4 +17,14 @@ urlpatterns = [
     path("adapters/<int:pk>", adapter_views.adapter_detail, name="adapter-detail"),
     path("duplicates", duplicate_views.duplicates_page, name="duplicates"),
     path("duplicates/resolve", duplicate_views.duplicates_resolve, name="duplicates-resolve"),
+    path("saved/", saved_views.saved_list, name="saved-list"),
+    path("saved/new", saved_views.saved_create, name="saved-create"),
+    path("saved/<int:pk>/open", saved_views.saved_open, name="saved-open"),
+    path("saved/<int:pk>/new", saved_views.saved_whats_new, name="saved-whats-new"),
+    path("saved/<int:pk>/seen", saved_views.saved_seen, name="saved-seen"),
+    path("saved/<int:pk>/rename", saved_views.saved_rename, name="saved-rename"),
+    path("saved/<int:pk>/share", saved_views.saved_share, name="saved-share"),
+    path("saved/<int:pk>/delete", saved_views.saved_delete, name="saved-delete"),
+    path("saved/<int:pk>/feed-token", saved_views.saved_feed_token, name="saved-feed-token"),
+    path("saved/<int:pk>/feed.atom", saved_views.saved_feed, name="saved-feed"),
 ]

@@ -105,7 +105,8 @@ class ApiErrorsJsonMiddleware:
         if response.status_code == 404:
             message = f"no API endpoint at {request.path}: the endpoints are listed at /api/docs"
         elif response.status_code == 405:
-            message = f"{request.method} is not allowed at {request.path}: use {response.get('Allow', 'another method')}"
+            allowed = response.get("Allow", "another method")
+            message = f"{request.method} is not allowed at {request.path}: use {allowed}"
         else:
             message = f"the request failed ({response.status_code} {response.reason_phrase})"
         json_response = JsonResponse({"error": message}, status=response.status_code)

@@ -319,6 +319,11 @@ MULTIMODAL_QUERY_UPLOAD_IP_FILES = env_int("MULTIMODAL_QUERY_UPLOAD_IP_FILES", 1
 MULTIMODAL_QUERY_UPLOAD_IP_MB = env_int("MULTIMODAL_QUERY_UPLOAD_IP_MB", 240)
 MULTIMODAL_QUERY_UPLOAD_TOTAL_MB = env_int("MULTIMODAL_QUERY_UPLOAD_TOTAL_MB", 1024)
 
+# --- Saved searches (see multimodal/services/saved_searches.py) ---
+# "What's new" and the Atom feed list the items ingested since a visit that rank this high in the search.
+MULTIMODAL_SAVED_SEARCH_TOP_N = env_int("MULTIMODAL_SAVED_SEARCH_TOP_N", 50)
+MULTIMODAL_MAX_SAVED_SEARCHES = env_int("MULTIMODAL_MAX_SAVED_SEARCHES", 100)  # per person
+
 # --- Text inside pictures (OCR, see multimodal/readers/ocr.py) ---
 MULTIMODAL_OCR = env_bool("MULTIMODAL_OCR", True)
 # Tesseract language codes joined with "+" ("eng+deu"); each needs its tesseract-ocr-LANG package.

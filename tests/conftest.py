@@ -144,12 +144,21 @@ def deterministic_encoder(settings):
 
 @pytest.fixture
 def domain_encoder(settings):
-    """The synthetic domain of tests/adapter_domain.py: captions and images an adapter can align."""
+    """The synthetic domain of tests/adapter_domain.py: captions and images an adapter can align.
+
+    Its adapters are trained here on one torch thread: their 64-wide heads are too small to share out, and a
+    second thread only spin-waits on the first (4x the CPU; 2-10x the time while other processes hold a core).
+    """
+    import torch
+
     from .adapter_domain import DOMAIN_ENCODER, register
 
     encoder = register()
     settings.MULTIMODAL_CLIP_MODEL = DOMAIN_ENCODER
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield encoder
+    torch.set_num_threads(threads)
     encoders.unregister(DOMAIN_ENCODER)
 
 

@@ -51,7 +51,8 @@ class QueryInvalid(UserInputError):
     def __init__(self, errors: Mapping[str, list[forms.ValidationError | str]]):
         self.details = {name: [error if isinstance(error, forms.ValidationError) else forms.ValidationError(error)
                                for error in problems] for name, problems in errors.items()}
-        self.errors = {name: [" ".join(error.messages) for error in problems] for name, problems in self.details.items()}
+        self.errors = {name: [" ".join(error.messages) for error in problems]
+                       for name, problems in self.details.items()}
         super().__init__("; ".join(message if name == "__all__" else f"{name}: {message}"
                                    for name, messages in self.errors.items() for message in messages))
 
@@ -64,7 +65,8 @@ class PartMalformed(UserInputError):
 def unknown_names_message(unknown: Iterable[str], known: Iterable[str], *, what: str = "parameter") -> str:
     """'unknown parameters kinds, topk; the known ones are q, text, ...' for names nothing reads."""
     unknown = sorted(unknown)
-    return f"unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; the known ones are {', '.join(known)}"
+    names = f"{what}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+    return f"unknown {names}; the known ones are {', '.join(known)}"
 
 
 def query_parse(data: Mapping, files: Mapping | None = None, *,

@@ -53,7 +53,8 @@ def _sentence(name: str, error) -> str:
             return f"There is no page {params['value']:,}: results stop at page {params['limit_value']:,}."
         return "The page number in the address is not a page number."
     if name == "top_k" and code in ("max_value", "min_value"):
-        return f"Results per page {'can be at most' if code == 'max_value' else 'must be at least'} {params['limit_value']:,}."
+        bound = "can be at most" if code == "max_value" else "must be at least"
+        return f"Results per page {bound} {params['limit_value']:,}."
     if name in ("created_from", "created_to") and code == "invalid":
         return f"{FIELD_LABELS[name]} is not a date: use a date such as 2025-01-31."
     if code == "date_order":

@@ -19,8 +19,8 @@ from .parts import PARTS
 
 PART_TYPES = tuple(PARTS)
 # What a client may ask of each result (``fields``); the response is shaped in `selectors.search_response`.
-RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "snippet", "highlight", "detail_url", "corpus",
-                 "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
+RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "width", "height", "snippet", "highlight",
+                 "detail_url", "corpus", "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
                  "audio_url", "parent", "page", "page_label", "span", "document_url", "video_url", "ocr_boxes", "also",
                  "duplicates", "relevance", "explanation", "truncated")
 

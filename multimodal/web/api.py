@@ -15,7 +15,6 @@ from django.http import Http404
 from django.urls import reverse
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
-from ninja.security import HttpBearer, SessionAuth
 from pydantic import ValidationError as PydanticValidationError
 
 from .. import store
@@ -30,7 +29,9 @@ from ..services.background import BrokerUnavailable
 from ..services.duplicates import duplicate_group_resolve
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
 from . import api_schemas as schemas
-from .auth import TokenThrottled, client_ip, token_user_for_key
+from .api_auth import PersonSession, PersonToken
+from .api_saved import router as saved_searches_router
+from .auth import TokenThrottled
 from .forms import UploadForm, form_error_message
 from .permissions import job_change_check, job_view_check, upload_check
 from .throttling import ANONYMOUS_SEARCHES, SearchRateThrottle, search_caller_known
@@ -38,33 +39,18 @@ from .throttling import ANONYMOUS_SEARCHES, SearchRateThrottle, search_caller_kn
 logger = logging.getLogger(__name__)
 
 
-class StaffToken(HttpBearer):
-    """``Authorization: Bearer <key>`` from `manage.py create_api_token`, for a staff user.
-
-    Bad keys are counted per address: too many and the address gets 429 for a while (multimodal/web/auth.py).
-    """
+class StaffToken(PersonToken):
+    """An API token (`PersonToken`) of a staff user."""
 
     def authenticate(self, request, token):
-        user = token_user_for_key(token, ip=client_ip(request))
-        if user is None:
-            raise AuthenticationError(401, "the API token is not valid")
+        user = super().authenticate(request, token)
         if not user.is_staff:
             raise HttpError(403, "staff only")
-        request.user = user
         return user
 
 
-class StaffSession(SessionAuth):
-    """A logged-in staff browser session; unsafe methods must carry the CSRF token.
-
-    The CSRF check is made only for a logged-in session: a caller with neither a session nor a token is
-    told to log in or send one (401), not about a token it has no reason to hold.
-    """
-
-    def _get_key(self, request):
-        if not request.user.is_authenticated:
-            return None
-        return super()._get_key(request)
+class StaffSession(PersonSession):
+    """A signed-in staff browser session (`PersonSession`: unsafe methods carry the CSRF token)."""
 
     def authenticate(self, request, key):
         if not request.user.is_authenticated:
@@ -330,3 +316,6 @@ def duplicates_resolve(request, body: schemas.DuplicateResolve):
     if not request.user.has_perm("multimodal.delete_item"):
         raise PermissionDenied("deleting items needs the permission 'multimodal.delete_item'")
     return {"deleted": duplicate_group_resolve(level=body.level, key=body.group, keep=body.keep)}
+
+
+api.add_router("/saved-searches", saved_searches_router)

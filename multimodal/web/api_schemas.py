@@ -1,6 +1,6 @@
 """The API's request and response shapes; the OpenAPI schema at /api/schema is generated from them."""
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Schema
 from pydantic import ConfigDict, Field
@@ -156,6 +156,8 @@ class Result(Schema):
     title: str | None = None
     score: float | None = None
     thumbnail_url: str | None = None
+    width: int | None = Field(None, description="pictures: the picture's width in pixels (its thumbnail has the same shape)")
+    height: int | None = Field(None, description="pictures: the picture's height in pixels")
     snippet: str | None = None
     highlight: list[HighlightSpan] | None = Field(None, description="the snippet in pieces, the query's words marked")
     detail_url: str | None = None
@@ -297,3 +299,35 @@ class DuplicateResolve(Schema):
 
 class DuplicatesDeleted(Schema):
     deleted: int
+
+
+class SavedSearchIn(Schema):
+    name: str = Field(max_length=100, description="unique among your saved searches")
+    params: dict[str, Any] = Field(
+        description="the search, as the search page's URL holds it: q, text_weight, parts (a list, or its JSON; text "
+                    "and item parts only: uploaded images and recordings cannot be saved), item, item_weight, corpus, "
+                    "kind, created_from, created_to, fusion, hybrid, group, keyword_weight, min_score, top_k")
+    shared: bool = Field(False, description="list it for every signed-in person (staff only)")
+
+
+class SavedSearchOut(Schema):
+    id: int
+    name: str
+    params: dict[str, str] = Field(description="the search page's URL parameters")
+    shared: bool
+    owner: str
+    mine: bool = Field(description="you own it: you may rename or delete it")
+    created_at: str
+    last_opened_at: str | None = Field(description="when you last opened it (the page's Open, or POST .../seen)")
+    new_count: int | None = Field(description="items its filters let through ingested since you last opened it (one "
+                                              "per document, recording, video or long text when it groups parts); "
+                                              "null when it cannot run")
+    error: str | None = Field(description="why it cannot run any more (an item or corpus it names is gone)")
+    search_url: str = Field(description="the search page showing it")
+    whats_new_url: str
+    feed_url: str = Field(description="its Atom feed; the address holds a secret token: whoever has it reads the feed")
+
+
+class WhatsNew(SearchResponse):
+    saved_search: SavedSearchOut
+    since: str | None = Field(description="your last opening; null: never, so new since it was saved")

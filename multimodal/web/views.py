@@ -19,8 +19,8 @@ from ..errors import UserInputError
 from ..models import PARENT_KINDS, Corpus, IngestJob, Item
 from ..retrieval.fusion import MODES
 from ..selectors import (
-    document_pages, items_searchable_exist, job_summary, ocr_words, part_url, recording_transcript, search_response,
-    text_passage_marked, video_scene_strip,
+    document_pages, item_title_shown, items_searchable_exist, job_summary, ocr_words, part_url, recording_transcript,
+    search_response, text_passage_marked, video_scene_strip,
 )
 from ..services.background import BrokerUnavailable
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
@@ -44,7 +44,10 @@ from .throttling import ANONYMOUS_PAGE_SEARCHES
 
 logger = logging.getLogger(__name__)
 
-SEARCHABLE_KINDS = [choice for choice in Item.Kind.choices if choice[0] not in PARENT_KINDS]
+# The page's Kind filter offers what people look for; documents, recordings and videos search their parts (pages and
+# passages, speech, scenes: see `query.filters`). The finer part kinds still work in a URL and in the API.
+KIND_FILTER_CHOICES = [(Item.Kind.IMAGE, "Images"), (Item.Kind.TEXT, "Notes and texts"), (Item.Kind.PRODUCT, "Products"),
+                       (Item.Kind.DOCUMENT, "Documents"), (Item.Kind.AUDIO, "Recordings"), (Item.Kind.VIDEO, "Videos")]
 
 
 def search_page(request):
@@ -123,7 +126,7 @@ def _search_render(request, form, *, response=None, error=None, notice=None, sta
     context = {
         "form": form, "response": response, "error": error, "notice": notice, "error_ways": error_ways,
         "index_empty": _index_empty(form, response, error),
-        "corpora": Corpus.objects.all(), "kinds": SEARCHABLE_KINDS, "fusion_modes": MODES,
+        "corpora": Corpus.objects.all(), "kinds": _kind_choices(request.GET.get("kind", "")), "fusion_modes": MODES,
         "default_fusion": settings.MULTIMODAL_DEFAULT_FUSION,
         "options_active": len(filters),
         "first_rank": first_rank,
@@ -149,6 +152,13 @@ def _index_empty(form, response, error) -> dict | None:
     if response is None and not error and not form.is_bound and not items_searchable_exist():
         return {"corpora": []}
     return None
+
+
+def _kind_choices(asked: str) -> list[tuple[str, str]]:
+    """The Kind filter's options, plus a finer kind a link asked for (so the select shows the filter that is on)."""
+    if asked in Item.Kind.values and asked not in dict(KIND_FILTER_CHOICES):
+        return [*KIND_FILTER_CHOICES, (asked, Item.Kind(asked).label)]
+    return KIND_FILTER_CHOICES
 
 
 def _page_url(request, number: int) -> str:
@@ -231,7 +241,8 @@ def item_detail(request, pk: int):
         return redirect(link_with_back(part_url(item), back))
     marked = _passage_param(request)
     return render(request, "multimodal/item_detail.html", {
-        "item": item, "transcript": recording_transcript(item), "scenes": video_scene_strip(item),
+        "item": item, "title": item_title_shown(item), "transcript": recording_transcript(item),
+        "scenes": video_scene_strip(item),
         "pages": document_pages(item, marked=marked), "ocr_words": ocr_words(item),
         "text_pieces": text_passage_marked(item, marked) if item.kind == Item.Kind.TEXT else None,
         "marked": marked, **_item_search_links(item, search_from_back(back), marked),

@@ -105,3 +105,14 @@ const loadMore = document.querySelector(".load-more");
 if (loadMore) {
   loadMore.addEventListener("click", () => moreResults(loadMore));
 }
+
+// ---------------------------------------------------------------- a picture's "Why?"
+
+// Opened in a tile, the explanation is wider than the tile: kept inside the screen rather than past its right edge.
+document.addEventListener("toggle", (event) => {
+  const why = event.target;
+  if (!why.matches?.(".gallery .why") || !why.open || getComputedStyle(why).position !== "absolute") return;
+  why.style.left = "0px";
+  const overflow = why.getBoundingClientRect().right - (document.documentElement.clientWidth - 8);
+  if (overflow > 0) why.style.left = `${-overflow}px`;
+}, true);

@@ -36,3 +36,15 @@ export function transcriptInBar(text) {
     note.querySelector(".transcript-in-bar").hidden = false;
   }
 }
+
+// Keyboard feedback: with a result focused (Tab reaches its title), "+" asks for more like it and "-" for less,
+// as its two links do: the item joins the query as a chip and the search runs again.
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || !["+", "=", "-"].includes(event.key)) return;
+  const card = event.target.closest?.(".results .card");
+  if (!card || event.target.closest("input, textarea, select, [contenteditable]")) return;
+  const link = card.querySelector(event.key === "-" ? "a.less-like" : "a.more-like");
+  if (!link) return;
+  event.preventDefault();
+  link.click();
+});

@@ -109,12 +109,24 @@ def test_pictures_form_a_justified_gallery_whose_size_a_person_chooses(page, pic
     assert page.locator('.density input[value="small"]').is_checked(), "the chosen size is remembered"
     screenshot(page, "19-page-gallery-small")
 
+    # A picture's "Why?" is wider than its tile and stays on the screen, even from the last tile of a row.
+    last_of_row = page.locator(".gallery > .card").nth(len(small_rows[0]) - 1)
+    last_of_row.locator(".why > summary").click()
+    why = last_of_row.locator(".why").bounding_box()
+    assert why["width"] >= 250 and why["x"] >= 0 and why["x"] + why["width"] <= 1366, why
+    last_of_row.locator(".why > summary").click()
+
     page.set_viewport_size({"width": 390, "height": 844})
     phone_rows = rows_of(tile_boxes(page))
     assert len(phone_rows[0]) >= 2, "pictures share a row on a phone"
     widths = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
     assert widths[0] <= widths[1]
     screenshot(page, "19-page-gallery-phone")
+    tile = page.locator(".gallery > .card").first
+    tile.locator(".why > summary").click()
+    sheet = tile.locator(".why").bounding_box()
+    assert sheet["width"] >= 350 and sheet["x"] >= 0 and sheet["y"] + sheet["height"] <= 844, sheet
+    screenshot(page, "19-page-gallery-why-phone", full_page=False)
 
 
 def test_show_more_results_appends_the_next_page_in_place(page, pictures):

@@ -110,6 +110,7 @@ window.navigation.addEventListener("navigate", (event) => { if (window.__searche
 
 def test_a_search_sent_while_the_model_loads_says_so_until_it_is_ready(page, encoder_loading):
     page.add_init_script(SEARCHES_HELD)
+    page.set_viewport_size(DESKTOP)
     search_ready(page)
     status = page.locator("#model-status")
     assert status.get_attribute("data-model-ready") == "false" and status.is_hidden()

@@ -122,7 +122,7 @@ def test_a_reloaded_or_paged_query_keeps_its_image_without_uploading_it_again(pa
     page.click("a[rel=next]")
     page.wait_for_selector(".results .card")
     assert parse_qs(urlparse(page.url).query)["page"] == ["2"]
-    assert page.locator("#results-heading").inner_text() == "Results 4–6"
+    assert page.locator("#results-heading").inner_text().startswith("Results 4–6 of ")
     second_page = result_titles(page)
     assert not set(second_page) & set(first_page)
     assert page.locator(".chip-image").count() == 1
@@ -187,7 +187,8 @@ def test_part_weights_negative_parts_and_fusion_mode_shape_the_query(page, site)
 def test_more_like_this_adds_the_item_to_the_query_and_keeps_the_filters(page, site):
     search_ready(page, "/?q=red&corpus=demo&kind=image")
     page.wait_for_selector(".results .card")
-    assert set(page.locator(".results .kind-tag").all_inner_texts()) == {"IMAGE"}
+    kinds = page.locator(".results .card").evaluate_all("cards => cards.map((card) => card.className)")
+    assert set(kinds) == {"card card-image"}, kinds  # pictures show as gallery tiles, without a kind tag
     first = page.locator(".results .card").first
     assert first.locator(".card-title").inner_text() == "red bicycle"
     first.get_by_role("link", name="More like this").click()

@@ -94,8 +94,8 @@ def test_errors_are_said_in_plain_words_and_leave_a_way_back(page, site):
     search_ready(page, "/?q=" + "a" * 1001)
     assert message.inner_text().startswith("Your text is 1,001 characters; the limit is 1,000.")
     search_ready(page, "/?q=red&created_from=2025-02-01&created_to=2025-01-01")
-    assert message.inner_text().startswith("The “Added from” date (1 Feb 2025) is after the “to” date (1 Jan 2025), "
-                                           "so nothing can match")
+    assert message.inner_text().startswith(
+        "The “Added from” date (1 Feb 2025) is after the “to” date (1 Jan 2025), so nothing can match")
     for internal in ("Ensure this value", "JSON", "q:", "created_from"):
         assert internal not in page.locator("main").inner_text()
 

@@ -57,7 +57,7 @@ def test_an_upload_runs_as_a_job_whose_bar_moves_live_and_failures_are_listed(st
         page.click("details summary")
         assert contrast_failures(page) == []
         screenshot(page, "13-upload-form")
-        page.click("button[type=submit]")
+        page.click(".upload-form button[type=submit]")
         page.wait_for_url("**/jobs/*")
         bar = page.locator("#job-progress")
         page.wait_for_function("bar => bar.value > 0 && bar.value < bar.max", arg=bar.element_handle())

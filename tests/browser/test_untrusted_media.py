@@ -37,7 +37,7 @@ def _upload_in_the_page(page, name: str, data: bytes) -> Item:
     page.goto("/upload")
     page.fill("#id_corpus", "catalogue")
     page.set_input_files("#id_files", files=[{"name": name, "mimeType": "application/octet-stream", "buffer": data}])
-    page.click("button[type=submit]")
+    page.click(".upload-form button[type=submit]")
     page.wait_for_url("**/jobs/*")
     job = IngestJob.objects.get(pk=int(page.url.rstrip("/").split("/")[-1]))
     assert job.status == "done" and job.done == 1, list(job.units.values_list("name", "reason"))

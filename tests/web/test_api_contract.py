@@ -46,7 +46,7 @@ def test_staff_endpoints_ask_for_credentials_before_a_csrf_token(corpus, django_
     assert response.status_code == 403 and "CSRF" in response.json()["error"]
 
 
-def test_unknown_paths_and_methods_answer_json(client, corpus):
+def test_unknown_paths_methods_and_server_errors_answer_json(client, corpus, monkeypatch):
     missing = client.get("/api/nothing")
     assert missing.status_code == 404 and missing["Content-Type"] == "application/json"
     assert missing.json() == {"error": "no API endpoint at /api/nothing: the endpoints are listed at /api/docs"}
@@ -55,6 +55,13 @@ def test_unknown_paths_and_methods_answer_json(client, corpus):
     assert set(refused["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
     assert refused.json()["error"].startswith("DELETE is not allowed at /api/search: use ")
     assert client.put("/api/jobs/1").json()["error"].startswith("PUT is not allowed at /api/jobs/1")
+
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("multimodal.web.api.search_response", broken)
+    failed = Client(raise_request_exception=False).get(SEARCH, {"q": "red"})
+    assert failed.status_code == 500 and failed.json() == {"error": "the request failed (500 Internal Server Error)"}
 
 
 @pytest.mark.parametrize("how, data, unknown", [

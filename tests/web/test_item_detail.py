@@ -167,3 +167,16 @@ def test_a_picture_page_shows_the_words_read_in_it_and_their_boxes_and_its_card_
     picture.save()
     page = body(client.get(f"/items/{picture.pk}"))
     assert "<title>&lt;b&gt;Gateway&lt;/b&gt;</title>" in page and "<b>Gateway" not in page
+
+
+def test_a_note_stored_with_its_whole_paragraph_as_title_is_named_by_its_first_sentence_on_its_page(
+        client, deterministic_encoder):
+    corpus = Corpus.objects.create(name="old")
+    paragraph = ("The meadow behind the house is full of yellow flowers in May. We sow wildflower seeds in autumn "
+                 "and mow a path through the long grass in summer.")
+    ingest_files(corpus, {"garden.txt": paragraph.encode()})
+    note = Item.objects.get(kind=Item.Kind.TEXT)
+    Item.objects.filter(pk=note.pk).update(title=paragraph)  # as ingest titled notes before titles were derived
+    page = client.get(note.get_absolute_url()).content.decode()
+    assert re.search(r"<h1>The meadow behind the house is full of yellow flowers in May\.</h1>", page), page[:2000]
+    assert "<title>The meadow behind the house is full of yellow flowers in May. — " in page

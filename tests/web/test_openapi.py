@@ -7,7 +7,8 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from openapi_spec_validator import validate
 
-from multimodal.models import ApiToken, Corpus, IngestJob
+from multimodal.models import ApiToken, Corpus, IngestJob, SavedSearch
+from multimodal.services.saved_searches import saved_search_create
 
 from ..conftest import ingest_files, permissions_grant
 from ..live_services import free_port
@@ -17,6 +18,9 @@ ENDPOINTS = {
     ("/api/search", "get"), ("/api/search", "post"), ("/api/uploads", "post"),
     ("/api/jobs/{pk}", "get"), ("/api/jobs/{pk}/retry", "post"), ("/api/jobs/{pk}/cancel", "post"),
     ("/api/duplicates", "get"), ("/api/duplicates/resolve", "post"),
+    ("/api/saved-searches", "get"), ("/api/saved-searches", "post"), ("/api/saved-searches/{pk}", "get"),
+    ("/api/saved-searches/{pk}", "delete"), ("/api/saved-searches/{pk}/new", "get"),
+    ("/api/saved-searches/{pk}/seen", "post"),
 }
 
 
@@ -59,6 +63,8 @@ def _as(client, username):
 
 def _trigger(client, settings, world, path: str, method: str, status: int):
     """Make the request that should answer ``status``; returns the response."""
+    if path.startswith("/api/saved-searches"):
+        return _saved_trigger(client, settings, world, path, method, status)
     job_path = path.replace("{pk}", str(world["job"].pk))
     missing_job_path = path.replace("{pk}", "999999")
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {world['staff_key']}"}
@@ -103,6 +109,41 @@ def _trigger(client, settings, world, path: str, method: str, status: int):
         return client.get(path, {"corpus": "no-such-corpus"}, **bearer)
     if status == 400 and path == "/api/duplicates/resolve":
         return client.post(path, {"level": "same", "group": 1, "keep": []}, content_type="application/json", **bearer)
+    raise AssertionError(f"no way to trigger {status} for {method.upper()} {path}: add one")
+
+
+def _saved_trigger(client, settings, world, path: str, method: str, status: int):
+    """The same for the saved searches' operations; ``{pk}`` is a search the staff user shared."""
+    staff = User.objects.get(username="staff")
+    saved = (SavedSearch.objects.filter(name="Chairs").first()
+             or saved_search_create(owner=staff, name="Chairs", params={"q": "chair"}, shared=True))
+    url = path.replace("{pk}", str(saved.pk))
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {world['staff_key']}"}
+    send = getattr(client, method)
+    new_search = {"name": "Red", "params": {"q": "red"}, "shared": True}
+    if status == 401:
+        return send(url)
+    if status == 404:
+        return send(path.replace("{pk}", "999999"), **bearer)
+    if status == 429:
+        settings.MULTIMODAL_TOKEN_FAILURE_LIMIT = 1
+        assert send(url, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+        return send(url, **bearer)
+    if status == 403 and method == "post":  # sharing is for staff
+        return _as(client, "visitor").post(url, json.dumps(new_search), content_type="application/json")
+    if status == 403 and method == "delete":  # a shared search is its owner's to delete
+        return _as(client, "visitor").delete(url)
+    if status == 400 and method == "post":
+        nothing = {"name": "Nothing", "params": {}}
+        return client.post(url, json.dumps(nothing), content_type="application/json", **bearer)
+    if status == 400 and path.endswith("/new"):  # its corpus was deleted since
+        gone = saved_search_create(owner=staff, name="Gone", params={"q": "red", "corpus": Corpus.objects.create(
+            name="gone").name})
+        Corpus.objects.filter(name="gone").delete()
+        return send(path.replace("{pk}", str(gone.pk)), **bearer)
+    if status == 503 and path.endswith("/new"):
+        settings.MULTIMODAL_CLIP_MODEL = "no-such-model:nowhere"
+        return send(url, **bearer)
     raise AssertionError(f"no way to trigger {status} for {method.upper()} {path}: add one")
 
 

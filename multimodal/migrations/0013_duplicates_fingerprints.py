@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('multimodal', '0011_item_children_documents_videos'),
+        ('multimodal', '0012_saved_searches'),
     ]
 
     operations = [
