@@ -61,6 +61,18 @@ class Item(models.Model):
     start_s = models.FloatField(null=True, blank=True)
     end_s = models.FloatField(null=True, blank=True)
     page = models.PositiveIntegerField(null=True, blank=True, help_text="The page, slide or section it is on (1-based).")
+    # Near duplicates (`multimodal.services.duplicates`): a picture's perceptual hash and brightness and a product
+    # row's normalised-text digest (one column: every column more makes a batch's insert split sooner, SQLite
+    # taking 999 values a statement), and the groups they put the item in. A group is named by the id of the item
+    # that founded it (which may since have been deleted); None: the item is alone. All three are nullable (None:
+    # none) because SQLite adds a nullable column in place, where a NOT NULL one makes it copy the whole table,
+    # which also drops the keyword index's triggers (migration 0004).
+    fingerprint = models.CharField(max_length=80, null=True, blank=True,
+                                   help_text="Its picture's perceptual hash and brightness, a row's text digest.")
+    same_group = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                        help_text="Copies of the same picture (or row) share this.")
+    similar_group = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                           help_text="Similar shots (bursts, other angles) share this.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -34,8 +34,11 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
 
     A grouped hit (see `multimodal.retrieval.fusion.fused_group`) names up to ``ALSO_SHOWN`` other
     matching parts of its parent in ``also``: each with ``where`` ("page 5", "0:12–0:20") and its link.
+    A hit that near duplicates were folded into (`fusion.fused_collapse`) lists them in ``duplicates``, best
+    first: each with its ``level`` ("same" picture or "similar" shot), title, thumbnail and link.
     """
     wanted = [hit.item_id for hit in outcome.hits] + [part for hit in outcome.hits for part in hit.also[:ALSO_SHOWN]]
+    wanted += [item_id for hit in outcome.hits for item_id, _ in hit.duplicates]
     items = (Item.objects.select_related("corpus", "parent").defer("text", "parent__text")
              .annotate(text_head=Substr("text", 1, settings.MULTIMODAL_MAX_TEXT_CHARS))
              .in_bulk(wanted))
@@ -65,6 +68,7 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
                 **_part_fields(item, cut),
                 **_ocr_fields(item, terms),
                 **_also_fields(hit, items),
+                **_duplicate_fields(hit, items, cut),
                 "relevance": _relevance(outcome.judgements.get(hit.item_id)),
                 "explanation": _explanation(hit, outcome.query, outcome.judgements.get(hit.item_id), item, terms),
                 "truncated": cut.truncated,
@@ -110,6 +114,16 @@ def _also_fields(hit: Fused, items: dict[int, Item]) -> dict:
         return {}
     return {"also": [{"id": part.pk, "kind": part.kind, "where": _part_where(part), "detail_url": part_url(part)}
                      for part in parts]}
+
+
+def _duplicate_fields(hit: Fused, items: dict[int, Item], cut: "_TextCut") -> dict:
+    """The near duplicates folded into ``hit``, best first, each with its level and what its card shows."""
+    found = [(items[item_id], level) for item_id, level in hit.duplicates if item_id in items]
+    if not found:
+        return {}
+    return {"duplicates": [{"id": item.pk, "level": level, "kind": item.kind, "title": cut(item.title),
+                            "thumbnail_url": item.thumbnail.url if item.thumbnail else None,
+                            "detail_url": item.get_absolute_url()} for item, level in found]}
 
 
 def _part_where(part: Item) -> str:
@@ -530,3 +544,20 @@ def items_searchable_exist(*, corpora=()) -> bool:
     its own (recordings, videos and documents are found through their parts)."""
     items = Item.objects.exclude(kind__in=PARENT_KINDS)
     return (items.filter(corpus__in=corpora) if corpora else items).exists()
+
+
+def duplicate_groups_summary(*, level: str, corpus=None, limit: int = 50) -> dict:
+    """Near-duplicate groups of ``level``, biggest first, as GET /api/duplicates returns them: each group's
+    ``group`` (its name), ``size`` and ``items`` (the one to keep first: the largest picture, then the oldest)."""
+    from .services.duplicates import duplicate_groups
+
+    groups, total = duplicate_groups(level=level, corpus=corpus, limit=limit)
+    return {
+        "level": level, "total": total,
+        "groups": [{"group": group.key, "size": len(group.items), "items": [{
+            "id": item.pk, "kind": item.kind, "title": item.title, "corpus": item.corpus.name,
+            "external_id": item.external_id or None,
+            "width": item.metadata.get("width"), "height": item.metadata.get("height"),
+            "thumbnail_url": item.thumbnail.url if item.thumbnail else None, "detail_url": item.get_absolute_url(),
+        } for item in group.items]} for group in groups],
+    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .web import adapter_views, saved_views, views
+from .web import adapter_views, duplicate_views, saved_views, views
 
 app_name = "multimodal"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("jobs/<int:pk>/retry", views.job_retry, name="job-retry"),
     path("jobs/<int:pk>/cancel", views.job_cancel_view, name="job-cancel"),
     path("adapters/<int:pk>", adapter_views.adapter_detail, name="adapter-detail"),
+    path("duplicates", duplicate_views.duplicates_page, name="duplicates"),
+    path("duplicates/resolve", duplicate_views.duplicates_resolve, name="duplicates-resolve"),
     path("saved/", saved_views.saved_list, name="saved-list"),
     path("saved/new", saved_views.saved_create, name="saved-create"),
     path("saved/<int:pk>/open", saved_views.saved_open, name="saved-open"),

@@ -346,6 +346,17 @@ MULTIMODAL_RELEVANCE_SAMPLE_TTL_S = env_int("MULTIMODAL_RELEVANCE_SAMPLE_TTL_S",
 # unrelated item reaches by chance in a corpus of that size. Set it from `evaluate` results when you have them.
 MULTIMODAL_RELEVANCE_GOOD_Z = float(os.environ["MULTIMODAL_RELEVANCE_GOOD_Z"]) if os.environ.get(
     "MULTIMODAL_RELEVANCE_GOOD_Z") else None
+# --- Near duplicates (see multimodal/services/duplicates.py) ---
+# Ingest puts each picture and product row in a group of copies ("same": pictures whose 128-bit perceptual hash
+# differs in at most MULTIMODAL_DUPLICATE_SAME_BITS bits, confirmed by a CLIP cosine of at least
+# MULTIMODAL_DUPLICATE_SAME_COSINE; rows whose normalised text is the same) and of similar shots (its nearest CLIP
+# neighbour of the same kind and corpus at MULTIMODAL_DUPLICATE_SIMILAR_COSINE or more). 0 turns it off.
+MULTIMODAL_DUPLICATES = env_bool("MULTIMODAL_DUPLICATES", True)
+MULTIMODAL_DUPLICATE_SAME_BITS = env_int("MULTIMODAL_DUPLICATE_SAME_BITS", 32)
+MULTIMODAL_DUPLICATE_SAME_COSINE = float(os.environ.get("MULTIMODAL_DUPLICATE_SAME_COSINE") or 0.8)
+MULTIMODAL_DUPLICATE_SIMILAR_COSINE = float(os.environ.get("MULTIMODAL_DUPLICATE_SIMILAR_COSINE") or 0.9)
+# What a search folds into one result when it names no `collapse`: same, similar or none.
+MULTIMODAL_DEFAULT_COLLAPSE = os.environ.get("MULTIMODAL_DEFAULT_COLLAPSE") or "same"
 # A spec filter (specs.colour=red) is resolved in the database into at most this many item ids.
 MULTIMODAL_MAX_FILTER_ITEMS = env_int("MULTIMODAL_MAX_FILTER_ITEMS", 50_000)
 

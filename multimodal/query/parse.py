@@ -13,7 +13,7 @@ before (`services.query_uploads`), looked up with the ``kept`` function the call
 Filters: ``corpus`` and ``kind`` (comma-separated or lists), ``created_from``/``created_to``
 (YYYY-MM-DD), ``specs`` (an object or its JSON, or ``spec.NAME=VALUE`` fields), ``modality``
 (which of an item's vectors may match). Also ``fusion``, ``hybrid``, ``keyword_weight``,
-``rrf_k``, ``min_score``, ``top_k``, ``page``, ``fields``.
+``rrf_k``, ``min_score``, ``top_k``, ``page``, ``fields``, ``collapse`` (same, similar or none).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from django.conf import settings
 from .. import store
 from ..errors import UserInputError
 from ..models import PART_KINDS, Corpus, Item
-from ..retrieval.fusion import MODES
+from ..retrieval.fusion import COLLAPSE_LEVELS, MODES
 from .json_input import base64_decode, json_parse
 from .parts import MAX_QUERY_TEXT_CHARS, PARTS, UPLOAD_TYPES, PartType, item_get
 from .types import RESULT_FIELDS, QueryPart, SearchFilters, SearchQuery
@@ -114,6 +114,7 @@ class _QueryForm(forms.Form):
     fusion = forms.ChoiceField(required=False, choices=[(mode, mode) for mode in MODES])
     hybrid = forms.CharField(required=False, max_length=5)
     group = forms.CharField(required=False, max_length=5)
+    collapse = forms.ChoiceField(required=False, choices=[(level, level) for level in COLLAPSE_LEVELS])
     keyword_weight = forms.FloatField(required=False, min_value=0, max_value=MAX_WEIGHT)
     rrf_k = forms.IntegerField(required=False, min_value=1, max_value=1000)
     min_score = forms.FloatField(required=False)
@@ -314,6 +315,7 @@ class _QueryForm(forms.Form):
             fusion=data.get("fusion") or "",
             hybrid=data.get("hybrid"),
             group=data.get("group") is not False,
+            collapse=data.get("collapse") or "",
             keyword_weight=data.get("keyword_weight"),
             rrf_k=data.get("rrf_k"),
             filters=SearchFilters(corpora=data["corpus"], kinds=data["kind"], created_from=data.get("created_from"),

@@ -22,7 +22,7 @@ PART_TYPES = tuple(PARTS)
 RESULT_FIELDS = ("id", "kind", "title", "score", "thumbnail_url", "width", "height", "snippet", "highlight",
                  "detail_url", "corpus", "created_at", "description", "specs", "specs_text", "external_id", "start_s", "end_s", "recording",
                  "audio_url", "parent", "page", "page_label", "span", "document_url", "video_url", "ocr_boxes", "also",
-                 "relevance", "explanation", "truncated")
+                 "duplicates", "relevance", "explanation", "truncated")
 
 
 @dataclass
@@ -88,6 +88,8 @@ class SearchQuery:
     fields: list[str] = field(default_factory=list)  # keep only these of each result (RESULT_FIELDS); empty: all
     # One result per document, video, recording or long text: its best matching part, the others in ``also``.
     group: bool = True
+    # Near duplicates shown once (`fusion.fused_collapse`): "same", "similar" or "none"; "": the configured default.
+    collapse: str = ""
     text: str = ""
     image: Image.Image | None = None
     image_name: str = ""
@@ -107,6 +109,9 @@ class SearchQuery:
         if self.keyword_weight is None:
             self.keyword_weight = settings.MULTIMODAL_KEYWORD_WEIGHT
         self.rrf_k = self.rrf_k or settings.MULTIMODAL_RRF_K
+        self.collapse = self.collapse or settings.MULTIMODAL_DEFAULT_COLLAPSE
+        if self.collapse not in fusion.COLLAPSE_LEVELS:
+            raise QueryError(f"collapse: '{self.collapse}' is not one of {', '.join(fusion.COLLAPSE_LEVELS)}")
 
     @property
     def keyword_text(self) -> str:
@@ -137,4 +142,5 @@ class SearchQuery:
             "top_k": self.top_k,
             "page": self.page,
             "group": self.group,
+            "collapse": self.collapse,
         }

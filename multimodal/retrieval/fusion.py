@@ -50,6 +50,8 @@ class Fused:
     score: float
     contributions: list[Contribution] = field(default_factory=list)
     also: list[int] = field(default_factory=list)  # further matches folded into this one (`fused_group`), best first
+    # Near duplicates folded into this one (`fused_collapse`), best first: (item id, "same" or "similar").
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
 
 
 def vector_sum(vectors: list[np.ndarray], weights: list[float]) -> tuple[np.ndarray, float]:
@@ -155,6 +157,35 @@ def fused_group(fused: list[Fused], group_of: dict[int, int]) -> list[Fused]:
         if best is not entry and best.score > 0 and entry.score >= ALSO_MIN_SHARE * best.score:
             best.also.append(entry.item_id)
     return list(kept.values())
+
+
+COLLAPSE_LEVELS = ("same", "similar", "none")
+
+
+def fused_collapse(fused: list[Fused], groups: dict[int, tuple[int | None, int | None]], level: str) -> list[Fused]:
+    """``fused`` (best first) with each near-duplicate group once: its best-ranked member, the others in its
+    ``duplicates`` with their level ("same" when they are copies of its picture, else "similar").
+
+    ``groups`` maps an item id to its (same-picture group, similar-shot group); ``level`` "same" folds copies
+    only, "similar" folds similar shots too, "none" nothing. An id without a group stands alone.
+    """
+    if level == "none":
+        return fused
+    kept: dict[tuple[str, int], Fused] = {}
+    out = []
+    for entry in fused:
+        same, similar = groups.get(entry.item_id, (None, None))
+        key = ("same", same) if level == "same" else ("similar", similar)
+        if key[1] is None:
+            out.append(entry)
+            continue
+        best = kept.setdefault(key, entry)
+        if best is entry:
+            out.append(entry)
+        else:
+            copies = same is not None and groups.get(best.item_id, (None, None))[0] == same
+            best.duplicates.append((entry.item_id, "same" if copies else "similar"))
+    return out
 
 
 def min_score_cut(fused: list[Fused], min_score: float | None) -> list[Fused]:

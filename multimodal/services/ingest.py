@@ -57,6 +57,7 @@ from ..readers.titles import part_title, text_title
 from ..retrieval import indexes
 from ..row_updates import rows_update
 from ..speech.segmenting import Passage
+from .duplicates import FINGERPRINT_FIELDS, duplicates_assign, fingerprint_fields
 from .embedding import EmbedInput, inputs_encode, item_vector_record, product_text
 from .vectors import vectors_write
 from .voice import recording_transcribe
@@ -77,7 +78,7 @@ CHILD_IMAGE_PX = 400
 DOCUMENT_EXTENSIONS = {"docx": ".docx", "pptx": ".pptx", "epub": ".epub"}
 # What ingesting a source again rewrites in its item (its identity, corpus and parent stay).
 ITEM_FIELDS_WRITTEN = ["kind", "title", "text", "content_hash", "source_name", "metadata", "file", "thumbnail",
-                       "updated_at"]
+                       *FINGERPRINT_FIELDS, "updated_at"]
 # What ingesting a parent again rewrites in each child it keeps.
 CHILD_FIELDS_WRITTEN = ["kind", "title", "text", "source_name", "start_s", "end_s", "page", "metadata", "thumbnail",
                         "updated_at"]
@@ -187,6 +188,7 @@ class _Decoded:
     children: list[_Child] = field(default_factory=list)
     external_id: str = ""
     metadata: dict = field(default_factory=dict)
+    fingerprint: dict = field(default_factory=dict)  # pictures' and product rows' (`services.duplicates`)
     warnings: list[str] = field(default_factory=list)  # what was changed on the way in, for people
     notices: list[str] = field(default_factory=list)  # warnings to give once per report (`IngestReport.notices_given`)
 
@@ -304,7 +306,7 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
             report.fail(entry.source, error)
         else:
             encoded.append((index, entry))
-    records = []
+    records, landed = [], []
     for (index, entry), saved in zip(encoded, _items_save(corpus=corpus, entries=[entry for _, entry in encoded])):
         if isinstance(saved, Exception):
             report.fail(entry.source, f"could not be saved ({saved})")
@@ -312,6 +314,7 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
         report.created += saved.created
         report.updated += not saved.created
         report.items[entry.source.key] = (saved.item.pk, saved.created)
+        landed.append(saved.item)
         for notice in entry.notices:
             if notice not in report.notices_given:
                 report.notices_given.add(notice)
@@ -327,6 +330,10 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
                                        vectors[(index, "child", number)])
                     for number, (child, child_entry) in enumerate(zip(saved.children, entry.children))]
     vectors_write(records)
+    written: dict[int, dict] = {}
+    for record in records:
+        written.setdefault(record.item_id, {})[record.modality] = record.vector
+    duplicates_assign(items=landed, vectors=written)
 
 
 def _decode(source: Source, *, corpus: Corpus, heartbeat: Heartbeat | None = None) -> _Decoded:
@@ -403,6 +410,7 @@ def _decode_image(source: Source, data: bytes, *, corpus: Corpus, content_hash: 
     entry = _Decoded(
         source=source, kind=Item.Kind.IMAGE, content_hash=content_hash, title=title, data=data, image=image,
         metadata={"source": source.name, "width": width, "height": height, "bytes": len(data)},
+        fingerprint=fingerprint_fields(kind=Item.Kind.IMAGE, image=image),
     )
     reused = _ocr_reuse(corpus=corpus, content_hash=content_hash)
     if reused is not None:
@@ -702,6 +710,8 @@ def _decode_row(source: Source) -> _Decoded:
         source=source, kind=Item.Kind.PRODUCT, content_hash=content_hash, external_id=row.external_id,
         title=title, data=data, image=image, text=description,
         encoder_text=product_text(title, description, specs, specs_text), metadata=metadata, warnings=warnings,
+        fingerprint=fingerprint_fields(kind=Item.Kind.PRODUCT, image=image, title=title, description=description,
+                                       specs=specs, specs_text=specs_text),
     )
 
 
@@ -793,6 +803,8 @@ def _items_write(*, corpus: Corpus, entries: list[_Decoded]) -> list[_Saved]:
             item.content_hash = entry.content_hash
             item.source_name = entry.source.name
             item.metadata = {**item.metadata, **entry.metadata}
+            for name, value in entry.fingerprint.items():
+                setattr(item, name, value)
             if entry.data:
                 _files_save(item=item, entry=entry, written=files_written)
             saved.append(_Saved(item=item, created=created))

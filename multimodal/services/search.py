@@ -92,6 +92,9 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     if query.group:
         fused = fusion.fused_group(fused, _parents_of([entry.item_id for entry in fused]))
     clock.lap("group", ran=query.group)
+    if query.collapse != "none":
+        fused = fusion.fused_collapse(fused, _duplicate_groups_of([entry.item_id for entry in fused]), query.collapse)
+    clock.lap("collapse", ran=query.collapse != "none")
     start = (query.page - 1) * query.top_k
     page = fused[start:start + query.top_k]
     judgements = {}
@@ -129,6 +132,12 @@ def _page_judge(page: list[fusion.Fused], result: _Searched, weights: list[float
 def _parents_of(item_ids: list[int]) -> dict[int, int]:
     """{part id: its parent's id} for the ids that are parts (pages, passages, scenes, segments)."""
     return dict(Item.objects.filter(pk__in=item_ids, parent__isnull=False).values_list("pk", "parent_id"))
+
+
+def _duplicate_groups_of(item_ids: list[int]) -> dict[int, tuple[int | None, int | None]]:
+    """{id: (same-picture group, similar-shot group)} for the ids that are in a group (`services.duplicates`)."""
+    rows = Item.objects.filter(pk__in=item_ids).exclude(same_group=None, similar_group=None)
+    return {pk: (same, similar) for pk, same, similar in rows.values_list("pk", "same_group", "similar_group")}
 
 
 @dataclass

@@ -6,6 +6,7 @@ operations and the shapes in `api_schemas`. Every error is ``{"error": "..."}`` 
 import logging
 import math
 from collections import defaultdict
+from typing import Literal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -19,12 +20,13 @@ from pydantic import ValidationError as PydanticValidationError
 from .. import store
 from ..encoders import EncoderLoadError
 from ..errors import UserInputError
-from ..models import IngestJob
+from ..models import Corpus, IngestJob
 from ..query.json_input import base64_decode, json_parse
 from ..query.parse import query_parse, unknown_names_message
 from ..query.parts import UPLOAD_TYPES
-from ..selectors import job_summary, search_response
+from ..selectors import duplicate_groups_summary, job_summary, search_response
 from ..services.background import BrokerUnavailable
+from ..services.duplicates import duplicate_group_resolve
 from ..services.jobs import job_cancel, job_create_from_uploads, job_retry_failed
 from . import api_schemas as schemas
 from .api_auth import PersonSession, PersonToken
@@ -292,6 +294,28 @@ def _job_get(pk: int) -> IngestJob:
     if job is None:
         raise HttpError(404, f"no job with id {pk}")
     return job
+
+
+@api.get("/duplicates", auth=STAFF, response={200: schemas.DuplicateGroups, 400: schemas.Error, **STAFF_ERRORS},
+         summary="Near-duplicate groups, biggest first")
+def duplicates(request, level: Literal["same", "similar"] = "same", corpus: str | None = None, limit: int = 50):
+    """``level`` same (copies of a picture or product row) or similar (other shots too); ``corpus`` a name."""
+    found = None
+    if corpus:
+        found = Corpus.objects.filter(name=corpus).first()
+        if found is None:
+            raise UserInputError(f"no corpus named '{corpus}'")
+    return duplicate_groups_summary(level=level, corpus=found, limit=max(1, min(limit, 500)))
+
+
+@api.post("/duplicates/resolve", auth=STAFF, response={200: schemas.DuplicatesDeleted, 400: schemas.Error,
+                                                         **STAFF_ERRORS},
+          summary="Keep some members of a near-duplicate group and delete the others")
+def duplicates_resolve(request, body: schemas.DuplicateResolve):
+    """Needs ``multimodal.delete_item``. The deleted items' vectors and files go too."""
+    if not request.user.has_perm("multimodal.delete_item"):
+        raise PermissionDenied("deleting items needs the permission 'multimodal.delete_item'")
+    return {"deleted": duplicate_group_resolve(level=body.level, key=body.group, keep=body.keep)}
 
 
 api.add_router("/saved-searches", saved_searches_router)

@@ -9,6 +9,7 @@ from ..query.parts import PARTS
 
 PartType = Literal[tuple(PARTS)]  # the registered part types (tests/query/test_registry.py checks the rest)
 Fusion = Literal["vector", "rrf", "weighted"]
+Collapse = Literal["same", "similar", "none"]
 Kind = Literal["image", "text", "product", "audio", "segment", "document", "page", "passage", "video", "scene"]
 
 
@@ -48,6 +49,11 @@ class SearchParams(Schema):
     hybrid: bool | None = Field(None, description="keyword channel; on by default when the query has text")
     group: bool | None = Field(None, description="one result per document, video, recording or long text (its best "
                                                  "matching part, the other matching parts in `also`); default true")
+    collapse: Collapse | None = Field(
+        None, description="near duplicates shown once, as their best-ranked member with the others in `duplicates`: "
+                          "same (copies of one picture or product row: resized, recompressed, cropped a little; the "
+                          "default, setting MULTIMODAL_DEFAULT_COLLAPSE), similar (also other shots of a scene: "
+                          "bursts, angles, exposures; rows about the same thing) or none")
     keyword_weight: float | None = None
     rrf_k: int | None = None
     min_score: float | None = None
@@ -125,6 +131,16 @@ class AlsoMatched(Schema):
     detail_url: str
 
 
+class Duplicate(Schema):
+    id: int
+    level: Literal["same", "similar"] = Field(description="same: a copy of the result's picture (or row); "
+                                                          "similar: another shot of the same scene")
+    kind: Kind
+    title: str
+    thumbnail_url: str | None
+    detail_url: str
+
+
 class Parent(Schema):
     id: int
     kind: Kind
@@ -164,6 +180,8 @@ class Result(Schema):
     video_url: str | None = Field(None, description="video scenes: the video, with #t=START")
     also: list[AlsoMatched] | None = Field(
         None, description="other parts of the same document, video, recording or text that matched, best first")
+    duplicates: list[Duplicate] | None = Field(
+        None, description="near duplicates of this result folded into it (see `collapse`), best-ranked first")
     ocr_boxes: list[list[str | float]] | None = Field(
         None, description="pictures and scanned pages: [word, left, top, width, height] (fractions of the picture) "
                           "of the query's words printed in it")
@@ -246,6 +264,41 @@ class Job(Schema):
 
 class JobRetried(Job):
     retried: int
+
+
+class DuplicateMember(Schema):
+    id: int
+    kind: Kind
+    title: str
+    corpus: str
+    external_id: str | None
+    width: int | None
+    height: int | None
+    thumbnail_url: str | None
+    detail_url: str
+
+
+class DuplicateGroup(Schema):
+    group: int = Field(description="the group's name (pass it to /api/duplicates/resolve)")
+    size: int
+    items: list[DuplicateMember] = Field(description="the one to keep first: the largest picture, then the oldest")
+
+
+class DuplicateGroups(Schema):
+    level: Literal["same", "similar"]
+    total: int = Field(description="groups of two items or more at this level")
+    groups: list[DuplicateGroup] = Field(description="biggest first")
+
+
+class DuplicateResolve(Schema):
+    level: Literal["same", "similar"]
+    group: int
+    keep: list[int] = Field(min_length=1, description="the members to keep; the others are deleted with their "
+                                                      "vectors and files")
+
+
+class DuplicatesDeleted(Schema):
+    deleted: int
 
 
 class SavedSearchIn(Schema):

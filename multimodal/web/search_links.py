@@ -17,8 +17,8 @@ from ..query.json_input import json_parse
 
 # What a search URL may hold: the query's parts, then filters and options (the order links are built in).
 QUERY_PARAMS = ("q", "text_weight", "parts", "item", "item_weight")
-FILTER_PARAMS = ("corpus", "kind", "created_from", "created_to", "fusion", "hybrid", "group", "keyword_weight",
-                 "min_score", "top_k")
+FILTER_PARAMS = ("corpus", "kind", "created_from", "created_to", "fusion", "hybrid", "group", "collapse",
+                 "keyword_weight", "min_score", "top_k")
 BACK_PARAM = "back"
 MAX_BACK_CHARS = 8000  # far past any search the page makes (a query's text is at most 1000 characters)
 LESS_LIKE_WEIGHT = -0.5  # "Less like this" demotes what resembles the item without outweighing the rest of the query

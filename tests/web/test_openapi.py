@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 ENDPOINTS = {
     ("/api/search", "get"), ("/api/search", "post"), ("/api/uploads", "post"),
     ("/api/jobs/{pk}", "get"), ("/api/jobs/{pk}/retry", "post"), ("/api/jobs/{pk}/cancel", "post"),
+    ("/api/duplicates", "get"), ("/api/duplicates/resolve", "post"),
     ("/api/saved-searches", "get"), ("/api/saved-searches", "post"), ("/api/saved-searches/{pk}", "get"),
     ("/api/saved-searches/{pk}", "delete"), ("/api/saved-searches/{pk}/new", "get"),
     ("/api/saved-searches/{pk}/seen", "post"),
@@ -104,6 +105,10 @@ def _trigger(client, settings, world, path: str, method: str, status: int):
     if status == 409 and path == "/api/jobs/{pk}/cancel":
         with _job_status(world["job"], "done"):
             return send(job_path, **bearer)
+    if status == 400 and path == "/api/duplicates":
+        return client.get(path, {"corpus": "no-such-corpus"}, **bearer)
+    if status == 400 and path == "/api/duplicates/resolve":
+        return client.post(path, {"level": "same", "group": 1, "keep": []}, content_type="application/json", **bearer)
     raise AssertionError(f"no way to trigger {status} for {method.upper()} {path}: add one")
 
 
