@@ -35,7 +35,7 @@ class OnnxClipEncoder:
                             run=lambda tokens: self._text.run(None, {"tokens": tokens.astype(np.int64)})[0])
 
     def encode_image(self, images: list[Image.Image]) -> np.ndarray:
-        pixels = pixels_prepare(images, self._prepare).numpy()
+        pixels = pixels_prepare(images, self._prepare)
         return l2_normalise(self._image.run(None, {"pixels": pixels})[0])
 
 

@@ -97,23 +97,14 @@ def export_ensure(spec: str, precision: str, *, device: str = "cpu", on_step=Non
     source = export_ensure(spec, "fp32", device=device, on_step=on_step) if precision != "fp32" else None
     started = time.perf_counter()
     model = model_load(spec)
-    text = TextTower(model)
     working = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(working, ignore_errors=True)
     working.mkdir(parents=True)
-    for tower in TOWERS:
-        if on_step:
-            on_step(f"{'exporting' if source is None else f'converting to {precision}:'} the {tower} tower of {spec}")
-        if source is None:
-            _tower_export(text if tower == "text" else model.visual, tower, working / f"{tower}.onnx", spec, model)
-        else:
-            _tower_convert(source / f"{tower}.onnx", working / f"{tower}.onnx", precision)
-    manifest = {
-        "key": export_key(spec, precision),
-        "preprocess": model.visual.preprocess_cfg,
-        "right_sized": text.right_sized,
-    }
-    manifest["agreement"], manifest["dim"] = _agreement(spec, model, text, working, manifest, device=device)
+    try:
+        manifest = _export_into(working, spec, precision, model, source, device=device, on_step=on_step)
+    except BaseException:
+        shutil.rmtree(working, ignore_errors=True)
+        raise
     manifest["export_s"] = round(time.perf_counter() - started, 2)
     (working / MANIFEST).write_text(json.dumps(manifest, indent=2))
     try:
@@ -124,6 +115,24 @@ def export_ensure(spec: str, precision: str, *, device: str = "cpu", on_step=Non
         if stale != folder and ".tmp-" not in stale.name:
             shutil.rmtree(stale, ignore_errors=True)
     return folder
+
+
+def _export_into(working: Path, spec: str, precision: str, model, source: Path | None, *, device: str,
+                 on_step) -> dict:
+    """Write both towers into ``working`` (exported from ``model``, or converted from the fp32 files in
+    ``source``) and measure them; returns the manifest."""
+    text = TextTower(model)
+    for tower in TOWERS:
+        if on_step:
+            on_step(f"{'exporting' if source is None else f'converting to {precision}:'} the {tower} tower of {spec}")
+        if source is None:
+            _tower_export(text if tower == "text" else model.visual, tower, working / f"{tower}.onnx", spec, model)
+        else:
+            _tower_convert(source / f"{tower}.onnx", working / f"{tower}.onnx", precision)
+    manifest = {"key": export_key(spec, precision), "preprocess": model.visual.preprocess_cfg,
+                "right_sized": text.right_sized}
+    manifest["agreement"], manifest["dim"] = _agreement(spec, model, text, working, manifest, device=device)
+    return manifest
 
 
 def _tower_export(tower: torch.nn.Module, name: str, path: Path, spec: str, model: torch.nn.Module) -> None:
@@ -188,11 +197,11 @@ def _agreement(spec: str, model, text: TextTower, folder: Path, manifest: dict, 
         reference_text = texts_encode(PROBE_TEXTS, tokenizer=tokenizer, right_sized=text.right_sized,
                                       dim=_dim(model, tokenizer),
                                       run=lambda tokens: text(torch.from_numpy(tokens)).float().numpy())
-        reference_image = l2_normalise(model.visual(pixels_prepare(images, prepare)).float().numpy())
+        reference_image = l2_normalise(model.visual(torch.from_numpy(pixels_prepare(images, prepare))).float().numpy())
     exported_text = texts_encode(PROBE_TEXTS, tokenizer=tokenizer, right_sized=text.right_sized,
                                  dim=reference_text.shape[1],
                                  run=lambda tokens: sessions["text"].run(None, {"tokens": tokens.astype(np.int64)})[0])
-    exported_image = l2_normalise(sessions["image"].run(None, {"pixels": pixels_prepare(images, prepare).numpy()})[0])
+    exported_image = l2_normalise(sessions["image"].run(None, {"pixels": pixels_prepare(images, prepare)})[0])
     cosines = {"text": (reference_text * exported_text).sum(axis=1),
                "image": (reference_image * exported_image).sum(axis=1)}
     return ({tower: {"mean": float(values.mean()), "min": float(values.min())} for tower, values in cosines.items()},
