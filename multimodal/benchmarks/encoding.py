@@ -66,21 +66,22 @@ def benchmark_jpegs(count: int, side: int, seed: int = 0) -> list[bytes]:
     return files
 
 
-def _runner(connection, spec: str, runtime: str, precision: str, overrides: dict) -> None:
-    """A runtime's process: load the encoder, then answer the parent's commands until it says stop.
-    ``overrides``: the parent's encoder settings (they may not come from the environment)."""
+def _runner(connection, spec: str, runtime: str, precision: str, overrides: dict, export_only: bool = False) -> None:
+    """A runtime's process: load the encoder, then answer the parent's commands until it says stop (with
+    ``export_only``: make the ONNX export if it is missing, and end). ``overrides``: the parent's encoder
+    settings (they may not come from the environment)."""
     import django
 
     django.setup()
     for name, value in overrides.items():
         setattr(settings, name, value)
     try:
-        _serve(connection, spec, runtime, precision)
+        _serve(connection, spec, runtime, precision, export_only)
     except Exception as exc:  # the parent reports it; a silent dead process would leave it waiting
         connection.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def _serve(connection, spec: str, runtime: str, precision: str) -> None:
+def _serve(connection, spec: str, runtime: str, precision: str, export_only: bool) -> None:
     from .. import encoders
     from ..readers.imaging import image_open
 
@@ -89,15 +90,14 @@ def _serve(connection, spec: str, runtime: str, precision: str) -> None:
     from ..encoders.onnx_export import export_ensure
 
     started = time.perf_counter()
-    export_s = 0.0
-    if runtime == "onnx":
+    if export_only:
         export_ensure(spec, precision, device=settings.MULTIMODAL_DEVICE,
                       on_step=lambda message: connection.send(("step", message)))
-        export_s = time.perf_counter() - started
-    started = time.perf_counter()
+        connection.send(("done", time.perf_counter() - started))
+        return
     encoder = encoders.encoder_build(spec, runtime=runtime, precision=precision)
     load_s = time.perf_counter() - started
-    connection.send(("loaded", {"load_s": load_s, "export_s": export_s, "name": encoder.name,
+    connection.send(("loaded", {"load_s": load_s, "name": encoder.name,
                                 "agreement": encoders.runtime_of(encoder).agreement}))
     images = []
     parent = os.getppid()
@@ -140,6 +140,14 @@ class _Runtime:
     connection: object
     loaded: dict
 
+    @classmethod
+    def start(cls, context, spec: str, runtime: str, precision: str, overrides: dict, export_only: bool = False):
+        parent, child = context.Pipe()
+        process = context.Process(target=_runner, args=(child, spec, runtime, precision, overrides, export_only),
+                                  daemon=True)
+        process.start()
+        return cls(runtime, precision, process, parent, {})
+
     @property
     def label(self) -> str:
         return f"{self.runtime} {self.precision}"
@@ -181,13 +189,16 @@ def encode_benchmark(*, spec: str, runtimes: list[tuple[str, str]], texts: int, 
     load_before = os.getloadavg()[0]
     try:
         for runtime, precision in runtimes:  # one at a time: loads do not share the cores
+            export_s = 0.0
+            if runtime == "onnx":  # in a process of its own, so its memory is not the runtime's
+                step(f"{runtime} {precision}: checking its export")
+                exporter = _Runtime.start(context, spec, runtime, precision, overrides, export_only=True)
+                export_s = exporter.answer(on_step=step)
+                exporter.process.join(timeout=60)
             step(f"loading {runtime} {precision}")
-            parent, child = context.Pipe()
-            process = context.Process(target=_runner, args=(child, spec, runtime, precision, overrides), daemon=True)
-            process.start()
-            entry = _Runtime(runtime, precision, process, parent, {})
+            entry = _Runtime.start(context, spec, runtime, precision, overrides)
             running.append(entry)
-            entry.loaded = entry.answer(on_step=step)
+            entry.loaded = {**entry.answer(on_step=step), "export_s": export_s}
             entry.ask("images_decode", jpegs)
         seconds = {entry.label: {"texts": [], "images": []} for entry in running}
         vectors = {entry.label: {} for entry in running}

@@ -142,15 +142,15 @@ def preprocess_make(preprocess_cfg: dict) -> Callable[[Image.Image], np.ndarray]
     arithmetic, without torch's thread pool, which on a busy machine spends ~60 ms an image waking threads
     for 0.6 ms of work.
     """
-    transform = image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False)
+    config = PreprocessCfg(**preprocess_cfg)
+    transform = image_transform_v2(config, is_train=False)
     if [type(step).__name__ for step in transform.transforms[-2:]] != ["MaybeToTensor", "Normalize"]:
         raise EncoderLoadError(f"open_clip's transform changed shape (ends {transform.transforms[-2:]}): "
                                f"update preprocess_make")
     pillow_steps = transforms.Compose(transform.transforms[:-2])
-    mean = np.asarray(preprocess_cfg["mean"], dtype=np.float32)[:, None, None]
-    std = np.asarray(preprocess_cfg["std"], dtype=np.float32)[:, None, None]
-    size = preprocess_cfg["size"]
-    height, width = (size, size) if isinstance(size, int) else size
+    mean = np.asarray(config.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(config.std, dtype=np.float32)[:, None, None]
+    height, width = (config.size, config.size) if isinstance(config.size, int) else config.size
 
     def prepare(image: Image.Image) -> np.ndarray:
         image = image if image.mode == "RGB" else image.convert("RGB")
