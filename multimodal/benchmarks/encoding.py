@@ -132,6 +132,12 @@ def _serve(connection, spec: str, runtime: str, precision: str, export_only: boo
             connection.send(("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
+def _exported(spec: str, precision: str) -> bool:
+    from ..encoders.onnx_export import MANIFEST, export_folder
+
+    return (export_folder(spec, precision) / MANIFEST).exists()
+
+
 @dataclass
 class _Runtime:
     runtime: str
@@ -190,8 +196,9 @@ def encode_benchmark(*, spec: str, runtimes: list[tuple[str, str]], texts: int, 
     try:
         for runtime, precision in runtimes:  # one at a time: loads do not share the cores
             export_s = 0.0
-            if runtime == "onnx":  # in a process of its own, so its memory is not the runtime's
-                step(f"{runtime} {precision}: checking its export")
+            # A missing export is made in a process of its own: its memory and time are not the runtime's.
+            if runtime == "onnx" and not _exported(spec, precision):
+                step(f"{runtime} {precision}: exporting")
                 exporter = _Runtime.start(context, spec, runtime, precision, overrides, export_only=True)
                 export_s = exporter.answer(on_step=step)
                 exporter.process.join(timeout=60)
