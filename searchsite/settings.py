@@ -236,6 +236,15 @@ MULTIMODAL_ENCODE_BATCH_SIZE = env_int("MULTIMODAL_ENCODE_BATCH_SIZE", 32)
 # A web process (the WSGI/ASGI app, runserver) loads the encoder and the speech model in the
 # background as it starts, so the first search does not wait for them; commands never do.
 MULTIMODAL_PRELOAD_MODELS = env_bool("MULTIMODAL_PRELOAD_MODELS", True)
+# What runs the encoder: torch (the reference, fp32) or onnx (ONNX Runtime; the towers are exported once
+# into MULTIMODAL_ENCODER_CACHE_DIR) at fp32, int8 (dynamic quantisation) or fp16 (GPU only).
+MULTIMODAL_ENCODER_RUNTIME = os.environ.get("MULTIMODAL_ENCODER_RUNTIME", "torch")
+MULTIMODAL_ENCODER_PRECISION = os.environ.get("MULTIMODAL_ENCODER_PRECISION", "fp32")
+MULTIMODAL_ENCODER_CACHE_DIR = Path(os.environ.get("MULTIMODAL_ENCODER_CACHE_DIR", DATA_DIR / "encoders"))
+MULTIMODAL_ENCODER_THREADS = env_int("MULTIMODAL_ENCODER_THREADS", 0)  # 0: the physical cores this process may use
+# A collection records the runtime that built it; another runtime's vectors may join it (and its queries
+# search it) only when the two agree to at least this cosine on the probe inputs.
+MULTIMODAL_ENCODER_AGREEMENT_MIN = float(os.environ.get("MULTIMODAL_ENCODER_AGREEMENT_MIN") or 0.98)
 
 # --- Speech (voice queries and searchable audio) ---
 # A faster-whisper size name (tiny.en, base, small, ...), a model repo id or a local CTranslate2

@@ -15,6 +15,10 @@ so a query is always adapted exactly as the vectors it meets: never one without 
   that may be searched: the live one, the previous one (what a rollback returns to) and any still
   building, so a switch never loses items ingested while a build ran.
 
+The base collection records the runtime and precision of the encoder that created it (torch fp32, onnx
+int8, ...). Every index of a process is checked against that record on first use (`checked_encoder`): a
+runtime whose vectors do not agree closely enough with the recorded one may neither write nor query there.
+
 Loaded adapter weights are cached per process by file (a trained adapter's file never changes).
 """
 from __future__ import annotations
@@ -92,13 +96,24 @@ class Route:
     corpus_ids: list[int] | None
 
 
-def base_index() -> SearchIndex:
+def checked_encoder() -> tuple[encoders.Encoder, store.VectorCollection]:
+    """The configured encoder and its base collection, once the collection's recorded runtime (if it
+    exists yet) is known to agree with the encoder's. Raises EncoderRuntimeMismatch."""
     encoder = encoders.get()
-    return SearchIndex(encoder=encoder, collection=store.collection_for(encoder))
+    collection = store.collection_for(encoder, record=encoders.runtime_of(encoder).record())
+    recorded = collection.record()
+    if recorded is not None:
+        encoders.runtime_check(encoder, recorded, collection.name)
+    return encoder, collection
+
+
+def base_index() -> SearchIndex:
+    encoder, collection = checked_encoder()
+    return SearchIndex(encoder=encoder, collection=collection)
 
 
 def build_index(build: IndexBuild) -> SearchIndex:
-    encoder = encoders.get()
+    encoder = checked_encoder()[0]  # a build holds the base collection's vectors, adapted
     if build.encoder_name != encoder.name:
         raise ValueError(f"index build {build.pk} was made for {build.encoder_name}, not {encoder.name}")
     return SearchIndex(

@@ -44,14 +44,15 @@ def collection_name(encoder_name: str, dim: int, variant: str = "") -> str:
     return f"{settings.MILVUS_COLLECTION_PREFIX}_{slug}_{dim}d_{digest}_v{SCHEMA_VERSION}{suffix}"
 
 
-def collection(name: str, dim: int | None = None) -> VectorCollection:
-    """The collection called ``name``; give ``dim`` to create it on first write (None: read, clear or drop only)."""
-    return VectorCollection(name, dim)
+def collection(name: str, dim: int | None = None, record: dict | None = None) -> VectorCollection:
+    """The collection called ``name``; give ``dim`` to create it on first write (None: read, clear or drop only),
+    and ``record`` to keep with it when it is created (read back with ``.record()``)."""
+    return VectorCollection(name, dim, record)
 
 
-def collection_for(encoder) -> VectorCollection:
-    """The collection that holds (and is searched with) vectors from ``encoder``."""
-    return collection(collection_name(encoder.name, encoder.dim), encoder.dim)
+def collection_for(encoder, record: dict | None = None) -> VectorCollection:
+    """The collection that holds (and is searched with) vectors from ``encoder``; ``record``: what made them."""
+    return collection(collection_name(encoder.name, encoder.dim), encoder.dim, record)
 
 
 def collections_with_prefix(prefix: str | None = None) -> list[VectorCollection]:

@@ -13,6 +13,7 @@ anywhere), which waits up to one time tick (~0.2 s) and so is kept off the searc
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import threading
@@ -34,10 +35,12 @@ READ_CONSISTENCY = "Session"
 COUNT_CONSISTENCY = "Strong"
 _EVERYTHING = f"pk >= {-2 ** 62}"  # a filter every row passes (Milvus wants one for deletes and limited queries)
 
-# Collections known to exist (and be loaded), by (engine URI, name), with their dimension: `ensure`
-# asks the engine once per process.
-_ensured: dict[tuple[str, str], int] = {}
+# Collections known to exist (and be loaded), by (engine URI, name), with their dimension and the record
+# they were created with: `ensure` asks the engine once per process.
+_ensured: dict[tuple[str, str], tuple[int, dict]] = {}
 _ensured_lock = threading.Lock()
+# The collection property that holds its record (JSON): what made its vectors (see `MilvusCollection.record`).
+RECORD_PROPERTY = "multimodal.record"
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,13 @@ class MilvusCollection:
     """The vectors one encoder (or one adapter build) produced, with the scalar fields searches filter on.
 
     Made by `multimodal.store.collection`; ``dim`` is None for a collection only read, cleared or dropped.
+    ``record`` is kept with the collection when it is created here (what made its vectors; see `record`).
     """
 
-    def __init__(self, name: str, dim: int | None = None):
+    def __init__(self, name: str, dim: int | None = None, record: dict | None = None):
         self.name = name
         self.dim = dim
+        self._record = record or {}
 
     def _known(self) -> tuple[str, str]:
         return str(settings.MILVUS_URI), self.name
@@ -142,9 +147,11 @@ class MilvusCollection:
         if not milvus.has_collection(self.name):
             return False
         dim = self.describe()["dim"]
+        properties = milvus.describe_collection(self.name).get("properties") or {}
+        record = json.loads(properties.get(RECORD_PROPERTY) or "{}")
         milvus.load_collection(self.name)  # returns once loaded; a no-op when it already is
         with _ensured_lock:
-            _ensured[self._known()] = dim
+            _ensured[self._known()] = (dim, record)
         return True
 
     @_engine_errors
@@ -155,8 +162,8 @@ class MilvusCollection:
                 raise StoreError(f"collection {self.name} was opened without a dimension and cannot be created")
             self._create(engines.client())
             with _ensured_lock:
-                _ensured[self._known()] = self.dim
-        known_dim = _ensured[self._known()]
+                _ensured[self._known()] = (self.dim, self._record)
+        known_dim = _ensured[self._known()][0]
         if self.dim is not None and known_dim != self.dim:
             raise StoreError(f"collection {self.name} holds {known_dim}-d vectors, not {self.dim}-d")
 
@@ -175,7 +182,14 @@ class MilvusCollection:
         index_params = milvus.prepare_index_params()
         index_params.add_index(field_name="vector", index_type=spec.index_type, metric_type="COSINE",
                                params=spec.build_params)
-        milvus.create_collection(self.name, schema=schema, index_params=index_params)
+        milvus.create_collection(self.name, schema=schema, index_params=index_params,
+                                 properties={RECORD_PROPERTY: json.dumps(self._record)})
+
+    @_engine_errors
+    def record(self) -> dict | None:
+        """What the collection was created with (the ``record`` given then; {} for one created without),
+        or None when it does not exist yet (it will be created with this handle's record)."""
+        return _ensured[self._known()][1] if self._loaded() else None
 
     @_engine_errors
     def describe(self) -> dict:

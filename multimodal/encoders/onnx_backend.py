@@ -1,0 +1,49 @@
+"""open_clip models run in ONNX Runtime, at fp32, int8 (dynamic quantisation) or fp16 (on a GPU).
+
+The towers come from `onnx_export` (exported once, then loaded from the cache without building the
+PyTorch model); tokenising and preprocessing are the PyTorch encoder's own, so the two runtimes see
+the same inputs. ``runtime`` carries the export's measured agreement with PyTorch fp32.
+"""
+import numpy as np
+from PIL import Image
+
+from .base import EncoderLoadError, l2_normalise
+from .onnx_export import export_ensure, manifest_read, session_open
+from .open_clip_backend import pixels_prepare, preprocess_make, texts_encode, tokenizer_load
+from .runtime import RuntimeStamp
+
+
+class OnnxClipEncoder:
+    def __init__(self, spec: str, *, precision: str = "fp32", device: str = "cpu", on_step=None):
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise EncoderLoadError("precision fp16 runs on a GPU (MULTIMODAL_DEVICE=cuda); on a CPU use fp32 or int8")
+        folder = export_ensure(spec, precision, device=device, on_step=on_step)
+        manifest = manifest_read(folder)
+        self._text = export_session(folder, "text", device)
+        self._image = export_session(folder, "image", device)
+        self._tokenizer = tokenizer_load(spec)
+        self._prepare = preprocess_make(manifest["preprocess"])
+        self._right_sized = bool(manifest["right_sized"])
+        self.name = f"open_clip:{spec}"
+        self.dim = int(manifest["dim"])
+        self.agreement = manifest["agreement"]
+        self.runtime = RuntimeStamp(runtime="onnx", precision=precision,
+                                    agreement=min(tower["min"] for tower in self.agreement.values()))
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        return texts_encode(texts, tokenizer=self._tokenizer, right_sized=self._right_sized, dim=self.dim,
+                            run=lambda tokens: self._text.run(None, {"tokens": tokens.astype(np.int64)})[0])
+
+    def encode_image(self, images: list[Image.Image]) -> np.ndarray:
+        pixels = pixels_prepare(images, self._prepare)
+        return l2_normalise(self._image.run(None, {"pixels": pixels})[0])
+
+
+def export_session(folder, tower: str, device: str):
+    try:
+        return session_open(folder / f"{tower}.onnx", device=device)
+    except EncoderLoadError:
+        raise
+    except Exception as exc:  # a damaged cache file: say which, so it can be deleted
+        raise EncoderLoadError(f"could not open the ONNX export {folder / tower}.onnx: {exc}; delete {folder} "
+                               f"to export it again") from exc
