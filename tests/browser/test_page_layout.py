@@ -7,7 +7,8 @@ from .conftest import page_open, picture, screenshot, search_ready
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-# Twelve red pictures of six shapes (landscape, portrait, panorama, square): the gallery must fit them all.
+# Twelve red pictures of six shapes (landscape, portrait, panorama, square): the gallery must fit them all. Drawn
+# alike, they are near duplicates of each other, so the pages ask to show every copy (collapse=none).
 SHAPES = [(320, 240), (240, 320), (400, 200), (300, 300), (320, 180), (200, 300)]
 
 
@@ -44,7 +45,8 @@ def rows_of(boxes: list[dict]) -> list[list[dict]]:
 def gallery_ready(page, path: str):
     search_ready(page, path)
     page.wait_for_selector("body[data-density]", state="attached")
-    page.wait_for_function("() => [...document.querySelectorAll('.gallery img')].every((image) => image.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('.gallery > .card .thumb img')]"
+                           ".every((image) => image.complete)")
 
 
 def test_on_a_phone_the_text_box_is_wide_the_filters_fold_and_nothing_scrolls_sideways(browser, live_server, site):
@@ -89,7 +91,7 @@ def test_on_a_wide_screen_the_filters_show_without_a_fold(page, site):
 
 def test_pictures_form_a_justified_gallery_whose_size_a_person_chooses(page, pictures):
     page.set_viewport_size({"width": 1366, "height": 900})
-    gallery_ready(page, "/?q=red&top_k=20")
+    gallery_ready(page, "/?q=red&top_k=20&collapse=none")
     rows = rows_of(tile_boxes(page))
     assert len(rows[0]) >= 4, f"the first row holds {len(rows[0])} pictures"
     full_rows = [row for row in rows if not row[0]["last"]]
@@ -131,7 +133,7 @@ def test_pictures_form_a_justified_gallery_whose_size_a_person_chooses(page, pic
 
 def test_show_more_results_appends_the_next_page_in_place(page, pictures):
     page.set_viewport_size({"width": 1366, "height": 900})
-    gallery_ready(page, "/?q=red&top_k=6")
+    gallery_ready(page, "/?q=red&top_k=6&collapse=none")
     first_page = page.locator(".results .card").evaluate_all("cards => cards.map((card) => card.querySelector('h3').id)")
     url = page.url
     page.locator(".load-more").click()
