@@ -45,7 +45,9 @@ def rows_of(boxes: list[dict]) -> list[list[dict]]:
 def gallery_ready(page, path: str):
     search_ready(page, path)
     page.wait_for_selector("body[data-density]", state="attached")
+    # Tiles are laid out from the pictures' sizes; the ones on screen are waited for (the rest load lazily).
     page.wait_for_function("() => [...document.querySelectorAll('.gallery > .card .thumb img')]"
+                           ".filter((image) => image.getBoundingClientRect().top < innerHeight)"
                            ".every((image) => image.complete)")
 
 
