@@ -25,6 +25,10 @@ def _images() -> list[Image.Image]:
     sizes = [(40, 30), (30, 40), (1000, 700), (96, 96)]  # (1000, 700): reduced before the resize
     return [Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)) for width, height in sizes]
 
+# Every test here is a database test, so pytest-django keeps them together and the module's export (~15 s) is
+# made once; with one database test among plain ones it ran apart, and the export was made twice.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture(scope="module")
 def export_cache(tmp_path_factory):
@@ -108,7 +112,6 @@ def _texts_ingest(tmp_path, corpus: str, texts: dict[str, str]) -> str:
     return out.getvalue()
 
 
-@pytest.mark.django_db
 def test_a_collection_refuses_a_runtime_that_disagrees_and_search_runs_on_onnx(onnx_settings, client, tmp_path):
     onnx_settings.MULTIMODAL_ENCODER_RUNTIME, onnx_settings.MULTIMODAL_ENCODER_PRECISION = "onnx", "int8"
     _texts_ingest(tmp_path, "shop", {"bike": "a red bicycle against a brick wall", "cat": "a sleeping cat on a sofa"})
