@@ -49,19 +49,12 @@ def benchmark_jpegs(count: int, side: int, seed: int = 0) -> list[bytes]:
     """Photo-like JPEG files (smooth colour fields with edges and noise), each different."""
     import io
 
-    from PIL import Image
+    from ..encoders.onnx_export import photo_like_pictures
 
-    rng = np.random.default_rng(seed)
-    axis = np.linspace(0, 1, side, dtype=np.float32)
     files = []
-    for _ in range(count):
-        slope = rng.uniform(-150, 150, (2, 3)).astype(np.float32)
-        field = rng.uniform(0, 255, 3) + axis[:, None, None] * slope[0] + axis[None, :, None] * slope[1]
-        top, left = rng.integers(0, side // 2, 2)
-        field[top:top + side // 3, left:left + side // 4] = rng.uniform(0, 255, 3)
+    for picture in photo_like_pictures(count, side, seed=seed):
         buffer = io.BytesIO()
-        Image.fromarray(np.clip(field + rng.normal(0, 10, field.shape), 0, 255).astype(np.uint8)).save(
-            buffer, format="JPEG", quality=88)
+        picture.save(buffer, format="JPEG", quality=88)
         files.append(buffer.getvalue())
     return files
 

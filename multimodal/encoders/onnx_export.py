@@ -172,9 +172,14 @@ def _tower_convert(source: Path, target: Path, precision: str) -> None:
 
 
 def probe_images(size: int, count: int = PROBE_IMAGES) -> list[Image.Image]:
-    """Seeded photo-like pictures (smooth colour fields with edges and noise), a little larger than the model reads."""
-    rng = np.random.default_rng(7)
-    side = int(size * 1.5)
+    """Seeded photo-like pictures, a little larger than the model reads."""
+    return photo_like_pictures(count, int(size * 1.5), seed=7)
+
+
+def photo_like_pictures(count: int, side: int, *, seed: int) -> list[Image.Image]:
+    """``count`` different ``side``-pixel squares like photos (smooth colour fields with edges and noise), the same
+    for the same seed: export probes here, the encode benchmark's inputs."""
+    rng = np.random.default_rng(seed)
     axis = np.linspace(0, 1, side, dtype=np.float32)
     images = []
     for _ in range(count):

@@ -3,8 +3,8 @@ from contextlib import ExitStack
 from django.core.management.base import BaseCommand, CommandError
 
 from ... import store
-from ...models import Corpus
 from ...services.store_sync import SHOWN_IDS, store_check
+from ..corpora import corpora_named
 from ..progress import progress_bar
 
 
@@ -26,12 +26,7 @@ class Command(BaseCommand):
                                  "corpora are found only without it")
 
     def handle(self, *args, repair, corpus, **options):
-        corpora = None
-        if corpus:
-            corpora = list(Corpus.objects.filter(name__in=corpus))
-            unknown = sorted(set(corpus) - {found.name for found in corpora})
-            if unknown:
-                raise CommandError(f"no corpus named {', '.join(repr(name) for name in unknown)}")
+        corpora = corpora_named(corpus)
         with ExitStack() as bars:
             current = {}
 

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from ... import store
-from ...models import Corpus
 from ...services.duplicates import duplicate_groups, duplicates_find
+from ..corpora import corpora_named
 from ..progress import progress_bar
 
 
@@ -21,12 +21,7 @@ class Command(BaseCommand):
                             help="fingerprint and group every picture and row again (after changing the thresholds)")
 
     def handle(self, *args, corpus, recompute, **options):
-        corpora = None
-        if corpus:
-            corpora = list(Corpus.objects.filter(name__in=corpus))
-            unknown = sorted(set(corpus) - {found.name for found in corpora})
-            if unknown:
-                raise CommandError(f"no corpus named {', '.join(repr(name) for name in unknown)}")
+        corpora = corpora_named(corpus)
         with progress_bar(description="fingerprint and group", stream=self.stderr) as update:
             try:
                 processed = duplicates_find(corpora=corpora, recompute=recompute,
