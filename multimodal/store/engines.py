@@ -56,6 +56,11 @@ class Engine:
         """Stop the engine if the product runs it; False when there was nothing to stop."""
         return False
 
+    def incarnation(self) -> str | None:
+        """Which start of the engine answers now, when the product can tell (a local server it runs);
+        a collection loaded by another start must be opened again (see `MilvusCollection`)."""
+        return None
+
     def unavailable(self, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"the vector store ({self.name} at {self.uri}) failed: {_first_line(exc)}",
                                 engine=self.name)
@@ -140,6 +145,9 @@ class LocalEngine(Engine):
     def gone(self) -> bool:
         return self.server.state() is None
 
+    def incarnation(self) -> str | None:
+        return self.server.incarnation()
+
     def stop(self) -> bool:
         return self.server.stop()
 
@@ -171,21 +179,29 @@ def current() -> Engine:
     return engine_for(str(settings.MILVUS_URI))
 
 
-_clients: dict[str, object] = {}
+# The open client per engine URI, with the engine's incarnation it was opened against.
+_clients: dict[str, tuple[object, str | None]] = {}
 _clients_lock = threading.RLock()
 
 
 def client():
-    """The process-wide pymilvus client for the configured engine (connecting, or starting it, once)."""
+    """The process-wide pymilvus client for the configured engine (connecting, or starting it, once).
+
+    A local server that another process restarted since (on other ports, maybe) gets a new client.
+    """
     from pymilvus import MilvusClient
 
     uri = str(settings.MILVUS_URI)
+    engine = engine_for(uri)
+    incarnation = engine.incarnation()
     with _clients_lock:
+        if uri in _clients and incarnation is not None and _clients[uri][1] not in (None, incarnation):
+            client_forget(uri)
         if uri not in _clients:
-            engine = engine_for(uri)
             with translated(engine):
-                _clients[uri] = MilvusClient(uri=engine.address(), token=settings.MILVUS_TOKEN or "")
-        return _clients[uri]
+                address = engine.address()  # may start the server: ask which start answers after that
+                _clients[uri] = (MilvusClient(uri=address, token=settings.MILVUS_TOKEN or ""), engine.incarnation())
+        return _clients[uri][0]
 
 
 def client_forget(uri: str) -> None:
@@ -194,7 +210,7 @@ def client_forget(uri: str) -> None:
         stale = _clients.pop(uri, None)
     if stale is not None:
         try:
-            stale.close()
+            stale[0].close()
         except Exception:  # it is broken already; closing is a courtesy
             pass
 
@@ -202,7 +218,7 @@ def client_forget(uri: str) -> None:
 def close_all() -> None:
     """Close every open client (tests switch data folders; Lite releases its lock here)."""
     with _clients_lock:
-        for open_client in _clients.values():
+        for open_client, _ in _clients.values():
             open_client.close()
         _clients.clear()
 

@@ -39,6 +39,10 @@ START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0
 
 
+# The last state file read per data folder: (its mtime in ns, "pid:started_at").
+_incarnations: dict[Path, tuple[int, str]] = {}
+
+
 class LocalServerError(RuntimeError):
     """The local server could not be started or stopped; the message says why and where to look."""
 
@@ -71,6 +75,24 @@ class LocalServer:
         except (OSError, ValueError, TypeError):
             return None
         return recorded if self._is_ours(recorded.pid) else None
+
+    def incarnation(self) -> str | None:
+        """Which start of the server is recorded now ("pid:started_at"), None when none is: cheap enough
+        to ask before every store call (one stat; the file is read again only when it changed)."""
+        path = self.data_dir / STATE_FILE
+        try:
+            changed = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = _incarnations.get(path)
+        if cached is None or cached[0] != changed:
+            try:
+                recorded = json.loads(path.read_text())
+                cached = (changed, f"{recorded['pid']}:{recorded['started_at']}")
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+            _incarnations[path] = cached
+        return cached[1]
 
     def running(self) -> ServerState | None:
         """The server's state when it is up and answering health checks."""
