@@ -6,7 +6,8 @@ keyed by (corpus, content hash), or by (corpus, external id) for table rows that
 ingesting the same source again updates its item and overwrites its vectors instead of adding new
 ones. Saving together means a batch costs a few statements however many rows it has (one lookup,
 one insert, one round of updates); a batch the database refuses is saved again one item at a time,
-so a source whose save fails still fails alone.
+so a source whose save fails still fails alone. Batch after batch (`batches_ingest`), the model encodes
+one batch in a thread of its own while the next is decoded and the last saved.
 
 Stored text is bounded: a text file's or a product's text keeps ``MULTIMODAL_MAX_TEXT_CHARS``
 characters, a title ``TITLE_MAX_CHARS``; what was cut is said in the report's ``warnings`` (the
@@ -32,10 +33,11 @@ import json
 import logging
 import math
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Hashable, Iterable
+from typing import Callable, Hashable, Iterable, TypeVar
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -63,6 +65,7 @@ from .vectors import vectors_write
 from .voice import recording_transcribe
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TITLE_MAX_CHARS = 200
 # Said once per report (per job batch) rather than on every picture.
@@ -265,10 +268,14 @@ def items_ingest(
     """Ingest ``sources`` into ``corpus`` in batches and flush; each lands as an item or is a failure."""
     batch_size = batch_size or settings.MULTIMODAL_ENCODE_BATCH_SIZE
     report = IngestReport()
-    for start in range(0, len(sources), batch_size):
-        sources_ingest_batch(corpus=corpus, sources=sources[start:start + batch_size], report=report)
+
+    def saved(start: int, _report: IngestReport) -> None:
         if on_progress:
             on_progress(min(start + batch_size, len(sources)), report)
+
+    batches_ingest(corpus=corpus, batches=range(0, len(sources), batch_size),
+                   sources_of=lambda start: sources[start:start + batch_size], report_of=lambda start: report,
+                   on_saved=saved)
     indexes.indexes_flush([corpus.pk])
     return report
 
@@ -282,6 +289,77 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
     callers flush once after their last batch.
     """
     encoder = encoders.get()
+    batch = _batch_decode(corpus=corpus, sources=sources, report=report, heartbeat=heartbeat)
+    _batch_save(corpus=corpus, batch=batch, encoded=_batch_encode(batch, encoder, encode_batch_size), report=report)
+
+
+def batches_ingest(*, corpus: Corpus, batches: Iterable[T], sources_of: Callable[[T], list[Source]],
+                   report_of: Callable[[T], IngestReport], on_saved: Callable[[T, IngestReport], None],
+                   alone: Callable[[T], bool] = lambda batch: False, heartbeat: Heartbeat | None = None,
+                   encode_batch_size: int | None = None) -> None:
+    """`sources_ingest_batch` for each of ``batches``, each batch encoded while the next is read and decoded.
+
+    The model runs in a thread of its own (ONNX Runtime and PyTorch let go of the interpreter while
+    they compute), one batch at a time: while it encodes batch N, this thread saves batch N-1 and reads
+    and decodes batch N+1, so the model waits for neither. At most two batches of decoded pictures are
+    held: the one being encoded and the one being decoded (or saved). ``batches`` is read lazily, one ahead
+    of the batch being saved; a batch's outcomes go to ``report_of(batch)``, and ``on_saved(batch, report)``
+    hears of each saved batch, in order. A batch for which ``alone(batch)`` is true is worked on with no other
+    beside it (a job's unit that may have killed a run). If reading or decoding a batch raises, the batch
+    being encoded is still saved (and heard of) before the error goes on, as if they had run one by one.
+    """
+    encoder = encoders.get()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-encoder") as lane:
+        encoding: _Flight | None = None  # handed to the encoder's thread; its saving has not begun
+
+        def land() -> None:
+            nonlocal encoding
+            flight, encoding = encoding, None
+            flight.land(corpus=corpus, on_saved=on_saved)
+
+        try:
+            for batch in batches:
+                if encoding is not None and alone(batch):
+                    land()
+                report = report_of(batch)
+                decoded = _batch_decode(corpus=corpus, sources=sources_of(batch), report=report, heartbeat=heartbeat)
+                flight = _Flight(batch, report, decoded, lane.submit(_batch_encode, decoded, encoder, encode_batch_size))
+                if encoding is not None:
+                    land()
+                encoding = flight
+                if alone(batch):
+                    land()
+        except BaseException:
+            if encoding is not None:  # the error came before its saving: it is saved as it would have been
+                land()
+            raise
+        if encoding is not None:
+            land()
+
+
+@dataclass
+class _Flight:
+    """A batch decoded and handed to the encoder's thread, waiting to be saved."""
+
+    batch: object
+    report: IngestReport
+    decoded: "_DecodedBatch"
+    encoded: Future
+
+    def land(self, *, corpus: Corpus, on_saved) -> None:
+        _batch_save(corpus=corpus, batch=self.decoded, encoded=self.encoded.result(), report=self.report)
+        on_saved(self.batch, self.report)
+
+
+@dataclass
+class _DecodedBatch:
+    entries: list["_Decoded"]
+    inputs: list[EmbedInput]
+
+
+def _batch_decode(*, corpus: Corpus, sources: list[Source], report: IngestReport,
+                  heartbeat: Heartbeat | None) -> _DecodedBatch:
+    """Each source read and decoded (one that cannot be fails alone, in ``report``), and what to encode."""
     decoded = []
     for source in sources:
         try:
@@ -298,16 +376,26 @@ def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: Inges
             inputs.append(EmbedInput(key=(index, "text"), text=entry.encoder_text or entry.text))
         inputs += [EmbedInput(key=(index, "child", number), image=child.image, text=child.text)
                    for number, child in enumerate(entry.children)]
-    vectors, errors = inputs_encode(inputs, encoder=encoder, batch_size=encode_batch_size)
-    encoded = []
-    for index, entry in enumerate(decoded):
+    return _DecodedBatch(decoded, inputs)
+
+
+def _batch_encode(batch: _DecodedBatch, encoder, batch_size: int | None):
+    """The batch's vectors and failures (`inputs_encode`): the model only, no database, so any thread may run it."""
+    return inputs_encode(batch.inputs, encoder=encoder, batch_size=batch_size)
+
+
+def _batch_save(*, corpus: Corpus, batch: _DecodedBatch, encoded, report: IngestReport) -> None:
+    """Save the batch's encoded entries together and upsert their vectors, adding the outcomes to ``report``."""
+    vectors, errors = encoded
+    kept = []
+    for index, entry in enumerate(batch.entries):
         error = next((reason for key, reason in errors.items() if key[0] == index), None)
         if error:
             report.fail(entry.source, error)
         else:
-            encoded.append((index, entry))
+            kept.append((index, entry))
     records, landed = [], []
-    for (index, entry), saved in zip(encoded, _items_save(corpus=corpus, entries=[entry for _, entry in encoded])):
+    for (index, entry), saved in zip(kept, _items_save(corpus=corpus, entries=[entry for _, entry in kept])):
         if isinstance(saved, Exception):
             report.fail(entry.source, f"could not be saved ({saved})")
             continue

@@ -41,7 +41,7 @@ from ..retrieval import indexes
 from ..row_updates import rows_update
 from .background import BrokerUnavailable, broker_check, task_dispatch
 from .corpora import corpus_get_or_create
-from .ingest import IngestReport, ProductRow, Source, files_discover, sources_ingest_batch, text_limits
+from .ingest import IngestReport, ProductRow, Source, batches_ingest, files_discover, text_limits
 
 logger = logging.getLogger(__name__)
 FAILURES_SHOWN = 1000
@@ -211,22 +211,38 @@ def _job_process(job_id: int, *, runner: str, batch_size: int, on_progress) -> N
         _job_expand_counted(job)
     if on_progress:
         on_progress(job)
-    while True:
-        _lease_take(job_id, runner)
-        units = _batch_next(job, batch_size)
-        if not units:
-            break
-        _units_attempts_add(units, 1)
-        report = IngestReport()
-        try:
-            sources_ingest_batch(corpus=job.corpus, sources=[_unit_source(unit) for unit in units], report=report,
-                                 heartbeat=_lease_keeper(job_id, runner), encode_batch_size=batch_size)
-        except BaseException:
-            _units_attempts_add(units, -1)  # this run did not die: the try does not count against them
-            raise
+    unrecorded: list[list[IngestUnit]] = []  # taken (their attempts counted), outcomes not yet recorded
+
+    def batches():
+        after = 0  # the batch before is still being encoded: its units are pending, and not taken again
+        while True:
+            _lease_take(job_id, runner)
+            units = _batch_next(job, batch_size, after_pk=after)
+            if not units:
+                return
+            _units_attempts_add(units, 1)
+            unrecorded.append(units)
+            after = units[-1].pk
+            yield units, IngestReport()
+
+    def recorded(batch, report: IngestReport) -> None:
+        units = batch[0]
         _units_record(job, units, report)
+        unrecorded.remove(units)
         if on_progress:
             on_progress(job)
+
+    try:
+        batches_ingest(corpus=job.corpus, batches=batches(), sources_of=lambda batch: [_unit_source(unit) for unit in batch[0]],
+                       report_of=lambda batch: batch[1], on_saved=recorded,
+                       # A unit a dead run left is worked on with nothing beside it: if it kills this run too, no
+                       # other unit is counted against.
+                       alone=lambda batch: any(unit.attempts for unit in batch[0]),
+                       heartbeat=_lease_keeper(job_id, runner), encode_batch_size=batch_size)
+    except BaseException:
+        for units in unrecorded:  # this run did not die: the try does not count against them
+            _units_attempts_add(units, -1)
+        raise
     indexes.indexes_flush([job.corpus_id])
     _job_counts_refresh(job)
     IngestJob.objects.filter(pk=job_id, status=IngestJob.Status.RUNNING).update(
@@ -408,8 +424,9 @@ def _lease_keeper(job_id: int, runner: str) -> Callable[[], None]:
     return keep
 
 
-def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
-    """The next pending units in order, as many as are written together.
+def _batch_next(job: IngestJob, batch_size: int, *, after_pk: int = 0) -> list[IngestUnit]:
+    """The next pending units in order after ``after_pk`` (those up to it are being worked on), as many as
+    are written together.
 
     A unit that reads a file (an image, a text file, a row with a picture) is held decoded until its
     batch is written, so a batch has at most ``batch_size`` of them. A recording, a video or a
@@ -421,8 +438,8 @@ def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
     A unit a dead runner left (``attempts``) is processed alone, so it takes no other unit down with
     it; one that has killed ``MULTIMODAL_JOB_MAX_ATTEMPTS`` runs fails here with that reason.
     """
-    _units_give_up(job)
-    pending = job.units.filter(status=IngestUnit.Status.PENDING).order_by("pk")
+    pending = job.units.filter(status=IngestUnit.Status.PENDING, pk__gt=after_pk).order_by("pk")
+    _units_give_up(job, pending)
     units = list(pending[:batch_size * ROW_BATCHES_PER_WRITE])
     batch, files = [], 0
     for unit in units:
@@ -438,10 +455,10 @@ def _batch_next(job: IngestJob, batch_size: int) -> list[IngestUnit]:
     return batch
 
 
-def _units_give_up(job: IngestJob) -> None:
+def _units_give_up(job: IngestJob, pending) -> None:
     limit = settings.MULTIMODAL_JOB_MAX_ATTEMPTS
     with transaction.atomic():
-        failed = job.units.filter(status=IngestUnit.Status.PENDING, attempts__gte=limit).update(
+        failed = pending.filter(attempts__gte=limit).update(
             status=IngestUnit.Status.FAILED, reason=f"worker died {limit} times while processing this file (out of memory?)"
         )
         if failed:
