@@ -26,17 +26,14 @@ def encoder_build(name: str, *, runtime: str, precision: str, on_step=None) -> E
     """A new encoder for ``name`` on ``runtime`` at ``precision`` (benchmarks compare runtimes this way;
     everything else asks `get`). ``on_step(message)`` hears about a first-use export."""
     device = settings.MULTIMODAL_DEVICE
+    if runtime == "onnx":
+        from .onnx_backend import onnx_encoder_build
+
+        return onnx_encoder_build(name, precision=precision, device=device, on_step=on_step)
     if name.startswith("hf:"):
-        if runtime != "torch":
-            raise EncoderLoadError("transformers models (hf:) run on MULTIMODAL_ENCODER_RUNTIME=torch; the onnx "
-                                   "runtime takes open_clip models")
         from .transformers_backend import TransformersClipEncoder
 
         return TransformersClipEncoder(name.removeprefix("hf:"), device=device)
-    if runtime == "onnx":
-        from .onnx_backend import OnnxClipEncoder
-
-        return OnnxClipEncoder(name, precision=precision, device=device, on_step=on_step)
     from .open_clip_backend import OpenClipEncoder
 
     return OpenClipEncoder(name, device=device)

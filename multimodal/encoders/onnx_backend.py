@@ -1,9 +1,12 @@
-"""open_clip models run in ONNX Runtime, at fp32, int8 (dynamic quantisation) or fp16 (on a GPU).
+"""Encoders run in ONNX Runtime, at fp32, int8 (dynamic quantisation) or fp16 (on a GPU).
 
 The towers come from `onnx_export` (exported once, then loaded from the cache without building the
-PyTorch model); tokenising and preprocessing are the PyTorch encoder's own, so the two runtimes see
-the same inputs. ``runtime`` carries the export's measured agreement with PyTorch fp32.
+PyTorch model). Inputs are prepared by the PyTorch encoder's own code (open_clip's tokeniser and
+preprocessing; a transformers model's processor), so the two runtimes see the same inputs.
+``runtime`` carries the export's measured agreement with PyTorch fp32.
 """
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -13,12 +16,30 @@ from .open_clip_backend import pixels_prepare, preprocess_make, texts_encode, to
 from .runtime import RuntimeStamp
 
 
+def onnx_encoder_build(spec: str, *, precision: str = "fp32", device: str = "cpu", on_step=None):
+    """``spec``'s encoder on ONNX Runtime at ``precision``, exported first if it is not in the cache."""
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise EncoderLoadError("precision fp16 runs on a GPU (MULTIMODAL_DEVICE=cuda); on a CPU use fp32 or int8")
+    folder = export_ensure(spec, precision, device=device, on_step=on_step)
+    manifest = manifest_read(folder)
+    encoder = onnx_encoder_open(spec, folder, manifest, precision=precision, device=device)
+    encoder.agreement = manifest["agreement"]
+    encoder.runtime = RuntimeStamp(runtime="onnx", precision=precision,
+                                   agreement=min(tower["min"] for tower in encoder.agreement.values()))
+    return encoder
+
+
+def onnx_encoder_open(spec: str, folder: Path, manifest: dict, *, precision: str, device: str):
+    """The encoder over the towers in ``folder`` (its ``runtime`` is set by the caller: the agreement is
+    measured with this encoder)."""
+    kind = OnnxHfEncoder if spec.startswith("hf:") else OnnxClipEncoder
+    return kind(spec, folder, manifest, device=device)
+
+
 class OnnxClipEncoder:
-    def __init__(self, spec: str, *, precision: str = "fp32", device: str = "cpu", on_step=None):
-        if precision == "fp16" and not device.startswith("cuda"):
-            raise EncoderLoadError("precision fp16 runs on a GPU (MULTIMODAL_DEVICE=cuda); on a CPU use fp32 or int8")
-        folder = export_ensure(spec, precision, device=device, on_step=on_step)
-        manifest = manifest_read(folder)
+    """An open_clip model's towers."""
+
+    def __init__(self, spec: str, folder: Path, manifest: dict, *, device: str):
         self._text = export_session(folder, "text", device)
         self._image = export_session(folder, "image", device)
         self._tokenizer = tokenizer_load(spec)
@@ -26,9 +47,6 @@ class OnnxClipEncoder:
         self._right_sized = bool(manifest["right_sized"])
         self.name = f"open_clip:{spec}"
         self.dim = int(manifest["dim"])
-        self.agreement = manifest["agreement"]
-        self.runtime = RuntimeStamp(runtime="onnx", precision=precision,
-                                    agreement=min(tower["min"] for tower in self.agreement.values()))
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         return texts_encode(texts, tokenizer=self._tokenizer, right_sized=self._right_sized, dim=self.dim,
@@ -37,6 +55,25 @@ class OnnxClipEncoder:
     def encode_image(self, images: list[Image.Image]) -> np.ndarray:
         pixels = pixels_prepare(images, self._prepare)
         return l2_normalise(self._image.run(None, {"pixels": pixels})[0])
+
+
+class OnnxHfEncoder:
+    """A transformers CLIP or SigLIP model's towers (``hf:ID_OR_DIR``)."""
+
+    def __init__(self, spec: str, folder: Path, manifest: dict, *, device: str):
+        from .transformers_backend import HfInputs
+
+        self._text = export_session(folder, "text", device)
+        self._image = export_session(folder, "image", device)
+        self._inputs = HfInputs(spec.removeprefix("hf:"), manifest["model_type"])
+        self.name = spec
+        self.dim = int(manifest["dim"])
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        return l2_normalise(self._text.run(None, self._inputs.text(texts))[0])
+
+    def encode_image(self, images: list[Image.Image]) -> np.ndarray:
+        return l2_normalise(self._image.run(None, {"pixel_values": self._inputs.image(images)})[0])
 
 
 def export_session(folder, tower: str, device: str):

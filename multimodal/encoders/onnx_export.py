@@ -1,11 +1,13 @@
-"""open_clip towers exported to ONNX once, kept in MULTIMODAL_ENCODER_CACHE_DIR, and measured against PyTorch.
+"""Encoder towers exported to ONNX once, kept in MULTIMODAL_ENCODER_CACHE_DIR, and measured against PyTorch.
 
-An export lives in a folder of its own, named by the model and a digest of everything the files depend
-on (`export_key`: the model spec and its weights files, the precision, the exporter's and the runtime's
-versions, this module's format). When any of those change the folder's name changes, so the towers
-are exported again and the stale folder of that model and precision is removed. int8 and fp16 files are
-made from the fp32 export. Each export is measured once, when it is made: the cosine between its vectors
-and PyTorch fp32's over fixed probe texts and images (mean and min per tower), kept in its manifest.
+Two families of models are exported: open_clip's (`OpenClipTowers`) and transformers' CLIP and SigLIP
+(``hf:`` names, `HfTowers`). An export lives in a folder of its own, named by the model and a digest of
+everything the files depend on (`export_key`: the model name and its weights files, the precision, the
+exporter's, the model library's and the runtime's versions, this module's format). When any of those change
+the folder's name changes, so the towers are exported again and the stale folder of that model and precision
+is removed. int8 and fp16 files are made from the fp32 export. Each export is measured once, when it is made:
+the cosine between its vectors and PyTorch fp32's over fixed probe texts and images (mean and min per tower),
+kept in its manifest.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +28,8 @@ import torch
 from django.conf import settings
 from PIL import Image
 
-from .base import EncoderLoadError, l2_normalise
-from .open_clip_backend import TextTower, model_load, pixels_prepare, preprocess_make, texts_encode, tokenizer_load, \
-    weights_fingerprint
+from .base import EncoderLoadError
+from .open_clip_backend import OpenClipEncoder, files_fingerprint, tokenizer_load, weights_fingerprint
 from .runtime import cpu_threads
 
 # Bumped when this module changes what it writes: every cached export is then made again.
@@ -54,11 +56,116 @@ PROBE_TEXTS = [
 PROBE_IMAGES = 6
 
 
+@dataclass
+class TowerExport:
+    """How to export one tower: the module, an example input, the inputs' names and which of their axes vary
+    (``dynamic_shapes`` for the dynamo exporter; ``dynamic_axes`` for the TorchScript one)."""
+
+    module: torch.nn.Module
+    example: tuple
+    input_names: list[str]
+    dynamic_shapes: tuple | None = None
+    dynamic_axes: dict | None = None
+
+
+class OpenClipTowers:
+    """open_clip models: the text tower from token ids (cut to the batch's longest text when the model allows
+    it), the image tower from pixels, exported through torch.export (dynamo)."""
+
+    library = "open_clip"
+    version = open_clip.__version__
+
+    @staticmethod
+    def weights(spec: str) -> str:
+        return weights_fingerprint(spec)
+
+    @staticmethod
+    def reference(spec: str, device: str) -> OpenClipEncoder:
+        return OpenClipEncoder(spec, device=device)
+
+    @staticmethod
+    def towers(spec: str, reference: OpenClipEncoder) -> dict[str, TowerExport]:
+        text = reference._text
+        example = tokenizer_load(spec)(["a photo of a cat", "red"])
+        dims = {0: torch.export.Dim("batch")}
+        if text.right_sized:
+            dims[1] = torch.export.Dim("length", min=2, max=example.shape[1])
+            example = example[:, :8]
+        height, width = _sides(reference._model.visual.preprocess_cfg["size"])
+        return {"text": TowerExport(text, (example,), ["tokens"], dynamic_shapes=(dims,)),
+                "image": TowerExport(reference._model.visual, (torch.zeros((2, 3, height, width)),), ["pixels"],
+                                     dynamic_shapes=({0: torch.export.Dim("batch")},))}
+
+    @staticmethod
+    def manifest(reference: OpenClipEncoder) -> dict:
+        return {"preprocess": reference._model.visual.preprocess_cfg, "right_sized": reference._text.right_sized}
+
+    @staticmethod
+    def input_side(manifest: dict) -> int:
+        return max(_sides(manifest["preprocess"]["size"]))
+
+
+class HfTowers:
+    """transformers CLIP and SigLIP (``hf:ID_OR_DIR``): the text tower from token ids and attention mask, the
+    image tower from pixels, exported through TorchScript (transformers' models trace cleanly, in a tenth
+    of torch.export's time)."""
+
+    library = "transformers"
+
+    @property
+    def version(self) -> str:
+        import transformers
+
+        return transformers.__version__
+
+    @staticmethod
+    def weights(spec: str) -> str:
+        return files_fingerprint(spec, Path(spec.removeprefix("hf:")))
+
+    @staticmethod
+    def reference(spec: str, device: str):
+        from .transformers_backend import TransformersClipEncoder
+
+        return TransformersClipEncoder(spec.removeprefix("hf:"), device=device)
+
+    @staticmethod
+    def towers(spec: str, reference) -> dict[str, TowerExport]:
+        text = reference._inputs.text(["a photo of a cat", "red"])
+        varying = {0: "batch", 1: "length"}
+        size = reference._model.config.vision_config.image_size
+        return {
+            "text": TowerExport(reference._text, (torch.from_numpy(text["input_ids"]), torch.from_numpy(text["attention_mask"])),
+                                ["input_ids", "attention_mask"], dynamic_axes={"input_ids": varying, "attention_mask": varying}),
+            "image": TowerExport(reference._image, (torch.zeros((2, 3, size, size)),), ["pixel_values"],
+                                 dynamic_axes={"pixel_values": {0: "batch"}}),
+        }
+
+    @staticmethod
+    def manifest(reference) -> dict:
+        return {"model_type": reference._model.config.model_type,
+                "image_size": reference._model.config.vision_config.image_size}
+
+    @staticmethod
+    def input_side(manifest: dict) -> int:
+        return int(manifest["image_size"])
+
+
+def towers_of(spec: str):
+    """The family that exports ``spec``'s towers."""
+    return HfTowers() if spec.startswith("hf:") else OpenClipTowers()
+
+
+def _sides(size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
 def export_key(spec: str, precision: str) -> dict:
+    family = towers_of(spec)
     return {
-        "format": EXPORT_FORMAT, "spec": spec, "weights": weights_fingerprint(spec), "precision": precision,
-        "opset": OPSET, "int8": {"ops": INT8_OPS, **INT8_OPTIONS} if precision == "int8" else None, "open_clip": open_clip.__version__,
-        "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+        "format": EXPORT_FORMAT, "spec": spec, "weights": family.weights(spec), "precision": precision,
+        "opset": OPSET, "int8": {"ops": INT8_OPS, **INT8_OPTIONS} if precision == "int8" else None,
+        family.library: family.version, "torch": torch.__version__, "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
     }
 
 
@@ -96,12 +203,13 @@ def export_ensure(spec: str, precision: str, *, device: str = "cpu", on_step=Non
         return folder
     source = export_ensure(spec, "fp32", device=device, on_step=on_step) if precision != "fp32" else None
     started = time.perf_counter()
-    model = model_load(spec)
+    family = towers_of(spec)
+    reference = family.reference(spec, "cpu")
     working = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(working, ignore_errors=True)
     working.mkdir(parents=True)
     try:
-        manifest = _export_into(working, spec, precision, model, source, device=device, on_step=on_step)
+        manifest = _export_into(working, spec, precision, family, reference, source, device=device, on_step=on_step)
     except BaseException:
         shutil.rmtree(working, ignore_errors=True)
         raise
@@ -117,43 +225,35 @@ def export_ensure(spec: str, precision: str, *, device: str = "cpu", on_step=Non
     return folder
 
 
-def _export_into(working: Path, spec: str, precision: str, model, source: Path | None, *, device: str,
+def _export_into(working: Path, spec: str, precision: str, family, reference, source: Path | None, *, device: str,
                  on_step) -> dict:
-    """Write both towers into ``working`` (exported from ``model``, or converted from the fp32 files in
-    ``source``) and measure them; returns the manifest."""
-    text = TextTower(model)
+    """Write both towers into ``working`` (exported from ``reference``'s model, or converted from the fp32 files
+    in ``source``) and measure them against ``reference``; returns the manifest."""
+    towers = family.towers(spec, reference)
     for tower in TOWERS:
         if on_step:
             on_step(f"{'exporting' if source is None else f'converting to {precision}:'} the {tower} tower of {spec}")
         if source is None:
-            _tower_export(text if tower == "text" else model.visual, tower, working / f"{tower}.onnx", spec, model)
+            _tower_export(towers[tower], working / f"{tower}.onnx")
         else:
             _tower_convert(source / f"{tower}.onnx", working / f"{tower}.onnx", precision)
-    manifest = {"key": export_key(spec, precision), "preprocess": model.visual.preprocess_cfg,
-                "right_sized": text.right_sized}
-    manifest["agreement"], manifest["dim"] = _agreement(spec, model, text, working, manifest, device=device)
+    manifest = {"key": export_key(spec, precision), **family.manifest(reference), "dim": reference.dim}
+    from .onnx_backend import onnx_encoder_open
+
+    exported = onnx_encoder_open(spec, working, manifest, precision=precision, device=device)
+    manifest["agreement"] = _agreement(reference, exported, family.input_side(manifest))
     return manifest
 
 
-def _tower_export(tower: torch.nn.Module, name: str, path: Path, spec: str, model: torch.nn.Module) -> None:
-    if name == "text":
-        example = tokenizer_load(spec)(["a photo of a cat", "red"])
-        dims = {0: torch.export.Dim("batch")}
-        if tower.right_sized:
-            dims[1] = torch.export.Dim("length", min=2, max=example.shape[1])
-            example = example[:, :8]
-        input_name = "tokens"
-    else:
-        size = model.visual.preprocess_cfg["size"]
-        height, width = (size, size) if isinstance(size, int) else size
-        example = torch.zeros((2, 3, height, width))
-        dims = {0: torch.export.Dim("batch")}
-        input_name = "pixels"
-    large = sum(parameter.numel() * parameter.element_size() for parameter in tower.parameters()) > PROTOBUF_LIMIT_BYTES
+def _tower_export(tower: TowerExport, path: Path) -> None:
+    large = sum(parameter.numel() * parameter.element_size()
+                for parameter in tower.module.parameters()) > PROTOBUF_LIMIT_BYTES
+    dynamo = tower.dynamic_shapes is not None
+    options = ({"dynamic_shapes": tower.dynamic_shapes, "optimize": True, "external_data": large} if dynamo
+               else {"dynamic_axes": tower.dynamic_axes})
     with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(tower, (example,), str(path), input_names=[input_name], output_names=["features"],
-                          dynamic_shapes=(dims,), opset_version=OPSET, dynamo=True, optimize=True,
-                          external_data=large, verbose=False)
+        torch.onnx.export(tower.module, tower.example, str(path), input_names=tower.input_names,
+                          output_names=["features"], opset_version=OPSET, dynamo=dynamo, verbose=False, **options)
 
 
 def _tower_convert(source: Path, target: Path, precision: str) -> None:
@@ -191,27 +291,10 @@ def photo_like_pictures(count: int, side: int, *, seed: int) -> list[Image.Image
     return images
 
 
-def _agreement(spec: str, model, text: TextTower, folder: Path, manifest: dict, *, device: str) -> tuple[dict, int]:
-    """{tower: {"mean", "min"}} cosines between the export's vectors and PyTorch fp32's on the probes; the dim."""
-    tokenizer = tokenizer_load(spec)
-    prepare = preprocess_make(manifest["preprocess"])
-    size = manifest["preprocess"]["size"]
-    images = probe_images(size if isinstance(size, int) else max(size))
-    sessions = {tower: session_open(folder / f"{tower}.onnx", device=device) for tower in TOWERS}
-    with torch.inference_mode():
-        reference_text = texts_encode(PROBE_TEXTS, tokenizer=tokenizer, right_sized=text.right_sized,
-                                      dim=_dim(model, tokenizer),
-                                      run=lambda tokens: text(torch.from_numpy(tokens)).float().numpy())
-        reference_image = l2_normalise(model.visual(torch.from_numpy(pixels_prepare(images, prepare))).float().numpy())
-    exported_text = texts_encode(PROBE_TEXTS, tokenizer=tokenizer, right_sized=text.right_sized,
-                                 dim=reference_text.shape[1],
-                                 run=lambda tokens: sessions["text"].run(None, {"tokens": tokens.astype(np.int64)})[0])
-    exported_image = l2_normalise(sessions["image"].run(None, {"pixels": pixels_prepare(images, prepare)})[0])
-    cosines = {"text": (reference_text * exported_text).sum(axis=1),
-               "image": (reference_image * exported_image).sum(axis=1)}
-    return ({tower: {"mean": float(values.mean()), "min": float(values.min())} for tower, values in cosines.items()},
-            int(reference_text.shape[1]))
-
-
-def _dim(model, tokenizer) -> int:
-    return int(model.encode_text(tokenizer([""])).shape[1])
+def _agreement(reference, exported, side: int) -> dict:
+    """{tower: {"mean", "min"}}: cosines between ``exported``'s vectors and ``reference``'s (PyTorch fp32) on the
+    probe texts and on probe pictures a little larger than the model's ``side``."""
+    images = probe_images(side)
+    cosines = {"text": (reference.encode_text(PROBE_TEXTS) * exported.encode_text(PROBE_TEXTS)).sum(axis=1),
+               "image": (reference.encode_image(images) * exported.encode_image(images)).sum(axis=1)}
+    return {tower: {"mean": float(values.mean()), "min": float(values.min())} for tower, values in cosines.items()}

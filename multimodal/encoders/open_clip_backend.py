@@ -81,8 +81,14 @@ def weights_fingerprint(spec: str) -> str:
     """What identifies ``spec``'s weights: the spec, plus the size and time of the files it points at
     (a checkpoint overwritten in place is new weights); tags and hub ids name fixed releases."""
     model_name, pretrained = _parse_spec(spec)
-    local = Path(pretrained or "") if pretrained else Path(model_name.removeprefix("local-dir:"))
-    if not (pretrained or model_name.startswith("local-dir:")) or not local.exists():
+    if not (pretrained or model_name.startswith("local-dir:")):
+        return spec
+    return files_fingerprint(spec, Path(pretrained) if pretrained else Path(model_name.removeprefix("local-dir:")))
+
+
+def files_fingerprint(spec: str, local: Path) -> str:
+    """``spec`` plus the name, size and time of each file at ``local`` (a file or a folder), if it exists."""
+    if not local.exists():
         return spec
     files = sorted(local.rglob("*")) if local.is_dir() else [local]
     return spec + "".join(f"|{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"

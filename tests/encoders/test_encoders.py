@@ -9,6 +9,8 @@ from PIL import Image
 from multimodal import encoders
 from multimodal.encoders import EncoderLoadError
 
+from .hf_models import tiny_clip
+
 IMAGES = [Image.new("RGB", (40, 30), (200, 30, 30)), Image.new("RGB", (30, 40), (20, 30, 200))]
 TEXTS = ["a red bicycle", "a blue chair", ""]
 
@@ -68,32 +70,7 @@ def test_open_clip_local_directory_loads_like_an_hf_hub_repo(tmp_path):
 
 
 def test_transformers_clip_from_a_local_directory(tmp_path):
-    import open_clip
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    # A CLIP BPE tokenizer built from open_clip's bundled vocabulary (no download needed).
-    bpe = open_clip.tokenizer.SimpleTokenizer()
-    special_names = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
-    vocab = {special_names.get(token, token): index for token, index in bpe.encoder.items()}
-    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
-    merges = sorted(bpe.bpe_ranks, key=bpe.bpe_ranks.get)
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(pair) for pair in merges))
-    tokenizer = CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-        tokenizer=tokenizer,
-    )
-    config = CLIPConfig(
-        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                     "vocab_size": len(bpe.encoder), "max_position_embeddings": 77},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
-        projection_dim=16,
-    )
-    torch.manual_seed(0)
-    model_dir = tmp_path / "clip"
-    CLIPModel(config).save_pretrained(model_dir)
-    processor.save_pretrained(model_dir)
+    model_dir = tiny_clip(tmp_path)
 
     encoder = encoders.get(f"hf:{model_dir}")
     assert encoder.name == f"hf:{model_dir}" and encoder.dim == 16

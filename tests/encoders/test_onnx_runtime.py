@@ -3,7 +3,6 @@
 The tiny-random towers are exported once for the module (fp32, then int8 from it) into a folder of its own.
 """
 import io
-import re
 
 import numpy as np
 import pytest
