@@ -181,10 +181,16 @@ def manifest_read(folder: Path) -> dict:
 
 def session_open(path: Path, *, device: str = "cpu") -> ort.InferenceSession:
     """An ONNX Runtime session on ``device``'s provider, with the machine's thread count (intra-op), one
-    inter-op thread (a tower is one chain of operators: nothing runs beside it) and every graph fusion."""
+    inter-op thread (a tower is one chain of operators: nothing runs beside it) and every graph fusion.
+
+    Its threads sleep between operators instead of spinning: on a shared 2-core machine a spinning thread
+    takes a core from the one doing the work (ViT-B-32 int8, 16 pictures: 1.53 s of CPU without spinning,
+    1.82 s with; fp32 2.41 s against 2.91 s; the same vectors).
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = cpu_threads()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = ["CPUExecutionProvider"]
