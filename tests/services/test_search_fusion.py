@@ -96,6 +96,21 @@ def test_the_keyword_channel_finds_a_rare_code_the_vector_channel_misses(client,
         assert hybrid["query"]["hybrid"] is True
 
 
+def test_an_item_only_the_keyword_channel_reached_gets_its_real_similarity(client, shop, settings):
+    """In vector fusion a keyword hit beyond the vector list's depth is scored by the store against the
+    query, so its score is the one it has when the vector list reaches it too."""
+    def code_item(depth):
+        settings.MULTIMODAL_FUSION_CANDIDATES = depth
+        results = client.get(URL, {"q": "ZX81", "fusion": "vector", "top_k": 2}).json()["results"]
+        return next(result for result in results if result["title"] == "red chair model ZX81")
+
+    settings.MULTIMODAL_FUSION_CANDIDATES = 1  # the vector list then holds top_k (2) items
+    assert "red chair model ZX81" not in _titles(client.get(URL, {"q": "ZX81", "top_k": 2, "hybrid": "false"}))
+    reached, backfilled = code_item(200), code_item(1)
+    assert backfilled["score"] == pytest.approx(reached["score"], abs=1e-5)
+    assert backfilled["explanation"]["contributions"] == reached["explanation"]["contributions"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_contributions_add_up_to_the_score(client, shop, mode):
     body = client.get(URL, {"q": "red chair", "fusion": mode, "top_k": 5}).json()
