@@ -37,6 +37,7 @@ EXPORT_FORMAT = 1
 OPSET = 18
 MANIFEST = "manifest.json"
 TOWERS = ("text", "image")
+HF_TEXT_INPUTS = ("input_ids", "attention_mask")  # as `HfInputs.text` gives them
 # Dynamic quantisation of the matrix products, where the time goes; the patch embedding (a convolution)
 # stays fp32: ONNX Runtime's integer convolution is slower on CPUs than its fp32 one. Weights per output
 # channel, in 7 bits: on CPUs without VNNI the 8-bit u8*s8 products saturate, and ViT-B-32's image vectors
@@ -134,8 +135,8 @@ class HfTowers:
         varying = {0: "batch", 1: "length"}
         size = reference._model.config.vision_config.image_size
         return {
-            "text": TowerExport(reference._text, (torch.from_numpy(text["input_ids"]), torch.from_numpy(text["attention_mask"])),
-                                ["input_ids", "attention_mask"], dynamic_axes={"input_ids": varying, "attention_mask": varying}),
+            "text": TowerExport(reference._text, tuple(torch.from_numpy(text[name]) for name in HF_TEXT_INPUTS),
+                                list(HF_TEXT_INPUTS), dynamic_axes={name: varying for name in HF_TEXT_INPUTS}),
             "image": TowerExport(reference._image, (torch.zeros((2, 3, size, size)),), ["pixel_values"],
                                  dynamic_axes={"pixel_values": {0: "batch"}}),
         }

@@ -323,7 +323,8 @@ def batches_ingest(*, corpus: Corpus, batches: Iterable[T], sources_of: Callable
                     land()
                 report = report_of(batch)
                 decoded = _batch_decode(corpus=corpus, sources=sources_of(batch), report=report, heartbeat=heartbeat)
-                flight = _Flight(batch, report, decoded, lane.submit(_batch_encode, decoded, encoder, encode_batch_size))
+                vectors = lane.submit(_batch_encode, decoded, encoder, encode_batch_size)
+                flight = _Flight(batch, report, decoded, vectors)
                 if encoding is not None:
                     land()
                 encoding = flight

@@ -233,8 +233,8 @@ def _job_process(job_id: int, *, runner: str, batch_size: int, on_progress) -> N
             on_progress(job)
 
     try:
-        batches_ingest(corpus=job.corpus, batches=batches(), sources_of=lambda batch: [_unit_source(unit) for unit in batch[0]],
-                       report_of=lambda batch: batch[1], on_saved=recorded,
+        batches_ingest(corpus=job.corpus, batches=batches(), report_of=lambda batch: batch[1], on_saved=recorded,
+                       sources_of=lambda batch: [_unit_source(unit) for unit in batch[0]],
                        # A unit a dead run left is worked on with nothing beside it: if it kills this run too, no
                        # other unit is counted against.
                        alone=lambda batch: any(unit.attempts for unit in batch[0]),

@@ -9,7 +9,7 @@ TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "nu
 
 
 def clip_tokenizer(folder: Path, *, max_length: int | None = None):
-    """A CLIP BPE tokenizer with open_clip's first MERGES merges (the full 49k-token vocabulary takes seconds to load)."""
+    """A CLIP BPE tokenizer with open_clip's first MERGES merges (its full 49k tokens take seconds to load)."""
     from open_clip.tokenizer import SimpleTokenizer, bytes_to_unicode
     from transformers import CLIPTokenizer
 

@@ -56,7 +56,8 @@ def test_the_next_batch_is_decoded_while_one_is_encoded_and_a_corrupt_file_fails
 
     assert watching_encoder.overlapped[0], "the second batch was read only after the first was encoded"
     assert report.landed == 3
-    assert [(failure.name, failure.reason) for failure in report.failures] == [("broken.jpg", "the image is corrupt or truncated (Truncated File Read)")]
+    assert [(failure.name, failure.reason) for failure in report.failures] == [
+        ("broken.jpg", "the image is corrupt or truncated (Truncated File Read)")]
 
     # A job (how uploads and `manage.py ingest` run) overlaps its batches too, and takes each file once.
     folder = tmp_path / "pictures"
