@@ -81,9 +81,10 @@ def milvus_server_folder(tmp_path_factory):
     server.stop()
 
 
-def _server_collections_empty() -> None:
-    """Empty the base collections a previous test left (ids restart with the database) and drop the rest."""
-    for found in store.collections_with_prefix(""):
+def _server_collections_empty(prefix: str = "") -> None:
+    """Empty the base collections a previous test left (ids restart with the database) and drop the rest
+    (an adapter's index builds), of those whose name starts with ``prefix``."""
+    for found in store.collections_with_prefix(prefix):
         if found.name.endswith(f"_v{store.SCHEMA_VERSION}"):
             found.clear()
         else:

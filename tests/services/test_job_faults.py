@@ -113,7 +113,8 @@ def test_a_cancelled_job_stops_and_its_late_message_runs_nothing(stack, staff_cl
 
 
 def test_a_job_whose_task_a_redis_restart_lost_runs_without_restarting_the_worker(stack, staff_client, redis):
-    worker = stack(extra_env={"MULTIMODAL_JOBS_REQUEUE_S": "2"}, extra_args=("--beat",))
+    # The busy job must outlast Redis's restart: reading its pictures' words (~0.5 s each) keeps it busy for seconds.
+    worker = stack(extra_env={"MULTIMODAL_JOBS_REQUEUE_S": "2", "MULTIMODAL_OCR": "1"}, extra_args=("--beat",))
     busy = _upload(staff_client, {f"{seed}.png": noise_png(seed, size=160) for seed in range(24)})
     wait_until(lambda: IngestJob.objects.get(pk=busy.pk).lease_owner, timeout_s=JOB_TIMEOUT_S, interval_s=0.05,
                what="the worker taking the first job")

@@ -15,7 +15,7 @@ from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
 from searchsite.celery import app as celery_app
 
-from ..conftest import UPLOADER_PERMISSIONS, noise_png, permissions_grant, zip_bytes
+from ..conftest import UPLOADER_PERMISSIONS, _server_collections_empty, noise_png, permissions_grant, zip_bytes
 from ..live_services import CeleryWorker, redis_server, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,7 +38,10 @@ def milvus_uri(milvus_server_folder):
 def stack(settings, tmp_path, broker_url, milvus_uri):
     """Point this process at the real services and return a factory for worker processes."""
     settings.MILVUS_URI = milvus_uri
-    settings.MILVUS_COLLECTION_PREFIX = f"t{tmp_path.name[-8:].replace('-', '')}"
+    # The workers' tests share one set of collections, emptied here: a collection new to the server costs its
+    # first writer seconds (created, indexed, loaded), which a name per test made every test's worker pay.
+    settings.MILVUS_COLLECTION_PREFIX = "tworkers"
+    _server_collections_empty(f"{settings.MILVUS_COLLECTION_PREFIX}_")
     settings.CELERY_TASK_ALWAYS_EAGER = False
     previous = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url")}
     _celery_configure(task_always_eager=False, broker_url=broker_url)
@@ -53,6 +56,9 @@ def stack(settings, tmp_path, broker_url, milvus_uri):
         "MULTIMODAL_UPLOAD_ROOT": str(settings.MULTIMODAL_UPLOAD_ROOT),
         "MULTIMODAL_ENCODE_BATCH_SIZE": "4",
         "MULTIMODAL_JOB_LEASE_S": "3",
+        # As in this process (tests/conftest.py): Tesseract would read every picture (~0.5-1 s each here, most
+        # of a worker's time on these noise pictures), and no test of these is about the words in pictures.
+        "MULTIMODAL_OCR": "0",
     }
     workers = []
 
