@@ -11,6 +11,7 @@ searched corpora (`services.backgrounds`), whatever the fusion mode.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -57,6 +58,11 @@ class _Clock:
                 self.timings[key] = self.timings.get(key, 0.0) + elapsed_ms
         self._last = now
 
+    def add(self, other: "_Clock") -> None:
+        """Count another clock's stages here too (one that timed work done beside this one's)."""
+        for name, elapsed_ms in other.timings.items():
+            self.timings[name] = self.timings.get(name, 0.0) + elapsed_ms
+
 
 def search_run(*, query: SearchQuery) -> SearchOutcome:
     """The query's page of results, fused and explained; raises QueryError for unusable queries.
@@ -76,15 +82,28 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     active = [part for part in query.parts if part.weight != 0]
     if not active:
         raise QueryError("nothing to search for: every part has weight 0")
-    encoded = _parts_encode(active, encoders.get(), clock)
+    encoder = encoders.get()
     where = filters_where(query)
     depth = max(settings.MULTIMODAL_FUSION_CANDIDATES, query.page * query.top_k)
     sources = [f"part {query.parts.index(part)}" for part in active]
     weights = [part.weight for part in active]
-    searched = [
-        _route_search(query, active, encoded, sources, route, replace(where, corpus_ids=route.corpus_ids), depth, clock)
-        for route in indexes.search_routes(where.corpus_ids)
-    ]
+    routes = [(route, replace(where, corpus_ids=route.corpus_ids)) for route in indexes.search_routes(where.corpus_ids)]
+    # The vector side (encoding, then the store's searches) needs no database: it runs in a worker thread
+    # while this thread, which holds the database connection, runs the keyword channel. A query costs
+    # the slower of the two, not their sum (encoders, Milvus calls and SQLite all release the GIL).
+    vector_clock = _Clock()
+    vector_side = _VECTOR_SIDE.submit(_vector_lists, query, active, encoder, sources, routes, depth, vector_clock)
+    try:
+        keywords = [_keyword_ranking(query, route_where, depth) for _, route_where in routes]
+    except BaseException:
+        wait([vector_side])  # the worker does not outlive the request
+        raise
+    clock.lap("keyword", ran=query.keyword_on)
+    lists = vector_side.result()
+    clock.lap("vectors", ran=False)  # waiting for the vector side: its own stages are timed there
+    clock.add(vector_clock)
+    searched = [_route_fuse(query, route, route_where, depth, route_lists, keyword, clock)
+                for (route, route_where), route_lists, keyword in zip(routes, lists, keywords)]
     fused = searched[0].fused if len(searched) == 1 else sorted(
         (entry for result in searched for entry in result.fused), key=lambda entry: (-entry.score, entry.item_id))
     fused = fusion.min_score_cut(fused, query.min_score)
@@ -150,45 +169,75 @@ class _Searched:
     capped: bool  # some list was read to the depth asked: more candidates may exist
 
 
-def _route_search(query: SearchQuery, active: list[QueryPart], encoded: dict, sources: list[str],
-                  route: indexes.Route, where: store.VectorFilter, depth: int, clock: _Clock) -> _Searched:
-    """Every channel of the query in one index, fused."""
-    index = route.index
-    vectors = _parts_vectors(active, encoded, index, clock)
-    keyword = None
-    if query.keyword_on:
-        keyword = fusion.Ranking("keyword", query.keyword_weight,
-                                 keyword_search(query.keyword_text, items=filters_items(query, where), limit=depth))
-    clock.lap("keyword", ran=keyword is not None)
-    collection = index.collection
+@dataclass
+class _VectorLists:
+    """One route's vector channel: the parts' vectors and what the store listed for them."""
+
+    vectors: list[np.ndarray]  # the parts' vectors in the route's index's space
+    combined: np.ndarray | None  # their weighted sum ("vector" fusion)
+    rankings: list[fusion.Ranking]  # one per part, or one for the combined vector
+    listed: list[int]  # how many hits each list held
+
+
+# Worker threads for queries' vector sides (see `search_run`); a few, as requests are served in parallel.
+_VECTOR_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-vectors")
+
+
+def _vector_lists(query: SearchQuery, active: list[QueryPart], encoder, sources: list[str], routes: list,
+                  depth: int, clock: _Clock) -> list[_VectorLists]:
+    """Encode the parts, then search each route's index with them (no database access: see `search_run`)."""
+    encoded = _parts_encode(active, encoder, clock)
+    return [_route_vector_lists(query, active, encoded, sources, route, route_where, depth, clock)
+            for route, route_where in routes]
+
+
+def _route_vector_lists(query: SearchQuery, active: list[QueryPart], encoded: dict, sources: list[str],
+                        route: indexes.Route, where: store.VectorFilter, depth: int, clock: _Clock) -> _VectorLists:
+    collection = route.index.collection
+    vectors = _parts_vectors(active, encoded, route.index, clock)
     if query.fusion == "vector":
         combined = fusion.vector_combine(vectors, [part.weight for part in active])
         if combined is None:
             raise QueryError("the parts cancel each other out: nothing is left to search for")
         hits = collection.search(combined, limit=depth, where=where)
-        listed = [len(hits)]
         clock.lap("search", detail="combined")
-        fused = [fusion.Fused(hit.item_id, hit.score) for hit in hits]
+        return _VectorLists(vectors, combined, [fusion.Ranking("combined", 1.0, [(hit.item_id, hit.score) for hit in hits])],
+                            [len(hits)])
+    rankings, listed = [], []
+    for source, part, vector in zip(sources, active, vectors):
+        hits = collection.search(vector, limit=depth, where=where)
+        listed.append(len(hits))
+        # A negative part demotes only what resembles it: unrelated items (cosine <= 0) are
+        # left out of its list rather than ranked, and so penalised, in it.
+        ranked = [(hit.item_id, hit.score) for hit in hits if part.weight > 0 or hit.score > 0]
+        rankings.append(fusion.Ranking(source, part.weight, ranked))
+        clock.lap("search", detail=source)
+    return _VectorLists(vectors, None, rankings, listed)
+
+
+def _keyword_ranking(query: SearchQuery, where: store.VectorFilter, depth: int) -> fusion.Ranking | None:
+    if not query.keyword_on:
+        return None
+    return fusion.Ranking("keyword", query.keyword_weight,
+                          keyword_search(query.keyword_text, items=filters_items(query, where), limit=depth))
+
+
+def _route_fuse(query: SearchQuery, route: indexes.Route, where: store.VectorFilter, depth: int, lists: _VectorLists,
+                keyword: fusion.Ranking | None, clock: _Clock) -> _Searched:
+    """One route's vector lists and keyword list, fused."""
+    listed = list(lists.listed)
+    if query.fusion == "vector":
+        fused = [fusion.Fused(item_id, score) for item_id, score in lists.rankings[0].hits]
         if keyword is not None:
-            fused = _cosines_backfill(fused, keyword, combined, collection, where)
+            fused = _cosines_backfill(fused, keyword, lists.combined, route.index.collection, where)
             clock.lap("search", detail="keyword-only candidates")
             fused = fusion.keyword_add(fused, keyword)
     else:
-        rankings, listed = [], []
-        for source, part, vector in zip(sources, active, vectors):
-            hits = collection.search(vector, limit=depth, where=where)
-            listed.append(len(hits))
-            # A negative part demotes only what resembles it: unrelated items (cosine <= 0) are
-            # left out of its list rather than ranked, and so penalised, in it.
-            ranked = [(hit.item_id, hit.score) for hit in hits if part.weight > 0 or hit.score > 0]
-            rankings.append(fusion.Ranking(source, part.weight, ranked))
-            clock.lap("search", detail=source)
-        if keyword is not None:
-            rankings.append(keyword)
+        rankings = [*lists.rankings, *([keyword] if keyword is not None else [])]
         fused = fusion.rrf(rankings, k=query.rrf_k) if query.fusion == "rrf" else fusion.weighted(rankings)
     if keyword is not None:
         listed.append(len(keyword.hits))
-    return _Searched(index, route.corpus_ids, vectors, fused, keyword, capped=max(listed) >= depth)
+    return _Searched(route.index, route.corpus_ids, lists.vectors, fused, keyword, capped=max(listed) >= depth)
 
 
 def part_transcribe(part: QueryPart) -> None:
