@@ -450,13 +450,14 @@ def _engine(uri: str):
 
 def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, batch_size: int = 10_000,
                     writers: int = 2, faiss_items: int = 200_000, keep: bool = False, index_timeout_s: float = 1800,
-                    on_fill_start=None, on_progress=None) -> dict:
+                    on_fill_start=None, on_progress=None, on_measured=None) -> dict:
     """Grow a synthetic corpus through ``sizes`` in each engine (Milvus URIs) and time every stage at each size.
 
     The faiss baseline runs up to ``faiss_items`` items (0: never): its HNSW build costs about
     1.6 ms per 512-d vector on two shared cores, so a million would take most of half an hour.
 
-    ``on_fill_start(engine, total)`` and ``on_progress(items so far)`` feed a progress bar.
+    ``on_fill_start(engine, total)`` and ``on_progress(items so far)`` feed a progress bar;
+    ``on_measured(report so far)`` is called after each size (a long run's figures survive its interruption).
     Returns {"encoder", "dim", "queries", "numpy_kernel", "engines": [{"uri", "engine", "sizes": [...]}]}.
     """
     encoder = encoders.get()
@@ -495,6 +496,8 @@ def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, 
                         faiss_index = None  # past the baseline's bound: free its memory too
                     engine["sizes"].append({"items": size, "fill": fill,
                                             **_measure(corpus, collection, faiss_index, queries, rng)})
+                    if on_measured:
+                        on_measured(report)
             finally:
                 if keep:
                     engine["kept"] = True

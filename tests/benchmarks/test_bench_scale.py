@@ -47,9 +47,11 @@ def test_a_tiny_run_prints_every_figure_and_leaves_nothing_behind():
     assert store.collection_for(encoders.get()).count() == 0
 
 
-def test_json_figures_hold_the_keyword_probes_and_the_kept_corpus():
-    printed, _ = _bench("--items", "200", "--queries", "3", "--faiss-items", "0", "--keep", "--json")
+def test_json_figures_hold_the_keyword_probes_and_the_kept_corpus(tmp_path):
+    printed, _ = _bench("--items", "200", "--queries", "3", "--faiss-items", "0", "--keep", "--json",
+                        "--out", str(tmp_path / "figures.json"))
     figures = json.loads(printed)
+    assert json.loads((tmp_path / "figures.json").read_text()) == figures
     (engine,) = figures["engines"]
     (size,) = engine["sizes"]
     assert size["items"] == 200 and size["fill"]["items_in_database"] == 200 and engine["kept"]

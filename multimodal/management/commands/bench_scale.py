@@ -1,5 +1,6 @@
 import json
 from contextlib import ExitStack
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -38,8 +39,12 @@ class Command(BaseCommand):
                             help="seconds to wait for the engine to index a size (default 1800)")
         parser.add_argument("--keep", action="store_true", help="keep the generated corpus afterwards")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the figures as JSON")
+        parser.add_argument("--out", type=Path, metavar="FILE",
+                            help="also write the figures as JSON to FILE, rewritten after each size is measured "
+                                 "(an interrupted run keeps what it measured)")
 
-    def handle(self, *args, items, engines, queries, batch, writers, faiss_items, index_timeout, keep, as_json, **options):
+    def handle(self, *args, items, engines, queries, batch, writers, faiss_items, index_timeout, keep, as_json, out,
+               **options):
         try:
             sizes = [int(value) for value in items.split(",") if value.strip()]
         except ValueError:
@@ -61,11 +66,20 @@ class Command(BaseCommand):
                 sizes=sizes, engines=engines or [str(settings.MILVUS_URI)], queries=queries, batch_size=batch,
                 writers=writers, faiss_items=faiss_items, keep=keep, index_timeout_s=index_timeout,
                 on_fill_start=fill_start, on_progress=lambda done: update[0](done),
+                on_measured=(lambda report: _json_write(out, report)) if out else None,
             )
+        if out:
+            _json_write(out, figures)
         if as_json:
             self.stdout.write(json.dumps(figures, indent=2))
             return
         self.stdout.write(report_format(figures))
+
+
+def _json_write(path: Path, figures: dict) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(figures, indent=2))
+    partial.replace(path)  # never a half-written file
 
 
 def report_format(figures: dict) -> str:
