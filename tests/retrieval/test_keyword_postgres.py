@@ -1,29 +1,22 @@
 """The site on PostgreSQL (as docker-compose runs it): migrations apply, and the keyword channel finds
 product codes and rare names through PostgreSQL full-text search.
 
-Runs ``manage.py`` in subprocesses against a real throw-away PostgreSQL cluster on loopback, with
-the tiny random CLIP (its vector channel ranks at random, so what is found first is the keyword
-channel's doing), and MILVUS_URI given as a path, Milvus Lite's form as the README documents it.
-Ingests are processes of their own, as a person runs them; searches run in turn in one long-lived process,
-as the site's do (one start for the module's eight searches, not eight), which must see each ingest's writes.
+Runs the site's commands (``manage.py``'s settings and argument parsing) in processes of their own against a
+real throw-away PostgreSQL cluster on loopback, with the tiny random CLIP (its vector channel ranks at random,
+so what is found first is the keyword channel's doing), and MILVUS_URI given as a path, Milvus Lite's form as
+the README documents it.
+Searches run in turn in one long-lived process, as the site's do (one start for the module's eight searches,
+not eight), which must see each ingest's writes; the migration and the ingests run in turn in another (one
+start for four commands: each start costs ~5-10 s of imports).
 """
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.live_services import ROOT, CommandSession, postgres_server
+from tests.live_services import CommandSession, postgres_server
 
 NOTES = 40
-
-
-def _manage(env, *args) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def _catalogue(folder, *, chair_description: str) -> None:
@@ -53,17 +46,19 @@ def site(tmp_path_factory):
         env = {**os.environ, "DATABASE_URL": database_url, "MULTIMODAL_DATA_DIR": str(folder / "data"),
                "MULTIMODAL_CLIP_MODEL": "tiny-random", "CELERY_BROKER_URL": "", "MILVUS_URI": str(folder / "milvus.db")}
         searcher = CommandSession(env, folder / "searcher.log")  # starts (imports) while the site is set up
+        ingester = CommandSession(env, folder / "ingester.log")
         try:
-            _manage(env, "migrate", "--no-input")
-            landed = _manage(env, "ingest", str(notes), str(folder / "shop"), "--corpus", "mixed")
+            ingester.run("migrate", "--no-input")
+            landed = ingester.run("ingest", str(notes), str(folder / "shop"), "--corpus", "mixed")
             assert f"{NOTES + 7} items landed in corpus 'mixed'" in landed
-            yield env, folder, searcher
+            yield folder, searcher, ingester
         finally:
             searcher.close()
+            ingester.close()
 
 
 def _search(site, *args, top_k: int = 5) -> list[dict]:
-    _, _, searcher = site
+    _, searcher, _ = site
     return json.loads(searcher.run("search", *args, "--json", "--top-k", str(top_k)))["results"]
 
 
@@ -101,11 +96,11 @@ def test_kind_filter_composes_with_the_keyword_channel(site):
 
 
 def test_a_changed_description_is_searched_by_its_new_words_only(site):
-    env, folder, _ = site
+    folder, _, ingester = site
     _catalogue(folder / "shop", chair_description="a comfy red chair in walnut")
-    _manage(env, "ingest", str(folder / "shop"), "--corpus", "mixed")
+    ingester.run("ingest", str(folder / "shop"), "--corpus", "mixed")
     walnut = _search(site, "walnut")
     assert walnut[0]["title"] == "red chair" and _keyword_rank(walnut[0]) == 1
     _catalogue(folder / "shop", chair_description="a comfy red chair in oak")
-    _manage(env, "ingest", str(folder / "shop"), "--corpus", "mixed")
+    ingester.run("ingest", str(folder / "shop"), "--corpus", "mixed")
     assert all(_keyword_rank(result) is None for result in _search(site, "walnut"))
