@@ -290,15 +290,20 @@ def _parts_vectors(parts: list[QueryPart], encoded: dict, index: indexes.SearchI
 def _cosines_backfill(fused, keyword, combined, collection, where: store.VectorFilter) -> list[fusion.Fused]:
     """Add keyword-only candidates with their real cosine to the combined vector (their best vector's).
 
-    The store scores them in one search narrowed to those items (an exact scan of a few hundred rows),
-    rather than this process fetching their vectors: shipping up to 200 items' 512 floats each and
-    decoding them in Python cost more than the search itself.
+    The store scores them in one search narrowed to those items (on a server, an exact scan of a few
+    hundred rows), rather than this process fetching their vectors: shipping up to 200 items' 512
+    floats each and decoding them in Python cost more than the search itself. An index may still
+    miss some of so few rows (Milvus Lite's HNSW found none of one): those are scored from their vectors.
     """
     known = {entry.item_id for entry in fused}
     missing = [item_id for item_id, _ in keyword.hits if item_id not in known]
-    if missing:
-        hits = collection.search(combined, limit=len(missing), where=replace(where, item_ids=missing))
-        fused.extend(fusion.Fused(hit.item_id, hit.score) for hit in hits)
+    if not missing:
+        return fused
+    hits = collection.search(combined, limit=len(missing), where=replace(where, item_ids=missing))
+    fused.extend(fusion.Fused(hit.item_id, hit.score) for hit in hits)
+    unscored = set(missing) - {hit.item_id for hit in hits}
+    for item_id, by_modality in collection.vectors(unscored).items():
+        fused.append(fusion.Fused(item_id, max(float(np.dot(vector, combined)) for vector in by_modality.values())))
     return fused
 
 

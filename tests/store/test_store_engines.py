@@ -41,11 +41,12 @@ def _titles_once_caught_up(text: str, corpus: Corpus, timeout_s: float = 180) ->
 
 
 @pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
-def test_a_restarted_local_server_has_every_vector_and_answers_the_same(store_engine, milvus_server_folder,
-                                                                       deterministic_encoder, settings):
-    # A collection of its own: a restart replays a collection's log, and the shared test collections
-    # carry every earlier test's writes.
-    settings.MILVUS_COLLECTION_PREFIX = "trestart"
+def test_a_restarted_local_server_has_every_vector_and_answers_the_same(store_engine, deterministic_encoder,
+                                                                       settings, tmp_path):
+    # A server of its own: a restart replays every collection's log before it is whole again, and the
+    # session's server carries every earlier test's writes (the tests after this one waited for them).
+    folder = tmp_path / "restarted-server"
+    settings.MILVUS_URI = f"local:{folder}"
     corpus = Corpus.objects.create(name="shop")
     ingest_files(corpus, {f"{index}.txt": f"red chair {index}".encode() for index in range(20)}
                  | {"blue.png": image_bytes((0, 0, 255)), "green.png": image_bytes((0, 255, 0))})
@@ -54,7 +55,7 @@ def test_a_restarted_local_server_has_every_vector_and_answers_the_same(store_en
         before = _titles("red chair", corpus)
         assert len(before) == 10 and collection.count() == 22
 
-        server = LocalServer(milvus_server_folder)
+        server = LocalServer(folder)
         old_pid = server.state().pid
         assert server.stop()  # nothing was flushed by hand: the server's log must carry the rows over
         assert server.state() is None
@@ -67,7 +68,8 @@ def test_a_restarted_local_server_has_every_vector_and_answers_the_same(store_en
         assert _titles_once_caught_up("red chair", corpus) == before
         assert collection.count() == 22
     finally:
-        collection.drop()
+        store.close_all()
+        LocalServer(folder).stop()
 
 
 @pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
