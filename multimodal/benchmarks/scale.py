@@ -191,7 +191,8 @@ def rows_insert(items: list[Item]) -> list[int]:
         for attname in stamped:
             if getattr(item, attname) is None:
                 setattr(item, attname, now)
-    rows = [tuple(convert(getattr(item, field.attname)) for field, convert in zip(fields, converters)) for item in items]
+    rows = [tuple(convert(getattr(item, field.attname)) for field, convert in zip(fields, converters))
+            for item in items]
     table = connection.ops.quote_name(Item._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))

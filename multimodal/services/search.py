@@ -201,8 +201,8 @@ def _route_vector_lists(query: SearchQuery, active: list[QueryPart], encoded: di
             raise QueryError("the parts cancel each other out: nothing is left to search for")
         hits = collection.search(combined, limit=depth, where=where)
         clock.lap("search", detail="combined")
-        return _VectorLists(vectors, combined, [fusion.Ranking("combined", 1.0, [(hit.item_id, hit.score) for hit in hits])],
-                            [len(hits)])
+        ranked = [(hit.item_id, hit.score) for hit in hits]
+        return _VectorLists(vectors, combined, [fusion.Ranking("combined", 1.0, ranked)], [len(hits)])
     rankings, listed = [], []
     for source, part, vector in zip(sources, active, vectors):
         hits = collection.search(vector, limit=depth, where=where)

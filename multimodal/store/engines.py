@@ -57,8 +57,8 @@ class Engine:
         return False
 
     def incarnation(self) -> str | None:
-        """Which start of the engine answers now, when the product can tell (a local server it runs);
-        a collection loaded by another start must be opened again (see `MilvusCollection`)."""
+        """Which start of the engine answers now, when the product can tell (a local server it runs): a
+        client opened against another start is replaced, and the collections it loaded are opened again."""
         return None
 
     def unavailable(self, exc: Exception) -> StoreUnavailable:

@@ -36,9 +36,9 @@ COUNT_CONSISTENCY = "Strong"
 _EVERYTHING = f"pk >= {-2 ** 62}"  # a filter every row passes (Milvus wants one for deletes and limited queries)
 
 # Collections known to exist (and be loaded, and caught up), by (engine URI, name), with their dimension,
-# the record they were created with and the engine's incarnation then: `ensure` asks the engine once per
-# process and engine start.
-_ensured: dict[tuple[str, str], tuple[int, dict, str | None]] = {}
+# the record they were created with and the client they were opened through: `ensure` asks the engine
+# once per process and connection (`engines.client` connects again when a local server restarted).
+_ensured: dict[tuple[str, str], tuple[int, dict, object]] = {}
 _ensured_lock = threading.Lock()
 # The collection property that holds its record (JSON): what made its vectors (see `MilvusCollection.record`).
 RECORD_PROPERTY = "multimodal.record"
@@ -142,24 +142,22 @@ class MilvusCollection:
         Asks the engine once per process (and again after a failure): a collection reopened by a new
         process, or by a server that restarted, must be loaded before it can be read.
         """
-        engine = engines.current()
-        incarnation = engine.incarnation()
-        known = _ensured.get(self._known())
-        if known is not None and known[2] == incarnation:
-            return True
         milvus = engines.client()
+        known = _ensured.get(self._known())
+        if known is not None and known[2] is milvus:
+            return True
         if not milvus.has_collection(self.name):
             return False
         dim = self.describe()["dim"]
         properties = milvus.describe_collection(self.name).get("properties") or {}
         record = json.loads(properties.get(RECORD_PROPERTY) or "{}")
         milvus.load_collection(self.name)  # returns once loaded; a no-op when it already is
-        self._catch_up(engine)
+        self._catch_up(milvus)
         with _ensured_lock:
-            _ensured[self._known()] = (dim, record, incarnation)
+            _ensured[self._known()] = (dim, record, milvus)
         return True
 
-    def _catch_up(self, engine) -> None:
+    def _catch_up(self, milvus) -> None:
         """Return once every write acknowledged so far, by any process, is visible to this one's reads.
 
         A restarted server reports a collection loaded (and answers searches) before it has replayed
@@ -170,11 +168,12 @@ class MilvusCollection:
         """
         started = time.monotonic()
         try:
-            engines.client().query(self.name, filter=_EVERYTHING, output_fields=["pk"], limit=1,
-                                   consistency_level=COUNT_CONSISTENCY, timeout=settings.MILVUS_READ_TIMEOUT_S)
+            milvus.query(self.name, filter=_EVERYTHING, output_fields=["pk"], limit=1,
+                         consistency_level=COUNT_CONSISTENCY, timeout=settings.MILVUS_READ_TIMEOUT_S)
         except Exception as exc:
             if time.monotonic() - started < settings.MILVUS_READ_TIMEOUT_S:
                 raise  # a failure of its own, translated by the caller
+            engine = engines.current()
             raise StoreUnavailable(
                 f"the vector store ({engine.name}) is still catching up with the writes made before it restarted: "
                 f"collection {self.name} is not complete yet; try again in a moment", engine=engine.name) from exc
@@ -185,9 +184,10 @@ class MilvusCollection:
         if not self._loaded():
             if self.dim is None:
                 raise StoreError(f"collection {self.name} was opened without a dimension and cannot be created")
-            self._create(engines.client())
+            milvus = engines.client()
+            self._create(milvus)
             with _ensured_lock:
-                _ensured[self._known()] = (self.dim, self._record, engines.current().incarnation())
+                _ensured[self._known()] = (self.dim, self._record, milvus)
         known_dim = _ensured[self._known()][0]
         if self.dim is not None and known_dim != self.dim:
             raise StoreError(f"collection {self.name} holds {known_dim}-d vectors, not {self.dim}-d")

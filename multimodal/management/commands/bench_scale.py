@@ -15,10 +15,11 @@ class Command(BaseCommand):
         "Fill a throw-away corpus with synthetic items (database rows, their keyword index and clustered "
         "vectors of the configured encoder's dimension, no encoding) at each of --items sizes, grown one "
         "from the other, in each --engine; then time, warm, p50/p95: 1-, 2- and 3-part queries end to end "
-        "stage by stage, the store's search alone (as the product asks: the fusion depth; and for the top 10 "
-        "only) with its recall@10 against an exact numpy scan of the same vectors, faiss HNSW and numpy exact over them, the keyword channel alone (rare word, common "
-        "word, product code), hydration alone and filtered searches (corpus, kind, date range, spec), "
-        "with the RSS of this process and of the engine's. The corpus is deleted afterwards unless --keep."
+        "stage by stage, the store's search alone (as the product asks: the fusion depth; and for the top "
+        "10 only) with its recall@10 against an exact numpy scan of the same vectors, faiss HNSW and numpy "
+        "exact over them, the keyword channel alone (rare word, common word, product code), hydration alone "
+        "and filtered searches (corpus, kind, date range, spec), with the RSS of this process and of the "
+        "engine's. The corpus is deleted afterwards unless --keep."
     )
 
     def add_arguments(self, parser):
