@@ -6,13 +6,16 @@ what migration 0004 sets up. A query's words are OR-ed (any of them may match; r
 most) and the whole phrase counts extra, so an exact product code such as "SKU-0042" ranks its item
 first.
 
-The cost of a query is bounded whatever the corpus size: ranking computes a score per match, and a
-word in most of a million items would be a million scores. So a word matching more than
-MAX_RANKED_MATCHES items is left out of a query that has rarer words (its weight there is next to
-nothing, yet it was nearly all the work; it still counts inside the whole-phrase match), and a query
-of such words only ranks the newest MAX_RANKED_MATCHES of its matches, then keeps those the search's
-filters let through (each checked by primary key): a filter costs what the matches cost, not what
-the corpus holds, and a narrow filter with only common words may find fewer keyword matches.
+The cost of a query is bounded whatever the corpus size: ranking computes a score per match (bm25
+reads each match's column sizes and, for the whole phrase, its positions: 5-10 µs a match in
+SQLite), and a word in most of a million items would be a million scores. So a word matching more
+than MAX_RANKED_MATCHES items is a common word: it is left out of a query that has rarer words
+(its weight there is next to nothing, yet it was nearly all the work; it still counts inside the
+whole-phrase match). A query of common words only asks for the items holding all of them (the
+whole phrase counting extra), or, when none does, any of them. At most the newest
+MAX_RANKED_MATCHES matches are ranked, and then kept if the search's filters let them through
+(each checked by primary key): a filter costs what the matches cost, not what the corpus holds,
+and a narrow filter with only common words may find fewer keyword matches.
 """
 import re
 
@@ -21,7 +24,9 @@ from django.db import connection
 from django.db.models import QuerySet
 
 MAX_TERMS = 32
-MAX_RANKED_MATCHES = 10_000
+# A word in more items than this is a common word; and at most this many matches of a query are ranked
+# (the newest): bm25 over 2,000 matches takes 8-20 ms in SQLite (more when the whole phrase is scored too).
+MAX_RANKED_MATCHES = 2_000
 # Weights of the columns (title, body, extra) in both engines: a word in the title or a spec counts more.
 COLUMN_WEIGHTS = (5.0, 1.0, 3.0)
 
@@ -49,12 +54,14 @@ def keyword_search(text: str, *, items: QuerySet, limit: int) -> list[tuple[int,
 
 
 def _sqlite(terms, candidates_sql, candidates_params, limit):
-    matched = terms
-    if len(terms) > 1:
-        matched = [term for term in terms if not _sqlite_term_is_common(term)] or terms
-    alternatives = [f'"{term}"' for term in matched]
-    if len(terms) > 1:
-        alternatives.append('"' + " ".join(terms) + '"')
+    rare = [term for term in terms if not _sqlite_term_is_common(term)]
+    phrase = ['"' + " ".join(terms) + '"'] if len(terms) > 1 else []
+    if rare:
+        queries = [(" OR ".join([*(f'"{term}"' for term in rare), *phrase]), MAX_RANKED_MATCHES)]
+    else:  # common words only: the items holding all of them (the phrase scoring extra), else any of them
+        every = " AND ".join(f'"{term}"' for term in terms)
+        queries = [(" OR ".join([f"({every})", *phrase]), MAX_RANKED_MATCHES)] if len(terms) > 1 else []
+        queries.append((" OR ".join(f'"{term}"' for term in terms), MAX_RANKED_MATCHES))
     weights = ", ".join(str(weight) for weight in COLUMN_WEIGHTS)
     # The newest matches, up to the bound, with their bm25; then each is looked up in the
     # candidates by primary key (CROSS JOIN keeps the matches the outer loop). Bounding before the
@@ -68,8 +75,11 @@ def _sqlite(terms, candidates_sql, candidates_params, limit):
         f"  ON candidates.id = matches.id ORDER BY matches.score DESC, matches.id LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [" OR ".join(alternatives), MAX_RANKED_MATCHES, *candidates_params, limit])
-        return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
+        for match, bound in queries:
+            cursor.execute(sql, [match, bound, *candidates_params, limit])
+            if found := cursor.fetchall():
+                return [(int(item_id), float(score)) for item_id, score in found]
+    return []
 
 
 def _sqlite_term_is_common(term: str) -> bool:
@@ -106,10 +116,13 @@ def _postgres(text, candidates_sql, candidates_params, limit):
         if not lexemes:
             return []
         frequencies = [_postgres_items_with(cursor, lexeme) for lexeme in lexemes]
-        matched = [lexeme for lexeme, items in zip(lexemes, frequencies) if items <= MAX_RANKED_MATCHES]
-        if len(lexemes) == 1 or not matched:
-            matched = lexemes
-        any_word = " | ".join(_tsquery_lexeme(lexeme) for lexeme in matched)
+        rare = [_tsquery_lexeme(lexeme) for lexeme, items in zip(lexemes, frequencies) if items <= MAX_RANKED_MATCHES]
+        if rare:
+            queries = [(" | ".join(rare), MAX_RANKED_MATCHES)]
+        else:  # common words only: the items holding all of them, else any of them (see the module's docstring)
+            every = [_tsquery_lexeme(lexeme) for lexeme in lexemes]
+            queries = [(" & ".join(every), MAX_RANKED_MATCHES)] if len(every) > 1 else []
+            queries.append((" | ".join(every), MAX_RANKED_MATCHES))
         sql = (
             f"WITH matches AS MATERIALIZED (SELECT multimodal_item.id, "
             f"    tsvector_to_array({POSTGRES_DOCUMENT}) AS words, "
@@ -131,8 +144,11 @@ def _postgres(text, candidates_sql, candidates_params, limit):
             f"  JOIN frequencies ON frequencies.word = ANY(matches.words) CROSS JOIN total "
             f"GROUP BY matches.id, matches.phrase ORDER BY score DESC, matches.id LIMIT %s"
         )
-        cursor.execute(sql, [text, any_word, MAX_RANKED_MATCHES, lexemes, frequencies, *candidates_params, limit])
-        return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
+        for match, bound in queries:
+            cursor.execute(sql, [text, match, bound, lexemes, frequencies, *candidates_params, limit])
+            if found := cursor.fetchall():
+                return [(int(item_id), float(score)) for item_id, score in found]
+        return []
 
 
 def _postgres_items_with(cursor, lexeme: str) -> int:
