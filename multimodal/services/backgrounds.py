@@ -45,11 +45,9 @@ _kept_lock = threading.Lock()
 
 def background_sample(*, index: indexes.SearchIndex, corpus_ids: list[int] | None) -> relevance.Background | None:
     """A random sample of the vectors of these corpora (None: all) in ``index``; None when they hold none."""
-    items = Item.objects.all() if corpus_ids is None else Item.objects.filter(corpus_id__in=corpus_ids)
-    bounds = items.aggregate(low=Min("pk"), high=Max("pk"))
-    if bounds["low"] is None:
+    id_range = _id_range(corpus_ids)
+    if id_range is None:
         return None
-    id_range = (bounds["low"], bounds["high"])
     key = (str(settings.MILVUS_URI), index.collection.name, tuple(sorted(corpus_ids)) if corpus_ids else None)
     kept = _kept.get(key)
     if kept is None or _stale(kept, id_range):
@@ -57,6 +55,24 @@ def background_sample(*, index: indexes.SearchIndex, corpus_ids: list[int] | Non
         with _kept_lock:
             _kept[key] = kept
     return kept.background if len(kept.background.vectors) else None
+
+
+def _id_range(corpus_ids: list[int] | None) -> tuple[int, int] | None:
+    """The lowest and highest item id of these corpora (None: all), or None when they hold no item.
+
+    Each end is one index seek per corpus: an aggregate over a corpus filter reads every id of the
+    corpora (17 ms a search at 100k items in SQLite), where the ends of the table's own key cost nothing.
+    """
+    if corpus_ids is None:
+        bounds = Item.objects.aggregate(low=Min("pk"), high=Max("pk"))
+        return None if bounds["low"] is None else (bounds["low"], bounds["high"])
+    ends = []
+    for corpus_id in sorted(set(corpus_ids)):
+        ids = Item.objects.filter(corpus_id=corpus_id).order_by("pk").values_list("pk", flat=True)
+        low = ids.first()
+        if low is not None:
+            ends.append((low, ids.last()))
+    return (min(low for low, _ in ends), max(high for _, high in ends)) if ends else None
 
 
 def backgrounds_forget() -> None:
