@@ -11,11 +11,12 @@ searched corpora (`services.backgrounds`), whatever the fusion mode.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
 
 from .. import encoders, store
 from ..errors import QueryError
@@ -91,29 +92,40 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     # The vector side (encoding, then the store's searches) needs no database: it runs in a worker thread
     # while this thread, which holds the database connection, runs the keyword channel. A query costs
     # the slower of the two, not their sum (encoders, Milvus calls and SQLite all release the GIL).
+    # In "vector" fusion the keyword matches also need their cosine to the combined vector: this thread
+    # asks the store for them as soon as that vector is known, beside the vector side's own search.
     vector_clock = _Clock()
-    vector_side = _VECTOR_SIDE.submit(_vector_lists, query, active, encoder, sources, routes, depth, vector_clock)
+    combined = [Future() for _ in routes] if query.fusion == "vector" and query.keyword_on else None
+    vector_side = _VECTOR_SIDE.submit(_vector_lists, query, active, encoder, sources, routes, depth, vector_clock,
+                                      combined)
     try:
         keywords = [_keyword_ranking(query, route_where, depth) for _, route_where in routes]
+        clock.lap("keyword", ran=query.keyword_on)
+        keyword_cosines = [{} for _ in routes]
+        for number, ((route, route_where), keyword, ready) in enumerate(zip(routes, keywords, combined or [])):
+            vector = ready.result()
+            clock.lap("vectors", ran=False)
+            keyword_cosines[number] = _keyword_cosines(keyword, vector, route.index.collection, route_where)
+            clock.lap("search", detail="keyword candidates")
     except BaseException:
         wait([vector_side])  # the worker does not outlive the request
         raise
-    clock.lap("keyword", ran=query.keyword_on)
     lists = vector_side.result()
     clock.lap("vectors", ran=False)  # waiting for the vector side: its own stages are timed there
     clock.add(vector_clock)
-    searched = [_route_fuse(query, route, route_where, depth, route_lists, keyword, clock)
-                for (route, route_where), route_lists, keyword in zip(routes, lists, keywords)]
+    searched = [_route_fuse(query, route, depth, route_lists, keyword, cosines)
+                for (route, _), route_lists, keyword, cosines in zip(routes, lists, keywords, keyword_cosines)]
     fused = searched[0].fused if len(searched) == 1 else sorted(
         (entry for result in searched for entry in result.fused), key=lambda entry: (-entry.score, entry.item_id))
     fused = fusion.min_score_cut(fused, query.min_score)
     clock.lap("fusion")
-    if query.group:
-        fused = fusion.fused_group(fused, _parents_of([entry.item_id for entry in fused]))
-    clock.lap("group", ran=query.group)
-    if query.collapse != "none":
-        fused = fusion.fused_collapse(fused, _duplicate_groups_of([entry.item_id for entry in fused]), query.collapse)
-    clock.lap("collapse", ran=query.collapse != "none")
+    if query.group or query.collapse != "none":
+        parents, duplicate_groups = _links_of([entry.item_id for entry in fused])
+        if query.group:
+            fused = fusion.fused_group(fused, parents)
+        if query.collapse != "none":
+            fused = fusion.fused_collapse(fused, duplicate_groups, query.collapse)
+    clock.lap("group", ran=query.group or query.collapse != "none")
     start = (query.page - 1) * query.top_k
     page = fused[start:start + query.top_k]
     judgements = {}
@@ -148,15 +160,19 @@ def _page_judge(page: list[fusion.Fused], result: _Searched, weights: list[float
     return judgements
 
 
-def _parents_of(item_ids: list[int]) -> dict[int, int]:
-    """{part id: its parent's id} for the ids that are parts (pages, passages, scenes, segments)."""
-    return dict(Item.objects.filter(pk__in=item_ids, parent__isnull=False).values_list("pk", "parent_id"))
-
-
-def _duplicate_groups_of(item_ids: list[int]) -> dict[int, tuple[int | None, int | None]]:
-    """{id: (same-picture group, similar-shot group)} for the ids that are in a group (`services.duplicates`)."""
-    rows = Item.objects.filter(pk__in=item_ids).exclude(same_group=None, similar_group=None)
-    return {pk: (same, similar) for pk, same, similar in rows.values_list("pk", "same_group", "similar_group")}
+def _links_of(item_ids: list[int]) -> tuple[dict[int, int], dict[int, tuple[int | None, int | None]]]:
+    """What ties these items to others, in one query: {part id: its parent's id} for the ids that are parts
+    (pages, passages, scenes, segments), and {id: (same-picture group, similar-shot group)} for those in a
+    duplicate group (`services.duplicates`)."""
+    parents, duplicate_groups = {}, {}
+    rows = Item.objects.filter(pk__in=item_ids).filter(
+        Q(parent__isnull=False) | Q(same_group__isnull=False) | Q(similar_group__isnull=False))
+    for pk, parent, same, similar in rows.values_list("pk", "parent_id", "same_group", "similar_group"):
+        if parent is not None:
+            parents[pk] = parent
+        if same is not None or similar is not None:
+            duplicate_groups[pk] = (same, similar)
+    return parents, duplicate_groups
 
 
 @dataclass
@@ -184,21 +200,35 @@ _VECTOR_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-vect
 
 
 def _vector_lists(query: SearchQuery, active: list[QueryPart], encoder, sources: list[str], routes: list,
-                  depth: int, clock: _Clock) -> list[_VectorLists]:
-    """Encode the parts, then search each route's index with them (no database access: see `search_run`)."""
-    encoded = _parts_encode(active, encoder, clock)
-    return [_route_vector_lists(query, active, encoded, sources, route, route_where, depth, clock)
-            for route, route_where in routes]
+                  depth: int, clock: _Clock, combined: list[Future] | None) -> list[_VectorLists]:
+    """Encode the parts, then search each route's index with them (no database access: see `search_run`).
+
+    In "vector" fusion each route's combined vector is also handed over through ``combined`` (when given)
+    before its search starts; if the side fails first, the futures not yet set hold the error.
+    """
+    try:
+        encoded = _parts_encode(active, encoder, clock)
+        return [_route_vector_lists(query, active, encoded, sources, route, route_where, depth, clock,
+                                    combined[number] if combined else None)
+                for number, (route, route_where) in enumerate(routes)]
+    except BaseException as exc:
+        for ready in combined or []:
+            if not ready.done():
+                ready.set_exception(exc)
+        raise
 
 
 def _route_vector_lists(query: SearchQuery, active: list[QueryPart], encoded: dict, sources: list[str],
-                        route: indexes.Route, where: store.VectorFilter, depth: int, clock: _Clock) -> _VectorLists:
+                        route: indexes.Route, where: store.VectorFilter, depth: int, clock: _Clock,
+                        combined_ready: Future | None) -> _VectorLists:
     collection = route.index.collection
     vectors = _parts_vectors(active, encoded, route.index, clock)
     if query.fusion == "vector":
         combined = fusion.vector_combine(vectors, [part.weight for part in active])
         if combined is None:
             raise QueryError("the parts cancel each other out: nothing is left to search for")
+        if combined_ready is not None:
+            combined_ready.set_result(combined)
         hits = collection.search(combined, limit=depth, where=where)
         clock.lap("search", detail="combined")
         ranked = [(hit.item_id, hit.score) for hit in hits]
@@ -222,15 +252,14 @@ def _keyword_ranking(query: SearchQuery, where: store.VectorFilter, depth: int) 
                           keyword_search(query.keyword_text, items=filters_items(query, where), limit=depth))
 
 
-def _route_fuse(query: SearchQuery, route: indexes.Route, where: store.VectorFilter, depth: int, lists: _VectorLists,
-                keyword: fusion.Ranking | None, clock: _Clock) -> _Searched:
-    """One route's vector lists and keyword list, fused."""
+def _route_fuse(query: SearchQuery, route: indexes.Route, depth: int, lists: _VectorLists,
+                keyword: fusion.Ranking | None, keyword_cosines: dict[int, float]) -> _Searched:
+    """One route's vector lists and keyword list, fused (``keyword_cosines``: see `_keyword_cosines`)."""
     listed = list(lists.listed)
     if query.fusion == "vector":
         fused = [fusion.Fused(item_id, score) for item_id, score in lists.rankings[0].hits]
         if keyword is not None:
-            fused = _cosines_backfill(fused, keyword, lists.combined, route.index.collection, where)
-            clock.lap("search", detail="keyword-only candidates")
+            fused = _cosines_backfill(fused, keyword, keyword_cosines, lists.combined, route.index.collection)
             fused = fusion.keyword_add(fused, keyword)
     else:
         rankings = [*lists.rankings, *([keyword] if keyword is not None else [])]
@@ -287,21 +316,31 @@ def _parts_vectors(parts: list[QueryPart], encoded: dict, index: indexes.SearchI
     return [vectors[number] for number in range(len(parts))]
 
 
-def _cosines_backfill(fused, keyword, combined, collection, where: store.VectorFilter) -> list[fusion.Fused]:
-    """Add keyword-only candidates with their real cosine to the combined vector (their best vector's).
+def _keyword_cosines(keyword: fusion.Ranking | None, combined: np.ndarray, collection,
+                     where: store.VectorFilter) -> dict[int, float]:
+    """{item id: cosine of its best vector to the combined vector} for the keyword channel's matches.
 
     The store scores them in one search narrowed to those items (on a server, an exact scan of a few
-    hundred rows), rather than this process fetching their vectors: shipping up to 200 items' 512
-    floats each and decoding them in Python cost more than the search itself. An index may still
-    miss some of so few rows (Milvus Lite's HNSW found none of one): those are scored from their vectors.
+    hundred rows), run beside the vector side's own search: shipping up to 200 items' 512 floats each
+    to this process and decoding them in Python cost more than the search itself.
+    """
+    if not keyword or not keyword.hits:
+        return {}
+    ids = [item_id for item_id, _ in keyword.hits]
+    return {hit.item_id: hit.score for hit in collection.search(combined, limit=len(ids),
+                                                                where=replace(where, item_ids=ids))}
+
+
+def _cosines_backfill(fused, keyword, keyword_cosines: dict[int, float], combined, collection) -> list[fusion.Fused]:
+    """Add keyword-only candidates with their real cosine to the combined vector (their best vector's).
+
+    The cosines come from `_keyword_cosines`. An index may miss some of so few rows (Milvus Lite's HNSW
+    found none of one): those are scored from their vectors.
     """
     known = {entry.item_id for entry in fused}
     missing = [item_id for item_id, _ in keyword.hits if item_id not in known]
-    if not missing:
-        return fused
-    hits = collection.search(combined, limit=len(missing), where=replace(where, item_ids=missing))
-    fused.extend(fusion.Fused(hit.item_id, hit.score) for hit in hits)
-    unscored = set(missing) - {hit.item_id for hit in hits}
+    fused.extend(fusion.Fused(item_id, keyword_cosines[item_id]) for item_id in missing if item_id in keyword_cosines)
+    unscored = [item_id for item_id in missing if item_id not in keyword_cosines]
     for item_id, by_modality in collection.vectors(unscored).items():
         fused.append(fusion.Fused(item_id, max(float(np.dot(vector, combined)) for vector in by_modality.values())))
     return fused
