@@ -1,8 +1,10 @@
 """Encoders run in ONNX Runtime, at fp32, int8 (dynamic quantisation) or fp16 (on a GPU).
 
-The towers come from `onnx_export` (exported once, then loaded from the cache without building the
-PyTorch model). Inputs are prepared by the PyTorch encoder's own code (open_clip's tokeniser and
-preprocessing; a transformers model's processor), so the two runtimes see the same inputs.
+The towers come from `onnx_cache` (exported once, by a child process, then loaded from the cache without
+building the PyTorch model). Inputs are prepared as the PyTorch encoder prepares them, so the two runtimes see
+the same inputs: for open_clip models by `clip_inputs` (numpy and Pillow: an open_clip encoder here imports
+neither torch nor open_clip, unless its tokeniser is a Hugging Face or SigLIP one, which only open_clip
+builds); for ``hf:`` models by the model's transformers processor (which imports torch).
 ``runtime`` carries the export's measured agreement with PyTorch fp32.
 """
 from pathlib import Path
@@ -11,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from .base import EncoderLoadError, l2_normalise
-from .onnx_export import export_ensure, manifest_read, session_open
-from .open_clip_backend import pixels_prepare, preprocess_make, texts_encode, tokenizer_load
+from .clip_inputs import pixels_prepare, preprocess_make, texts_encode, tokenizer_from
+from .onnx_cache import export_ready, manifest_read, session_open
 from .runtime import RuntimeStamp
 
 
@@ -20,7 +22,7 @@ def onnx_encoder_build(spec: str, *, precision: str = "fp32", device: str = "cpu
     """``spec``'s encoder on ONNX Runtime at ``precision``, exported first if it is not in the cache."""
     if precision == "fp16" and not device.startswith("cuda"):
         raise EncoderLoadError("precision fp16 runs on a GPU (MULTIMODAL_DEVICE=cuda); on a CPU use fp32 or int8")
-    folder = export_ensure(spec, precision, device=device, on_step=on_step)
+    folder = export_ready(spec, precision, device=device, on_step=on_step)
     manifest = manifest_read(folder)
     encoder = onnx_encoder_open(spec, folder, manifest, precision=precision, device=device)
     encoder.agreement = manifest["agreement"]
@@ -42,7 +44,7 @@ class OnnxClipEncoder:
     def __init__(self, spec: str, folder: Path, manifest: dict, *, device: str):
         self._text = export_session(folder, "text", device)
         self._image = export_session(folder, "image", device)
-        self._tokenizer = tokenizer_load(spec)
+        self._tokenizer = tokenizer_from(manifest["tokenizer"]) if manifest["tokenizer"] else _open_clip_tokenizer(spec)
         self._prepare = preprocess_make(manifest["preprocess"])
         self._right_sized = bool(manifest["right_sized"])
         self.name = f"open_clip:{spec}"
@@ -55,6 +57,12 @@ class OnnxClipEncoder:
     def encode_image(self, images: list[Image.Image]) -> np.ndarray:
         pixels = pixels_prepare(images, self._prepare)
         return l2_normalise(self._image.run(None, {"pixels": pixels})[0])
+
+
+def _open_clip_tokenizer(spec: str):
+    from .open_clip_backend import tokenizer_load
+
+    return tokenizer_load(spec)
 
 
 class OnnxHfEncoder:

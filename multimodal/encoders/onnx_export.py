@@ -1,20 +1,16 @@
-"""Encoder towers exported to ONNX once, kept in MULTIMODAL_ENCODER_CACHE_DIR, and measured against PyTorch.
+"""Encoder towers exported to ONNX, into the folder `onnx_cache` names, and measured against PyTorch.
 
 Two families of models are exported: open_clip's (`OpenClipTowers`) and transformers' CLIP and SigLIP
-(``hf:`` names, `HfTowers`). An export lives in a folder of its own, named by the model and a digest of
-everything the files depend on (`export_key`: the model name and its weights files, the precision, the
-exporter's, the model library's and the runtime's versions, this module's format). When any of those change
-the folder's name changes, so the towers are exported again and the stale folder of that model and precision
-is removed. int8 and fp16 files are made from the fp32 export. Each export is measured once, when it is made:
-the cosine between its vectors and PyTorch fp32's over fixed probe texts and images (mean and min per tower),
-kept in its manifest.
+(``hf:`` names, `HfTowers`). When the export's key changes (`onnx_cache.export_key`) the towers are exported
+again and the stale folder of that model and precision is removed. int8 and fp16 files are made from the fp32
+export. Each export is measured once, when it is made: the cosine between its vectors and PyTorch fp32's over
+fixed probe texts and images (mean and min per tower), kept in its manifest. This module imports torch: it runs
+in ``manage.py encoder_export`` (which `onnx_cache.export_ready` starts) or in a benchmark's own process.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,28 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-import open_clip
 import torch
-from django.conf import settings
 from PIL import Image
 
+from . import onnx_cache
 from .base import EncoderLoadError
-from .open_clip_backend import OpenClipEncoder, files_fingerprint, tokenizer_load, weights_fingerprint
-from .runtime import cpu_threads
+from .clip_inputs import image_sides
+from .onnx_cache import MANIFEST, OPSET, export_folder, export_key
+from .open_clip_backend import OpenClipEncoder, tokenizer_describe, tokenizer_load
 
-# Bumped when this module changes what it writes: every cached export is then made again.
-EXPORT_FORMAT = 1
-OPSET = 18
-MANIFEST = "manifest.json"
 TOWERS = ("text", "image")
 HF_TEXT_INPUTS = ("input_ids", "attention_mask")  # as `HfInputs.text` gives them
-# Dynamic quantisation of the matrix products, where the time goes; the patch embedding (a convolution)
-# stays fp32: ONNX Runtime's integer convolution is slower on CPUs than its fp32 one. Weights per output
-# channel, in 7 bits: on CPUs without VNNI the 8-bit u8*s8 products saturate, and ViT-B-32's image vectors
-# then agree with fp32 only to ~0.994 (0.9997 with both).
-INT8_OPS = ["MatMul", "Gemm"]
-INT8_OPTIONS = {"per_channel": True, "reduce_range": True}
 # One protobuf file holds at most 2 GB; larger towers keep their weights in a side file.
 PROTOBUF_LIMIT_BYTES = 1_800_000_000
 PROBE_TEXTS = [
@@ -73,13 +58,6 @@ class OpenClipTowers:
     """open_clip models: the text tower from token ids (cut to the batch's longest text when the model allows
     it), the image tower from pixels, exported through torch.export (dynamo)."""
 
-    library = "open_clip"
-    version = open_clip.__version__
-
-    @staticmethod
-    def weights(spec: str) -> str:
-        return weights_fingerprint(spec)
-
     @staticmethod
     def reference(spec: str, device: str) -> OpenClipEncoder:
         return OpenClipEncoder(spec, device=device)
@@ -87,41 +65,30 @@ class OpenClipTowers:
     @staticmethod
     def towers(spec: str, reference: OpenClipEncoder) -> dict[str, TowerExport]:
         text = reference._text
-        example = tokenizer_load(spec)(["a photo of a cat", "red"])
+        example = torch.from_numpy(tokenizer_load(spec)(["a photo of a cat", "red"]))
         dims = {0: torch.export.Dim("batch")}
         if text.right_sized:
             dims[1] = torch.export.Dim("length", min=2, max=example.shape[1])
             example = example[:, :8]
-        height, width = _sides(reference._model.visual.preprocess_cfg["size"])
+        height, width = image_sides(reference._model.visual.preprocess_cfg["size"])
         return {"text": TowerExport(text, (example,), ["tokens"], dynamic_shapes=(dims,)),
                 "image": TowerExport(reference._model.visual, (torch.zeros((2, 3, height, width)),), ["pixels"],
                                      dynamic_shapes=({0: torch.export.Dim("batch")},))}
 
     @staticmethod
     def manifest(reference: OpenClipEncoder) -> dict:
-        return {"preprocess": reference._model.visual.preprocess_cfg, "right_sized": reference._text.right_sized}
+        return {"preprocess": reference._model.visual.preprocess_cfg, "right_sized": reference._text.right_sized,
+                "tokenizer": tokenizer_describe(reference._tokenizer)}
 
     @staticmethod
     def input_side(manifest: dict) -> int:
-        return max(_sides(manifest["preprocess"]["size"]))
+        return max(image_sides(manifest["preprocess"]["size"]))
 
 
 class HfTowers:
     """transformers CLIP and SigLIP (``hf:ID_OR_DIR``): the text tower from token ids and attention mask, the
     image tower from pixels, exported through TorchScript (transformers' models trace cleanly, in a tenth
     of torch.export's time)."""
-
-    library = "transformers"
-
-    @property
-    def version(self) -> str:
-        import transformers
-
-        return transformers.__version__
-
-    @staticmethod
-    def weights(spec: str) -> str:
-        return files_fingerprint(spec, Path(spec.removeprefix("hf:")))
 
     @staticmethod
     def reference(spec: str, device: str):
@@ -156,55 +123,9 @@ def towers_of(spec: str):
     return HfTowers() if spec.startswith("hf:") else OpenClipTowers()
 
 
-def _sides(size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-def export_key(spec: str, precision: str) -> dict:
-    family = towers_of(spec)
-    return {
-        "format": EXPORT_FORMAT, "spec": spec, "weights": family.weights(spec), "precision": precision,
-        "opset": OPSET, "int8": {"ops": INT8_OPS, **INT8_OPTIONS} if precision == "int8" else None,
-        family.library: family.version, "torch": torch.__version__, "onnx": onnx.__version__,
-        "onnxruntime": ort.__version__,
-    }
-
-
-def export_folder(spec: str, precision: str) -> Path:
-    slug = re.sub(r"[^0-9a-zA-Z]+", "-", spec).strip("-").lower()[-60:]
-    digest = hashlib.sha256(json.dumps(export_key(spec, precision), sort_keys=True).encode()).hexdigest()[:12]
-    return Path(settings.MULTIMODAL_ENCODER_CACHE_DIR) / f"{slug}-{precision}-{digest}"
-
-
-def manifest_read(folder: Path) -> dict:
-    return json.loads((folder / MANIFEST).read_text())
-
-
-def session_open(path: Path, *, device: str = "cpu") -> ort.InferenceSession:
-    """An ONNX Runtime session on ``device``'s provider, with the machine's thread count (intra-op), one
-    inter-op thread (a tower is one chain of operators: nothing runs beside it) and every graph fusion.
-
-    Its threads sleep between operators instead of spinning: on a shared 2-core machine a spinning thread
-    takes a core from the one doing the work (ViT-B-32 int8, 16 pictures: 1.53 s of CPU without spinning,
-    1.82 s with; fp32 2.41 s against 2.91 s; the same vectors).
-    """
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = cpu_threads()
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise EncoderLoadError(f"MULTIMODAL_DEVICE={device}, but this onnxruntime has no CUDA provider "
-                                   f"(install onnxruntime-gpu, or run on the cpu)")
-        providers = [("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}), "CPUExecutionProvider"]
-    return ort.InferenceSession(str(path), options, providers=providers)
-
-
 def export_ensure(spec: str, precision: str, *, device: str = "cpu", on_step=None) -> Path:
-    """The folder holding ``spec``'s towers at ``precision`` (exported now if it is missing or stale)."""
+    """The folder holding ``spec``'s towers at ``precision``, exported in this process now if it is missing or
+    stale (processes that encode ask `onnx_cache.export_ready`, which runs this in a child)."""
     folder = export_folder(spec, precision)
     if (folder / MANIFEST).exists():
         return folder
@@ -247,6 +168,8 @@ def _export_into(working: Path, spec: str, precision: str, family, reference, so
     manifest = {"key": export_key(spec, precision), **family.manifest(reference), "dim": reference.dim}
     from .onnx_backend import onnx_encoder_open
 
+    if on_step:
+        on_step(f"measuring the {precision} towers against PyTorch fp32")
     exported = onnx_encoder_open(spec, working, manifest, precision=precision, device=device)
     manifest["agreement"] = _agreement(reference, exported, family.input_side(manifest))
     return manifest
@@ -267,8 +190,10 @@ def _tower_convert(source: Path, target: Path, precision: str) -> None:
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS,
-                         use_external_data_format=source.stat().st_size > PROTOBUF_LIMIT_BYTES, **INT8_OPTIONS)
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=onnx_cache.INT8_OPS,
+                         use_external_data_format=source.stat().st_size > PROTOBUF_LIMIT_BYTES,
+                         **onnx_cache.INT8_OPTIONS)
     elif precision == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 

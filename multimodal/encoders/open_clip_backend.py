@@ -1,54 +1,25 @@
 """open_clip models: ``MODEL:PRETRAINED`` tags, checkpoint files, ``hf-hub:`` ids and local dirs.
 
 `OpenClipEncoder` runs the model in PyTorch (the reference runtime); `onnx_backend` runs the same towers,
-exported, in ONNX Runtime. Both tokenise and preprocess here, the same way.
+exported, in ONNX Runtime. Both tokenise and preprocess with `clip_inputs` (numpy and Pillow), the same way.
 """
-from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import open_clip
 import torch
-from open_clip.transform import PreprocessCfg, image_transform_v2
-from torchvision import transforms
+from open_clip import tokenizer as open_clip_tokenizer
 from PIL import Image
 
 from .base import EncoderLoadError, l2_normalise
+from .clip_inputs import ClipTokenizer, pixels_prepare, preprocess_make, texts_encode
+from .open_clip_specs import CONFIG_DIR, spec_parse
 from .runtime import REFERENCE
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 # Our own configs (tiny test models) join open_clip's registry, so they go through the same door.
 open_clip.add_model_config(CONFIG_DIR)
-LOCAL_CONFIG_NAMES = {path.stem for path in CONFIG_DIR.glob("*.json")}
 RANDOM_INIT_SEED = 0
-# Texts are encoded sorted by length in groups this size, each padded only to its own longest: a group
-# of similar lengths wastes little on padding and is still wide enough to keep the cores' vector units busy.
-TEXT_GROUP = 16
-
-
-def _parse_spec(spec: str) -> tuple[str, str | None]:
-    """Split a spec into open_clip's (model_name, pretrained).
-
-    ``hf-hub:org/repo`` and ``local-dir:/path`` pass through whole; a bare directory becomes
-    ``local-dir:``; otherwise ``MODEL:PRETRAINED`` where PRETRAINED is a tag or a checkpoint path,
-    or ``random``: the architecture with seeded random weights, for offline speed and memory
-    benchmarks at real model size (its rankings are meaningless).
-    """
-    if spec.startswith(("hf-hub:", "local-dir:")):
-        return spec, None
-    if Path(spec).is_dir():
-        return f"local-dir:{spec}", None
-    model_name, _, pretrained = spec.partition(":")
-    if not pretrained:
-        if model_name not in LOCAL_CONFIG_NAMES:
-            raise EncoderLoadError(
-                f"CLIP model '{spec}' names no weights: use MODEL:PRETRAINED "
-                f"(e.g. ViT-B-32:laion2b_s34b_b79k), a checkpoint path, hf-hub:ORG/REPO or local-dir:PATH"
-            )
-        return model_name, None
-    if pretrained == "random":
-        return model_name, None
-    return model_name, pretrained
+# Texts whose tokens a `ClipTokenizer` must reproduce before it stands in for open_clip's tokeniser.
+TOKENIZER_PROBES = ["", "a photo of a cat", "Café & CRÈME brûlée — 2×€3.50!", "こんにちは世界 😀",
+                    "&amp;lt;b&gt; tags", "don't   stop_believing\tnow", "word " * 100]
 
 
 def _load_failed(spec: str, exc: Exception) -> EncoderLoadError:
@@ -60,7 +31,7 @@ def _load_failed(spec: str, exc: Exception) -> EncoderLoadError:
 
 def model_load(spec: str, *, device: str = "cpu") -> torch.nn.Module:
     """The model ``spec`` names, in eval mode (random-weight specs seeded: every process builds the same)."""
-    model_name, pretrained = _parse_spec(spec)
+    model_name, pretrained = spec_parse(spec)
     try:
         with torch.random.fork_rng():
             torch.manual_seed(RANDOM_INIT_SEED)
@@ -71,28 +42,41 @@ def model_load(spec: str, *, device: str = "cpu") -> torch.nn.Module:
 
 
 def tokenizer_load(spec: str):
+    """``spec``'s tokeniser, giving numpy token ids: a `ClipTokenizer` (torch-free, and what an ONNX export
+    records in its manifest, `tokenizer_describe`) where it gives open_clip's tokens, else open_clip's own."""
     try:
-        return open_clip.get_tokenizer(_parse_spec(spec)[0])
+        tokenizer = open_clip.get_tokenizer(spec_parse(spec)[0])
     except Exception as exc:
         raise _load_failed(spec, exc) from exc
+    ours = _clip_bpe_equivalent(tokenizer)
+    return ours if ours is not None else OpenClipTokenizer(tokenizer)
 
 
-def weights_fingerprint(spec: str) -> str:
-    """What identifies ``spec``'s weights: the spec, plus the size and time of the files it points at
-    (a checkpoint overwritten in place is new weights); tags and hub ids name fixed releases."""
-    model_name, pretrained = _parse_spec(spec)
-    if not (pretrained or model_name.startswith("local-dir:")):
-        return spec
-    return files_fingerprint(spec, Path(pretrained) if pretrained else Path(model_name.removeprefix("local-dir:")))
+def tokenizer_describe(tokenizer) -> dict | None:
+    """What rebuilds ``tokenizer`` without torch (`clip_inputs.tokenizer_from`), or None: only open_clip has it."""
+    return tokenizer.describe() if isinstance(tokenizer, ClipTokenizer) else None
 
 
-def files_fingerprint(spec: str, local: Path) -> str:
-    """``spec`` plus the name, size and time of each file at ``local`` (a file or a folder), if it exists."""
-    if not local.exists():
-        return spec
-    files = sorted(local.rglob("*")) if local.is_dir() else [local]
-    return spec + "".join(f"|{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
-                          for path in files if path.is_file())
+class OpenClipTokenizer:
+    """open_clip's tokeniser (a Hugging Face or SigLIP one), giving numpy token ids."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self._tokenizer(list(texts)).numpy()
+
+
+def _clip_bpe_equivalent(tokenizer) -> ClipTokenizer | None:
+    if type(tokenizer) is not open_clip_tokenizer.SimpleTokenizer or tokenizer.reduction_fn is not None:
+        return None
+    cleaners = [name for name in ("lower", "whitespace", "canonicalize")
+                if tokenizer.clean_fn is open_clip_tokenizer.get_clean_fn(name)]
+    if not cleaners:
+        return None
+    extra = [tokenizer.decoder[token_id] for token_id in tokenizer.all_special_ids[2:]]
+    ours = ClipTokenizer(context_length=tokenizer.context_length, clean=cleaners[0], additional_special_tokens=extra)
+    return ours if np.array_equal(ours(TOKENIZER_PROBES), tokenizer(TOKENIZER_PROBES).numpy()) else None
 
 
 class TextTower(torch.nn.Module):
@@ -122,56 +106,6 @@ class TextTower(torch.nn.Module):
         return model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
 
 
-def texts_encode(texts: list[str], *, tokenizer, run: Callable[[np.ndarray], np.ndarray], right_sized: bool,
-                 dim: int) -> np.ndarray:
-    """``(len(texts), dim)`` unit vectors in the texts' order; ``run(token_ids)`` returns a group's features.
-
-    Texts go sorted by length in groups of TEXT_GROUP, each cut to its longest text when ``right_sized``.
-    """
-    vectors = np.empty((len(texts), dim), dtype=np.float32)
-    tokens = tokenizer(list(texts)).numpy()
-    lengths = tokens.argmax(axis=1) + 1  # through the end-of-text token (the highest id)
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), TEXT_GROUP):
-        rows = order[start:start + TEXT_GROUP]
-        vectors[rows] = run(tokens[rows, :int(lengths[rows].max())] if right_sized else tokens[rows])
-    return l2_normalise(vectors)
-
-
-def preprocess_make(preprocess_cfg: dict) -> Callable[[Image.Image], np.ndarray]:
-    """The model's own inference transform (resize, crop, to floats, normalise) as a ``(3, H, W)`` float32 array.
-
-    A picture several times the model's input size is first box-averaged by the largest whole factor that
-    keeps it at least that size (Pillow's reduce: one pass, no filter), so the bicubic resize that follows
-    reads a few times fewer pixels (ingest keeps pictures at up to 1024 px; the model reads 224). The
-    transform's Pillow steps run as they are; its last two (to a tensor, normalise) run in numpy: the same
-    arithmetic, without torch's thread pool, which on a busy machine spends ~60 ms an image waking threads
-    for 0.6 ms of work.
-    """
-    config = PreprocessCfg(**preprocess_cfg)
-    transform = image_transform_v2(config, is_train=False)
-    if [type(step).__name__ for step in transform.transforms[-2:]] != ["MaybeToTensor", "Normalize"]:
-        raise EncoderLoadError(f"open_clip's transform changed shape (ends {transform.transforms[-2:]}): "
-                               f"update preprocess_make")
-    pillow_steps = transforms.Compose(transform.transforms[:-2])
-    mean = np.asarray(config.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(config.std, dtype=np.float32)[:, None, None]
-    height, width = (config.size, config.size) if isinstance(config.size, int) else config.size
-
-    def prepare(image: Image.Image) -> np.ndarray:
-        image = image if image.mode == "RGB" else image.convert("RGB")
-        factor = int(min(image.width / width, image.height / height))
-        picture = pillow_steps(image.reduce(factor) if factor >= 2 else image)
-        pixels = np.asarray(picture, dtype=np.float32).transpose(2, 0, 1) / np.float32(255)
-        return (pixels - mean) / std
-
-    return prepare
-
-
-def pixels_prepare(images: list[Image.Image], prepare) -> np.ndarray:
-    return np.stack([prepare(image) for image in images])
-
-
 class OpenClipEncoder:
     """The reference runtime: the model in PyTorch at fp32."""
 
@@ -185,7 +119,7 @@ class OpenClipEncoder:
         self.name = f"open_clip:{spec}"
         self.device = device
         with torch.inference_mode():
-            self.dim = int(self._model.encode_text(self._tokenizer([""]).to(device)).shape[1])
+            self.dim = int(self._model.encode_text(torch.from_numpy(self._tokenizer([""])).to(device)).shape[1])
 
     @torch.inference_mode()
     def encode_text(self, texts: list[str]) -> np.ndarray:

@@ -1,8 +1,14 @@
 """The ONNX Runtime encoder against PyTorch, its export cache, and collections that record their runtime.
 
-The tiny-random towers are exported once for the module (fp32, then int8 from it) into a folder of its own.
+The tiny-random towers are exported once for the module (fp32, then int8 from it) into a folder of its own,
+by the child process a web process would start.
 """
 import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +17,7 @@ from django.test import override_settings
 from PIL import Image
 
 from multimodal import encoders
-from multimodal.encoders import onnx_export
+from multimodal.encoders import onnx_cache, onnx_export
 from multimodal.encoders.open_clip_backend import OpenClipEncoder
 
 TEXTS = ["", "red", "a red bicycle against a brick wall",
@@ -29,14 +35,23 @@ def _images() -> list[Image.Image]:
 pytestmark = pytest.mark.django_db
 
 
+def _refused(*args, **kwargs):
+    raise AssertionError("exported in this process")
+
+
 @pytest.fixture(scope="module")
 def export_cache(tmp_path_factory):
-    """The module's export folder, with tiny-random exported at fp32 and int8; yields the two encoders."""
+    """The module's export folder, with tiny-random exported at fp32 and int8 (by one `encoder_export` child:
+    int8 is made from fp32); yields the two encoders and the export's progress lines."""
     cache = tmp_path_factory.mktemp("encoder-cache")
-    with override_settings(MULTIMODAL_ENCODER_CACHE_DIR=cache):
-        built = {precision: encoders.encoder_build("tiny-random", runtime="onnx", precision=precision)
-                 for precision in ("fp32", "int8")}
-    yield cache, built
+    steps = []
+    with override_settings(MULTIMODAL_ENCODER_CACHE_DIR=cache), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "_tower_export", _refused)
+        patch.setattr(onnx_export, "_tower_convert", _refused)
+        built = {precision: encoders.encoder_build("tiny-random", runtime="onnx", precision=precision,
+                                                   on_step=steps.append)
+                 for precision in ("int8", "fp32")}
+    yield cache, built, steps
     encoders.clear_cache()
 
 
@@ -68,7 +83,7 @@ def test_texts_cut_to_their_batchs_longest_give_the_full_context_vectors():
     import torch
 
     with torch.inference_mode():
-        full = encoder._model.encode_text(encoder._tokenizer(TEXTS)).numpy()
+        full = encoder._model.encode_text(torch.from_numpy(encoder._tokenizer(TEXTS))).numpy()
     np.testing.assert_allclose(encoder.encode_text(TEXTS), encoders.l2_normalise(full), atol=1e-5)
 
 
@@ -79,26 +94,71 @@ def test_an_export_is_reused_and_made_again_when_its_settings_change(onnx_settin
         return sorted(path.name for path in cache.glob("tiny-random-*"))
 
     before = exports()
-
-    def refused(*args, **kwargs):
-        raise AssertionError("exported again")
-
-    monkeypatch.setattr(onnx_export, "_tower_export", refused)
-    monkeypatch.setattr(onnx_export, "_tower_convert", refused)
+    monkeypatch.setattr(onnx_cache, "export_command", _refused)  # no child process starts
     encoders.encoder_build("tiny-random", runtime="onnx", precision="int8")  # reused: nothing exported
     assert exports() == before
 
-    monkeypatch.undo()
-    monkeypatch.setattr(onnx_export, "_tower_export", refused)  # fp32 stays as it is
-    monkeypatch.setattr(onnx_export, "INT8_OPS", ["MatMul"])  # an int8 export setting changes
+    monkeypatch.setattr(onnx_export, "_tower_export", _refused)  # fp32 stays as it is
+    monkeypatch.setattr(onnx_cache, "INT8_OPS", ["MatMul"])  # an int8 export setting changes
+    onnx_export.export_ensure("tiny-random", "int8")  # what the child runs, here to see the changed setting
     rebuilt = encoders.encoder_build("tiny-random", runtime="onnx", precision="int8")
     after = exports()
     fp32 = [name for name in before if "-fp32-" in name]
     assert [name for name in after if "-fp32-" in name] == fp32
     int8_before, int8_after = ([name for name in names if "-int8-" in name] for names in (before, after))
     assert len(int8_after) == 1 and int8_after != int8_before  # made again; the stale one removed
-    assert onnx_export.manifest_read(cache / int8_after[0])["key"]["int8"]["ops"] == ["MatMul"]
+    assert onnx_cache.manifest_read(cache / int8_after[0])["key"]["int8"]["ops"] == ["MatMul"]
     assert rebuilt.runtime.agreement >= 0.98
+
+
+def test_a_missing_export_is_made_by_a_child_process_that_reports_progress_and_failure(settings, export_cache,
+                                                                                      tmp_path):
+    steps = export_cache[2]
+    assert any("exporting the text tower of tiny-random" in step for step in steps)
+    assert any("converting to int8: the image tower" in step for step in steps)
+    assert steps[-1].split("] ", 1)[1].startswith(f"ready: {export_cache[0]}/tiny-random-int8-")
+    # An export that fails says why, and which command to run to see all of it.
+    settings.MULTIMODAL_ENCODER_CACHE_DIR = tmp_path / "not-a-folder"
+    settings.MULTIMODAL_ENCODER_CACHE_DIR.write_text("")
+    with pytest.raises(encoders.EncoderLoadError) as failed:
+        encoders.encoder_build("tiny-random", runtime="onnx", precision="fp32")
+    message = str(failed.value)
+    assert message.startswith(f"exporting tiny-random to ONNX (fp32) failed: CommandError: cannot write the export "
+                              f"cache {tmp_path / 'not-a-folder'} (MULTIMODAL_ENCODER_CACHE_DIR): [Errno 17] File exists")
+    assert f"`manage.py encoder_export tiny-random --precision fp32 --device cpu --cache-dir {tmp_path}" in message
+
+
+TORCH_FREE_SEARCH = """
+import io, json, sys
+import django
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+call_command("migrate", verbosity=0)
+call_command("ingest", sys.argv[1], "--corpus", "shop", stdout=io.StringIO(), stderr=io.StringIO())
+response = Client().get("/api/search", {"q": "a sleeping cat on a sofa"}, HTTP_HOST="localhost")
+print(json.dumps({"status": response.status_code, "titles": [r["title"] for r in response.json().get("results", [])],
+                  "imported": sorted({name.split(".")[0] for name in sys.modules}
+                                     & {"torch", "torchvision", "open_clip", "transformers"})}))
+"""
+
+
+def test_a_process_on_the_onnx_runtime_searches_without_importing_torch(export_cache, tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for name, text in {"bike": "a red bicycle against a brick wall", "cat": "a sleeping cat on a sofa"}.items():
+        (folder / f"{name}.txt").write_text(text)
+    environment = {key: value for key, value in os.environ.items() if key not in ("DJANGO_TEST_DB", "MILVUS_URI")}
+    environment |= {"MULTIMODAL_DATA_DIR": str(tmp_path / "data"), "MILVUS_URI": str(tmp_path / "lite.db"),
+                    "MULTIMODAL_CLIP_MODEL": "tiny-random", "MULTIMODAL_ENCODER_RUNTIME": "onnx",
+                    "MULTIMODAL_ENCODER_PRECISION": "int8", "MULTIMODAL_ENCODER_CACHE_DIR": str(export_cache[0]),
+                    "CELERY_BROKER_URL": "", "MULTIMODAL_OCR": "0", "DJANGO_SETTINGS_MODULE": "searchsite.settings"}
+    run = subprocess.run([sys.executable, "-c", TORCH_FREE_SEARCH, str(folder)], cwd=Path(__file__).parents[2],
+                         env=environment, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    outcome = json.loads(run.stdout.splitlines()[-1])
+    assert outcome["status"] == 200 and outcome["titles"][0] == "a sleeping cat on a sofa"
+    assert outcome["imported"] == []
 
 
 def _texts_ingest(tmp_path, corpus: str, texts: dict[str, str]) -> str:
