@@ -8,6 +8,7 @@ files; the export itself (`onnx_export`, which needs torch and, for ViT-B-32, ~3
 ``manage.py encoder_export``, started by `export_ready` when the folder is missing, so the memory it takes is
 given back when it ends.
 """
+import fcntl
 import hashlib
 import json
 import logging
@@ -105,11 +106,27 @@ def export_command(spec: str, precision: str, *, device: str) -> list[str]:
 
 def export_ready(spec: str, precision: str, *, device: str = "cpu", on_step=None) -> Path:
     """The folder holding ``spec``'s towers at ``precision``; a missing one is exported first, by `export_command`
-    in a child process (its progress lines go to ``on_step`` and the log). Raises EncoderLoadError naming the
-    cause when the export fails."""
+    in a child process (its progress lines go to ``on_step`` and the log). Processes of this machine that need
+    the same export at once (the site and a worker starting together) wait for one child rather than each run
+    their own. Raises EncoderLoadError naming the cause when the export fails."""
     folder = export_folder(spec, precision)
     if (folder / MANIFEST).exists():
         return folder
+    with open(export_lock_path(folder), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / MANIFEST).exists():  # else another process made it while this one waited
+            _export_in_child(spec, precision, folder, device=device, on_step=on_step)
+    return folder
+
+
+def export_lock_path(folder: Path) -> Path:
+    """The file whose lock one exporting process holds for ``folder``. It lives with the system's temporary files:
+    the cache folder may not exist yet, or not be writable (the export then says so)."""
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"multimodal-encoder-export-{digest}.lock"
+
+
+def _export_in_child(spec: str, precision: str, folder: Path, *, device: str, on_step) -> None:
     command = export_command(spec, precision, device=device)
     logger.info("exporting %s to ONNX (%s) in a child process: %s", spec, precision, " ".join(command[1:]))
     environment = dict(os.environ)
@@ -127,7 +144,6 @@ def export_ready(spec: str, precision: str, *, device: str = "cpu", on_step=None
         error_lines = [line for line in errors.read().splitlines() if line.strip()]
     if returncode != 0 or not (folder / MANIFEST).exists():
         raise EncoderLoadError(_export_failure(spec, precision, command, returncode, error_lines))
-    return folder
 
 
 def _export_failure(spec: str, precision: str, command: list[str], returncode: int, error_lines: list[str]) -> str:

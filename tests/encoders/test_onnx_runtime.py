@@ -3,11 +3,14 @@
 The tiny-random towers are exported once for the module (fp32, then int8 from it) into a folder of its own,
 by the child process a web process would start.
 """
+import fcntl
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +129,24 @@ def test_a_missing_export_is_made_by_a_child_process_that_reports_progress_and_f
     assert message.startswith(f"exporting tiny-random to ONNX (fp32) failed: CommandError: cannot write the export "
                               f"cache {tmp_path / 'not-a-folder'} (MULTIMODAL_ENCODER_CACHE_DIR): [Errno 17] File exists")
     assert f"`manage.py encoder_export tiny-random --precision fp32 --device cpu --cache-dir {tmp_path}" in message
+
+
+def test_a_process_that_needs_an_export_another_is_making_waits_for_it_instead_of_making_its_own(
+        settings, export_cache, tmp_path, monkeypatch):
+    settings.MULTIMODAL_ENCODER_CACHE_DIR = tmp_path / "cache"
+    folder = onnx_cache.export_folder("tiny-random", "int8")
+    monkeypatch.setattr(onnx_cache, "export_command", _refused)  # no child process starts
+    built = []
+    with open(onnx_cache.export_lock_path(folder), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process is exporting
+        waiting = threading.Thread(target=lambda: built.append(
+            encoders.encoder_build("tiny-random", runtime="onnx", precision="int8")))
+        waiting.start()
+        waiting.join(timeout=1)
+        assert waiting.is_alive() and not built
+        shutil.copytree(next(export_cache[0].glob("tiny-random-int8-*")), folder)  # what it made
+    waiting.join(timeout=30)
+    assert built and built[0].runtime.label == "onnx int8" and built[0].encode_text(["red"]).shape == (1, 32)
 
 
 TORCH_FREE_SEARCH = """
