@@ -10,11 +10,14 @@ answer. Sizes grow one from the other; each engine gets its own corpus, deleted 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import os
 import statistics
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone as dt_timezone
 from urllib.parse import urlsplit
@@ -22,7 +25,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import psutil
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import DateTimeField, FileField, JSONField
 
 from .. import encoders, store
@@ -109,32 +112,69 @@ class SyntheticCorpus:
         noisy = self.centres[rng.integers(0, CLUSTERS, count)] + rng.standard_normal((count, self.dim)) * 0.06
         return encoders.l2_normalise(noisy.astype(np.float32))
 
-    def items_for(self, start: int, stop: int) -> list[Item]:
+    def rows_for(self, start: int, stop: int) -> tuple[list[tuple], list[str], list[int]]:
+        """Items start..stop-1 as database rows (`ItemRows`), with their kinds and creation times (epoch s)."""
         rng = np.random.default_rng((self.seed, start, 1))
         count = stop - start
-        words = rng.choice(len(COMMON_WORDS), size=(count, 12), p=self.word_weights)
-        lengths = rng.integers(6, 13, count)
-        spec_choices = {name: rng.integers(0, len(values), count) for name, values in SPEC_VALUES.items()}
-        items = []
-        for row, number in enumerate(range(start, stop)):
-            title = " ".join(COMMON_WORDS[index] for index in words[row, :3])
-            text = " ".join([*(COMMON_WORDS[index] for index in words[row, 3:lengths[row]]), _rare_word(number)])
-            created_at = self.today - timedelta(days=number % DAYS)
-            if number % 2:
-                specs = {name: SPEC_VALUES[name][spec_choices[name][row]] for name in SPEC_VALUES}
-                items.append(Item(
-                    corpus=self.corpus, kind=Item.Kind.PRODUCT, title=title, text=text, external_id=self.code(number),
-                    content_hash=hashlib.sha256(f"product {number}".encode()).hexdigest(), created_at=created_at,
-                    source_name="catalogue.csv", metadata={"source": "catalogue.csv", "specs": specs, "specs_text": ""},
-                ))
+        words = rng.choice(len(COMMON_WORDS), size=(count, 12), p=self.word_weights).tolist()
+        lengths = rng.integers(6, 13, count).tolist()
+        spec_choices = np.stack([rng.integers(0, len(values), count) for values in SPEC_VALUES.values()], axis=1).tolist()
+        columns = self._rows.columns
+        rows, kinds, created = [], [], []
+        for row_words, length, specs, number in zip(words, lengths, spec_choices, range(start, stop)):
+            product = bool(number % 2)
+            row = list(self._product_row if product else self._text_row)
+            row[columns["title"]] = " ".join(COMMON_WORDS[index] for index in row_words[:3])
+            text = " ".join([*(COMMON_WORDS[index] for index in row_words[3:length]), _rare_word(number)])
+            row[columns["text"]] = text
+            day = number % DAYS
+            row[columns["created_at"]] = self._created_values[day]
+            if product:
+                row[columns["external_id"]] = self.code(number)
+                row[columns["content_hash"]] = hashlib.sha256(f"product {number}".encode()).hexdigest()
+                row[columns["metadata"]] = self._product_metadata[tuple(specs)]
+                kinds.append(Item.Kind.PRODUCT.value)
             else:
-                items.append(Item(
-                    corpus=self.corpus, kind=Item.Kind.TEXT, title=title, text=text, created_at=created_at,
-                    content_hash=hashlib.sha256(f"text {number}".encode()).hexdigest(),
-                    source_name=f"note-{number}.txt",
-                    metadata={"source": f"note-{number}.txt", "bytes": len(text), "characters": len(text)},
-                ))
-        return items
+                row[columns["content_hash"]] = hashlib.sha256(f"text {number}".encode()).hexdigest()
+                row[columns["source_name"]] = f"note-{number}.txt"
+                row[columns["metadata"]] = self._rows.value("metadata", {
+                    "source": f"note-{number}.txt", "bytes": len(text), "characters": len(text)})
+                kinds.append(Item.Kind.TEXT.value)
+            rows.append(tuple(row))
+            created.append(self._created_epochs[day])
+        return rows, kinds, created
+
+    @functools.cached_property
+    def _rows(self) -> "ItemRows":
+        return ItemRows()
+
+    @functools.cached_property
+    def _product_row(self) -> list:
+        return self._rows.prototype(Item(corpus=self.corpus, kind=Item.Kind.PRODUCT, source_name="catalogue.csv"))
+
+    @functools.cached_property
+    def _text_row(self) -> list:
+        return self._rows.prototype(Item(corpus=self.corpus, kind=Item.Kind.TEXT))
+
+    @functools.cached_property
+    def _created_dates(self) -> list[datetime]:
+        return [self.today - timedelta(days=day) for day in range(DAYS)]
+
+    @functools.cached_property
+    def _created_values(self) -> list:
+        return [self._rows.value("created_at", date) for date in self._created_dates]
+
+    @functools.cached_property
+    def _created_epochs(self) -> list[int]:
+        return [int(date.timestamp()) for date in self._created_dates]
+
+    @functools.cached_property
+    def _product_metadata(self) -> dict[tuple[int, ...], str]:
+        """A product's metadata, as the driver takes it, by its specs' value numbers (a few thousand kinds)."""
+        return {choices: self._rows.value("metadata", {
+                    "source": "catalogue.csv", "specs_text": "",
+                    "specs": {name: SPEC_VALUES[name][choice] for name, choice in zip(SPEC_VALUES, choices)}})
+                for choices in itertools.product(*(range(len(values)) for values in SPEC_VALUES.values()))}
 
     @staticmethod
     def code(number: int) -> str:
@@ -144,55 +184,75 @@ class SyntheticCorpus:
              on_progress=None) -> dict:
         """Add items until there are ``size``: rows (the keyword index follows by trigger), then vectors.
 
-        While a batch's rows are written, earlier batches' vectors go to the store in ``writers``
-        other processes (see `multimodal.benchmarks.bulk_vectors`).
+        Three kinds of work overlap: this thread makes a batch's rows and vectors while a database
+        thread writes the previous batch's rows (`RowWriter`) and ``writers`` other processes write the
+        vectors of the batch before that, whose ids are known by then (`bulk_vectors.VectorWriters`).
         """
         started = time.perf_counter()
         added = size - self.size
         item_ids, vectors = np.zeros(size, dtype=np.int64), np.zeros((size, self.dim), dtype=np.float32)
         item_ids[:self.size], vectors[:self.size] = self.item_ids, self.vectors
         self.item_ids, self.vectors = item_ids, vectors
-        with VectorWriters(collection, processes=writers) as vector_writers:
-            for start in range(self.size, size, batch_size):
-                stop = min(start + batch_size, size)
-                items = self.items_for(start, stop)
-                self.item_ids[start:stop] = rows_insert(items)
-                self.vectors[start:stop] = self.vectors_for(start, stop)
-                vector_writers.write(corpus_id=self.corpus.pk, item_ids=self.item_ids[start:stop],
-                                     kinds=[str(item.kind) for item in items],  # plain strings: no model import
-                                     created_at=[int(item.created_at.timestamp()) for item in items],
-                                     vectors=self.vectors[start:stop])
+        with VectorWriters(collection, processes=writers) as vector_writers, RowWriter() as row_writer:
+            def vectors_send(start, stop, ids, kinds, created):
+                self.item_ids[start:stop] = ids.result()
+                vector_writers.write(corpus_id=self.corpus.pk, item_ids=self.item_ids[start:stop], kinds=kinds,
+                                     created_at=created, vectors=self.vectors[start:stop])
                 self.size = stop
                 if on_progress:
                     on_progress(stop)
+
+            written = None
+            for start in range(self.size, size, batch_size):
+                stop = min(start + batch_size, size)
+                rows, kinds, created = self.rows_for(start, stop)
+                self.vectors[start:stop] = self.vectors_for(start, stop)
+                if written:
+                    vectors_send(*written)
+                written = (start, stop, row_writer.write(rows, corpus_id=self.corpus.pk), kinds, created)
+            if written:
+                vectors_send(*written)
         seconds = time.perf_counter() - started
         return {"items": added, "seconds": seconds, "items_per_s": added / seconds if seconds else None}
 
 
-def rows_insert(items: list[Item]) -> list[int]:
-    """Insert unsaved items as they are (their own creation dates included) in one statement run per
-    row; return their new ids in order. The keyword index follows by the database's triggers.
+class ItemRows:
+    """Item rows as the database driver takes them (every concrete column but the id, in field order),
+    made without model instances.
 
-    ``bulk_create`` spends four fifths of its time preparing values field by field in Python
-    (~2,500 rows/s here, where SQLite itself takes ~16,000 with its triggers): values of plain
-    types go to the driver as they are, and only the others (JSON, dates, files) are prepared by
-    their field. No signals are sent: the benchmark's items have no files or vectors to follow.
+    A row is a prototype item's row with the columns that vary between items replaced: building and
+    converting an `Item` costs ~0.25 ms in Python, more than SQLite takes to store it with its keyword
+    index. Values of plain types go to the driver as they are; only the others (JSON, dates, files) are
+    prepared by their field.
     """
-    if not items:
+
+    def __init__(self):
+        self.fields = [field for field in Item._meta.concrete_fields if not field.primary_key]
+        self.columns = {field.attname: position for position, field in enumerate(self.fields)}
+        self._converters = {field.attname: _db_converter(field) for field in self.fields}
+
+    def prototype(self, item: Item) -> list:
+        """``item``'s row (unsaved; its auto-now dates set to now)."""
+        now = datetime.now(dt_timezone.utc)
+        for field in self.fields:
+            if (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)) \
+                    and getattr(item, field.attname) is None:
+                setattr(item, field.attname, now)
+        return [self.value(field.attname, getattr(item, field.attname)) for field in self.fields]
+
+    def value(self, attname: str, value):
+        """``value`` of field ``attname`` as the driver takes it."""
+        return self._converters[attname](value)
+
+
+def rows_insert(rows: list[tuple], *, corpus_id: int) -> list[int]:
+    """Insert rows made by `ItemRows` (all of corpus ``corpus_id``) in one statement run per row; return
+    their new ids in order. The keyword and spec indexes follow by the database's triggers. No signals
+    are sent: the benchmark's items have no files or vectors to follow.
+    """
+    if not rows:
         return []
-    if len({item.corpus_id for item in items}) != 1:
-        raise ValueError("rows_insert takes the items of one corpus")
-    fields = [field for field in Item._meta.concrete_fields if not field.primary_key]
-    converters = [_db_converter(field) for field in fields]
-    now = datetime.now(dt_timezone.utc)
-    stamped = [field.attname for field in fields
-               if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)]
-    for item in items:
-        for attname in stamped:
-            if getattr(item, attname) is None:
-                setattr(item, attname, now)
-    rows = [tuple(convert(getattr(item, field.attname)) for field, convert in zip(fields, converters))
-            for item in items]
+    fields = ItemRows().fields
     table = connection.ops.quote_name(Item._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
@@ -201,12 +261,40 @@ def rows_insert(items: list[Item]) -> list[int]:
         before = cursor.fetchone()[0]
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
         # Only this benchmark writes its corpus: its rows above the old maximum are these, in insert order.
-        cursor.execute(f"SELECT id FROM {table} WHERE corpus_id = %s AND id > %s ORDER BY id",
-                       [items[0].corpus_id, before])
+        cursor.execute(f"SELECT id FROM {table} WHERE corpus_id = %s AND id > %s ORDER BY id", [corpus_id, before])
         ids = [row[0] for row in cursor.fetchall()]
-    if len(ids) != len(items):
-        raise RuntimeError(f"inserted {len(items)} items but found {len(ids)} new rows (another writer?)")
+    if len(ids) != len(rows):
+        raise RuntimeError(f"inserted {len(rows)} items but found {len(ids)} new rows (another writer?)")
     return ids
+
+
+class RowWriter:
+    """Batches of rows inserted (`rows_insert`) in a thread of their own, one at a time, beside the caller's work.
+
+    SQLite and the PostgreSQL driver release the GIL while the database works (for SQLite, its keyword
+    index's tokenising too), so the caller's Python runs meanwhile. When the caller holds a transaction
+    (a test), rows are written on its connection instead: another connection would not see it, or wait
+    for its lock.
+    """
+
+    def __init__(self):
+        self.pool = None if connection.in_atomic_block else ThreadPoolExecutor(max_workers=1)
+
+    def write(self, rows: list[tuple], *, corpus_id: int) -> Future:
+        """The future ids of ``rows``, in order."""
+        if self.pool is None:
+            done = Future()
+            done.set_result(rows_insert(rows, corpus_id=corpus_id))
+            return done
+        return self.pool.submit(rows_insert, rows, corpus_id=corpus_id)
+
+    def __enter__(self) -> "RowWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.pool is not None:
+            self.pool.submit(connections.close_all).result()  # the thread's own connection
+            self.pool.shutdown()
 
 
 def _db_converter(field):

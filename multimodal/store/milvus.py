@@ -239,7 +239,8 @@ class MilvusCollection:
                 "kind": record.kind,
                 "modality": record.modality,
                 "created_at": int(record.created_at),
-                "vector": np.asarray(record.vector, dtype=np.float32).tolist(),
+                # As an array: pymilvus packs it in one step (a list of floats costs it ~0.1 ms a row).
+                "vector": np.asarray(record.vector, dtype=np.float32),
             }
             for record in records
         ]

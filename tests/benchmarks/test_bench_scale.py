@@ -25,6 +25,7 @@ def _row(printed: str, label: str) -> list[str]:
     return re.split(r"\s{2,}", line[len(label):].strip())
 
 
+@pytest.mark.django_db(transaction=True)  # committed: rows are written by a thread of their own, as in a real run
 def test_a_tiny_run_prints_every_figure_and_leaves_nothing_behind():
     printed, progress = _bench("--items", "150,300", "--queries", "5")
     assert "fill " in progress and "300/300" in progress
