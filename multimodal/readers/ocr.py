@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import pytesseract
 from PIL import Image, ImageOps
 
 from ..errors import IngestError
@@ -24,7 +23,6 @@ from ..errors import IngestError
 # `environ` to each), not to this process, whose encoders run OpenMP too; an OMP_THREAD_LIMIT set in
 # the environment wins.
 TESSERACT_ENVIRONMENT = collections.ChainMap(os.environ, {"OMP_THREAD_LIMIT": "1"})
-pytesseract.pytesseract.environ = TESSERACT_ENVIRONMENT
 
 # Tesseract reads best with an x-height of 20-30 px; a picture's text is usually smaller than that
 # when its long side is under this, so it is enlarged (never by more than MAX_UPSCALE).
@@ -45,6 +43,16 @@ TESSERACT_CONFIG = "-c thresholding_method=2"
 MIN_SIDE_PX = 8
 # Below this many characters in the upright reading there is no text to orient (a photo): no OSD.
 MIN_CHARACTERS_TO_ORIENT = 8
+
+
+@functools.cache
+def _tesseract():
+    """pytesseract, imported on first use: importing it imports pandas (~1 s of CPU), which every process
+    that never reads a picture's words (the site, most commands, workers with OCR off) paid at start."""
+    import pytesseract
+
+    pytesseract.pytesseract.environ = TESSERACT_ENVIRONMENT
+    return pytesseract
 
 
 @dataclass(frozen=True)
@@ -76,13 +84,14 @@ def ocr_available(languages: str | None = None) -> bool:
         from django.conf import settings
 
         languages = settings.MULTIMODAL_OCR_LANGUAGES
-    return _tesseract_knows(pytesseract.pytesseract.tesseract_cmd, languages)
+    return _tesseract_knows(_tesseract().pytesseract.tesseract_cmd, languages)
 
 
 @functools.lru_cache(maxsize=8)
 def _tesseract_knows(command: str, languages: str) -> bool:
     if shutil.which(command) is None:
         return False
+    pytesseract = _tesseract()
     try:
         installed = set(pytesseract.get_languages())
     except (pytesseract.TesseractError, pytesseract.TesseractNotFoundError, OSError):
@@ -149,6 +158,7 @@ def _prepared(image: Image.Image) -> Image.Image:
 
 def _tesseract_run(function, image: Image.Image, *, deadline: float, timeout_s: float, **arguments):
     """``function(image, ...)`` of pytesseract within what is left of ``timeout_s``."""
+    pytesseract = _tesseract()
     remaining_s = deadline - time.perf_counter()
     if remaining_s > 0:
         try:
@@ -163,6 +173,7 @@ def _tesseract_run(function, image: Image.Image, *, deadline: float, timeout_s: 
 
 def _words_read(image: Image.Image, *, rotated: int, languages: str, deadline: float,
                 timeout_s: float) -> list[_ReadWord]:
+    pytesseract = _tesseract()
     try:
         data = _tesseract_run(pytesseract.image_to_data, image, deadline=deadline, timeout_s=timeout_s,
                               lang=languages, config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT)
@@ -210,6 +221,7 @@ def _runs_top_to_bottom(words: list[_ReadWord]) -> bool:
 def _clockwise_turn(image: Image.Image, *, deadline: float, timeout_s: float) -> int:
     """Degrees to turn ``image`` clockwise so its text stands upright, by Tesseract's OSD (0 when it
     finds too little text to tell)."""
+    pytesseract = _tesseract()
     try:
         osd = _tesseract_run(pytesseract.image_to_osd, image, deadline=deadline, timeout_s=timeout_s,
                              output_type=pytesseract.Output.DICT)
