@@ -78,9 +78,14 @@ def _serve(connection, spec: str, runtime: str, precision: str, export_only: boo
     from .. import encoders
     from ..readers.imaging import image_open
 
-    # Imported before the clock starts: load time is the model's, not the libraries'.
-    from ..encoders import onnx_backend, open_clip_backend  # noqa: F401
-    from ..encoders.onnx_export import export_ensure
+    # Imported before the clock starts: load time is the model's, not the libraries'. Only the runtime's
+    # own backend: the ONNX runtime imports no torch (the site's processes do not), and peak RSS says so.
+    if export_only:
+        from ..encoders.onnx_export import export_ensure
+    elif runtime == "onnx":
+        from ..encoders import onnx_backend  # noqa: F401
+    else:
+        from ..encoders import open_clip_backend  # noqa: F401
 
     started = time.perf_counter()
     if export_only:
