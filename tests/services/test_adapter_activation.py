@@ -119,30 +119,21 @@ def test_items_ingested_while_the_build_runs_land_in_both_indexes(shop, adapter,
     assert found_first >= 8  # adapted like the rest, though they never took part in training
 
 
-def test_a_query_is_adapted_exactly_like_the_vectors_it_is_compared_with(shop, adapter):
+def test_an_active_adapter_adapts_queries_like_its_vectors_scores_each_index_in_its_own_and_serves_only_its_encoder(
+        shop, adapter, domain_encoder, tmp_path, settings):
+    """Three promises of one active adapter, checked on one build (each engine pays for one catalogue, one
+    training and one build instead of three): a search over corpora in different indexes scores each in its own;
+    a query is adapted exactly like the vectors it is compared with; a build made for another encoder is never
+    searched."""
     from PIL import Image
 
-    build = adapter_activate(adapter=adapter)
-    index_build_run(build_id=build.pk)
-    own_image = Image.open(io.BytesIO(image_png(7)))
-    query = SearchQuery(image=own_image, hybrid=False, top_k=1, corpus=shop)
-    top = search_response(query=query)["results"][0]
-    # The product's stored image vector went through the adapter; so did the query image: cosine 1.
-    assert (top["external_id"], top["score"]) == ("SKU-7", pytest.approx(1.0, abs=1e-5))
-    item = shop.items.get(external_id="SKU-7")
-    like = SearchQuery(parts=[], top_k=1, hybrid=False, corpus=shop)
     from multimodal.query.types import QueryPart
 
-    like.parts.append(QueryPart(type="item", item=item))
-    first = search_response(query=like)["results"][0]
-    # More like SKU-7: its own vectors, adapted, sum to a direction its nearest neighbour shares best.
-    assert first["external_id"] != "SKU-7" and first["score"] > 0
-
-
-def test_a_search_over_corpora_in_different_indexes_scores_each_in_its_own(shop, adapter, domain_encoder, tmp_path):
     archive = _ingest(tmp_path / "archive", range(500, 540), "archive")
     build = adapter_activate(adapter=adapter)
     index_build_run(build_id=build.pk)
+
+    # Corpora in different indexes: the archive in base vectors, the shop in the adapter's.
     routes = indexes.search_routes(None)
     assert [(route.index.adapter is None, route.corpus_ids) for route in routes] == [(True, [archive.pk]), (False, [shop.pk])]
     for number in (8, 16, 520):
@@ -158,10 +149,19 @@ def test_a_search_over_corpora_in_different_indexes_scores_each_in_its_own(shop,
             assert score == pytest.approx(alone[sku], abs=2e-6)
     assert _search(caption(8))[0][0] == "SKU-8"
 
+    # A query is adapted exactly like the vectors it is compared with.
+    own_image = Image.open(io.BytesIO(image_png(7)))
+    query = SearchQuery(image=own_image, hybrid=False, top_k=1, corpus=shop)
+    top = search_response(query=query)["results"][0]
+    # The product's stored image vector went through the adapter; so did the query image: cosine 1.
+    assert (top["external_id"], top["score"]) == ("SKU-7", pytest.approx(1.0, abs=1e-5))
+    like = SearchQuery(parts=[], top_k=1, hybrid=False, corpus=shop)
+    like.parts.append(QueryPart(type="item", item=shop.items.get(external_id="SKU-7")))
+    first = search_response(query=like)["results"][0]
+    # More like SKU-7: its own vectors, adapted, sum to a direction its nearest neighbour shares best.
+    assert first["external_id"] != "SKU-7" and first["score"] > 0
 
-def test_builds_made_for_another_encoder_are_never_searched(shop, adapter, settings):
-    build = adapter_activate(adapter=adapter)
-    index_build_run(build_id=build.pk)
+    # Builds made for another encoder are never searched, nor can its adapters be activated for it.
     assert indexes.search_routes([shop.pk])[0].index.adapter is not None
     encoders.register("other-encoder", DeterministicEncoder)
     try:
