@@ -11,7 +11,7 @@ from multimodal import encoders, store
 from multimodal.benchmarks.video import scene_video_make
 from multimodal.models import Corpus, IngestJob, Item
 from multimodal.query.types import SearchQuery
-from multimodal.readers.audio import wav_encode
+from multimodal.readers.audio import clock, wav_encode
 from multimodal.selectors import search_response
 from multimodal.services import ingest as ingest_service
 from multimodal.services.indexing import items_reindex
@@ -123,16 +123,17 @@ def test_reindex_keeps_segment_vectors_and_gives_the_recording_none(three_senten
 
 
 def test_unusable_audio_files_each_fail_with_a_clear_reason_and_the_rest_land(tmp_path, settings, deterministic_encoder):
-    # The limit is lowered to one hour; the long files really are two hours of (silent) FLAC. One
-    # is refused from its header before a sample is decoded; the other's header does not say, so
-    # it is refused once decoding passes the limit.
-    settings.MULTIMODAL_MAX_RECORDING_SECONDS = 3600
+    # The limit is lowered to ten minutes; the long files really are twenty minutes of (silent) FLAC. One
+    # is refused from its header before a sample is decoded; the other's header does not say, so it is
+    # refused once decoding passes the limit (its windows are transcribed as they come: an hour's limit
+    # cost six Whisper windows and two hours of FLAC made per file, ~20 s more, to prove the same).
+    settings.MULTIMODAL_MAX_RECORDING_SECONDS = 600
     folder = tmp_path / "uploads"
     folder.mkdir()
     (folder / "letter.wav").write_text("Dear customer, this is a text file with a .wav name.")
     (folder / "empty.mp3").write_bytes(b"")
-    silent_flac(folder / "two-hours.flac", 7200)
-    silent_flac(folder / "streamed-two-hours.flac", 7200, header_duration=False)
+    silent_flac(folder / "twenty-minutes.flac", 1200)
+    silent_flac(folder / "streamed-twenty-minutes.flac", 1200, header_duration=False)
     (folder / "video-without-sound.mp4").write_bytes(scene_video_make(seconds=1, size=(32, 32), fps=5))
     (folder / "note.txt").write_text("a red bicycle")
     out = io.StringIO()
@@ -142,8 +143,9 @@ def test_unusable_audio_files_each_fail_with_a_clear_reason_and_the_rest_land(tm
     assert "2 items landed in corpus 'mixed' (2 new, 0 updated), 4 failed" in output
     assert "letter.wav: not audio: the content is not a recording or a video that can be read" in output
     assert "empty.mp3: the file is empty" in output
-    assert "/two-hours.flac: too long: 2:00:00 of audio; the limit is 1:00:00" in output
-    assert "streamed-two-hours.flac: too long: the audio runs past the limit of 1:00:00" in output
+    assert "/twenty-minutes.flac: too long: 20:00 of audio; the limit is 10:00" in output
+    assert "streamed-twenty-minutes.flac: too long: the audio runs past the limit of 10:00" in output
+    assert (clock(7200), clock(3600)) == ("2:00:00", "1:00:00")  # longer limits are said with their hours
     assert "video-without-sound.mp4" not in output
 
 
