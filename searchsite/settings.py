@@ -237,8 +237,11 @@ MULTIMODAL_ENCODE_BATCH_SIZE = env_int("MULTIMODAL_ENCODE_BATCH_SIZE", 32)
 # background as it starts, so the first search does not wait for them; commands never do.
 MULTIMODAL_PRELOAD_MODELS = env_bool("MULTIMODAL_PRELOAD_MODELS", True)
 # What runs the encoder: torch (the reference, fp32) or onnx (ONNX Runtime; the towers are exported once
-# into MULTIMODAL_ENCODER_CACHE_DIR) at fp32, int8 (dynamic quantisation) or fp16 (GPU only).
-MULTIMODAL_ENCODER_RUNTIME = os.environ.get("MULTIMODAL_ENCODER_RUNTIME", "torch")
+# into MULTIMODAL_ENCODER_CACHE_DIR) at fp32, int8 (dynamic quantisation) or fp16 (GPU only). On a CPU,
+# onnx by default: the same vectors as torch at fp32 (cosine 1.0000), faster, and a web process without
+# torch in it (1.1 GB with ViT-B-32 and Whisper tiny, against 1.7 GB); on a GPU, torch.
+MULTIMODAL_ENCODER_RUNTIME = os.environ.get("MULTIMODAL_ENCODER_RUNTIME") or (
+    "torch" if MULTIMODAL_DEVICE.startswith("cuda") else "onnx")
 MULTIMODAL_ENCODER_PRECISION = os.environ.get("MULTIMODAL_ENCODER_PRECISION", "fp32")
 MULTIMODAL_ENCODER_CACHE_DIR = Path(os.environ.get("MULTIMODAL_ENCODER_CACHE_DIR", DATA_DIR / "encoders"))
 MULTIMODAL_ENCODER_THREADS = env_int("MULTIMODAL_ENCODER_THREADS", 0)  # 0: the physical cores this process may use

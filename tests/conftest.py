@@ -21,6 +21,10 @@ from multimodal import encoders, store
 # site's default on a CPU, ONNX Runtime, would export each tiny config once per process (the processes the
 # tests start included). The ONNX runtime has tests of its own (tests/encoders), which set it.
 django_settings.MULTIMODAL_ENCODER_RUNTIME = os.environ.setdefault("MULTIMODAL_ENCODER_RUNTIME", "torch")
+# Passwords are hashed with MD5 here, not PBKDF2's million rounds (~0.5-1 s a hash on this machine): every user
+# made with a password and every password a login form checks paid that, and no test is about the hash. The
+# site's processes the tests start (manage.py, workers) keep the product's hashers; none checks a password.
+django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DETERMINISTIC = "test-deterministic"
 # Axis per word for the deterministic encoder; colours share axes with images' RGB means.
