@@ -4,6 +4,8 @@ Each runtime runs in a process of its own (spawned, so its load time and peak me
 the processes take turns: every round times each runtime on the same texts, then on the same images,
 one runtime at a time, so a busy shared machine slows them alike and the median of the rounds and the
 ratios within the run hold. Vectors are compared with PyTorch fp32's (the reference) row by row.
+Given a labelled query set, each runtime's process then also encodes a corpus and the set's queries, and
+the recall they give is compared with PyTorch fp32's (`encoding_recall`).
 """
 from __future__ import annotations
 
@@ -13,9 +15,13 @@ import resource
 import statistics
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
+
+if TYPE_CHECKING:  # the runtimes' processes import this module before Django is set up: no models here
+    from .encoding_recall import RecallSet
 
 REFERENCE = ("torch", "fp32")
 # Settings each runtime's process takes from this one.
@@ -126,6 +132,11 @@ def _serve(connection, spec: str, runtime: str, precision: str, export_only: boo
                 encoder.encode_text([query])
                 timings.append((time.perf_counter() - started) * 1000)
             connection.send(("done", timings))
+        elif command == "embed":  # a recall set's items or queries, encoded as reindex encodes items
+            from ..services.embedding import inputs_encode
+
+            batch_size, inputs = payload
+            connection.send(("done", inputs_encode(inputs, encoder=encoder, batch_size=batch_size)))
         elif command == "peak_rss":
             connection.send(("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
@@ -178,10 +189,15 @@ def _cosines(vectors: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def encode_benchmark(*, spec: str, runtimes: list[tuple[str, str]], texts: int, images: int, image_side: int,
-                     batch_size: int, repeats: int, queries: int, on_step=None) -> dict:
+                     batch_size: int, repeats: int, queries: int, recall_set: RecallSet | None = None,
+                     on_step=None) -> dict:
     """Figures per runtime: texts/s and images/s (median of ``repeats`` rounds), their ratio to PyTorch
     fp32 in the same run, the cosine of each runtime's vectors to PyTorch fp32's (mean, min), a short text
-    query's encode time (p50, p90), load time (and the one-off export), and the process's peak RSS."""
+    query's encode time (p50, p90), load time (and the one-off export), and the process's peak RSS.
+
+    With ``recall_set``, after the timings (so they and the peak RSS are unchanged): each runtime, in its
+    process, encodes the set's corpus and queries, and its row gets ``evaluate``'s metrics on them (exact
+    ranking, `encoding_recall`) and their change from PyTorch fp32's (``evaluation``)."""
     step = on_step or (lambda message: None)
     runtimes = [REFERENCE] + [pair for pair in runtimes if pair != REFERENCE]
     text_inputs, query_inputs = benchmark_texts(texts), benchmark_queries(queries)
@@ -231,6 +247,8 @@ def encode_benchmark(*, spec: str, runtimes: list[tuple[str, str]], texts: int, 
         for row in rows:
             row["texts_ratio"] = row["texts_per_s"] / rows[0]["texts_per_s"]
             row["images_ratio"] = row["images_per_s"] / rows[0]["images_per_s"]
+        if recall_set is not None:
+            _recall_add(recall_set, running, rows, batch_size, step)
     finally:
         for entry in running:
             if entry.process.is_alive():
@@ -240,4 +258,32 @@ def encode_benchmark(*, spec: str, runtimes: list[tuple[str, str]], texts: int, 
 
     return {"encoder": running[0].loaded["name"], "texts": texts, "images": images, "image_side": image_side,
             "batch_size": batch_size, "repeats": repeats, "queries": queries, "onnx_threads": cpu_threads(),
-            "cpus": os.cpu_count(), "load_average": [load_before, os.getloadavg()[0]], "rows": rows}
+            "cpus": os.cpu_count(), "load_average": [load_before, os.getloadavg()[0]],
+            "evaluation": recall_set.describe() if recall_set is not None else None, "rows": rows}
+
+
+def _recall_add(recall_set: RecallSet, running: list[_Runtime], rows: list[dict], batch_size: int, step) -> None:
+    """Each row's ``evaluation``: the runtime's metrics on ``recall_set`` and their change from the reference's."""
+    from .encoding_recall import recall_measure
+
+    name = recall_set.corpus.name
+    for entry, row in zip(running, rows):
+        reported = []
+
+        def progress(done: int, total: int, label=entry.label, reported=reported) -> None:
+            decile = done * 10 // total
+            if decile not in reported:  # a line every tenth of the corpus, not every batch
+                reported.append(decile)
+                step(f"{label}: encoding corpus '{name}': {done}/{total} items")
+
+        row["evaluation"] = recall_measure(
+            recall_set, chunk=batch_size, on_progress=progress,
+            encode=lambda inputs, entry=entry: entry.ask("embed", (batch_size, inputs)),
+        )
+        if row["evaluation"]["failed_items"]:
+            step(f"{entry.label}: {row['evaluation']['failed_items']} items of corpus '{name}' could not be read or "
+                 f"encoded, and rank nowhere")
+    reference = rows[0]["evaluation"]["metrics"]
+    for row in rows:
+        row["evaluation"]["change"] = {metric: round(value - reference[metric], 4)
+                                       for metric, value in row["evaluation"]["metrics"].items()}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from PIL import Image
 
@@ -211,16 +211,65 @@ def test_a_collection_refuses_a_runtime_that_disagrees_and_search_runs_on_onnx(o
         _texts_ingest(tmp_path, "more", {"dog": "a dog on a beach"})
 
 
-def test_bench_encode_prints_its_table(onnx_settings):
+def _recall_corpus(tmp_path) -> Path:
+    """A corpus "shop" of three texts and two pictures, and a query file asking for each by its own text or picture
+    (so each is found first whatever the weights: an input's own vector is the nearest to it)."""
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    texts = {"bike": "a red bicycle against a brick wall", "cat": "a sleeping cat on a green sofa",
+             "kettle": "a steel kettle on a gas stove"}
+    for name, text in texts.items():
+        (folder / f"{name}.txt").write_text(text)
+    gradient = np.linspace(0, 255, 64, dtype=np.uint8)
+    Image.new("RGB", (64, 64), (200, 30, 20)).save(folder / "red.png")
+    Image.fromarray(np.stack([np.tile(gradient, (64, 1))] * 2 + [np.full((64, 64), 230, np.uint8)], axis=2)).save(
+        folder / "sky.png")
+    call_command("ingest", str(folder), "--corpus", "shop", stdout=io.StringIO(), stderr=io.StringIO())
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("\n".join(json.dumps(line) for line in [
+        {"text": texts["bike"], "relevant": ["bike.txt"]},
+        {"text": texts["cat"], "relevant": ["cat.txt"], "modality": "text"},
+        {"image": "shop/sky.png", "relevant": ["sky.png"], "modality": "image"},
+        {"image": "shop/red.png", "relevant": ["red.png"]},
+    ]))
+    return queries
+
+
+def test_bench_encode_prints_its_table_with_recall_per_runtime(onnx_settings, tmp_path):
     onnx_settings.MULTIMODAL_CLIP_MODEL = "tiny-random"
-    out = io.StringIO()
+    queries = _recall_corpus(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
     call_command("bench_encode", "--runtimes", "onnx:fp32", "--texts", "6", "--images", "2", "--image-side", "64",
-                 "--repeats", "1", "--queries", "3", stdout=out, stderr=io.StringIO())
+                 "--repeats", "1", "--queries", "3", "--evaluate", str(queries), "--corpus", "shop",
+                 stdout=out, stderr=err)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("encoder: open_clip:tiny-random")
-    assert lines[1].split()[:4] == ["runtime", "texts/s", "x", "torch"]
-    rows = {" ".join(line.split()[:2]): line.split()[2:] for line in lines[2:]}
+    assert lines[1].startswith("recall: 4 queries of ") and "the 5 items of corpus 'shop'" in lines[1]
+    assert lines[2].split()[:4] == ["runtime", "texts/s", "x", "torch"]
+    assert lines[2].split()[-7:] == ["R@1/5/10", "MRR", "nDCG@10", "change", "R@k", "change", "MRR"]
+    rows = {" ".join(line.split()[:2]): line.split()[2:] for line in lines[3:]}
     assert set(rows) == {"torch fp32", "onnx fp32"}
     assert rows["torch fp32"][1] == "1.00" and rows["torch fp32"][4] == "1.0000/1.0000"
     text_min, image_min = (float(rows["onnx fp32"][column].split("/")[1]) for column in (4, 5))
     assert text_min >= 0.999 and image_min >= 0.999 and float(rows["onnx fp32"][0]) > 0
+    # Recall on the query set, per runtime, and its change from torch fp32: onnx fp32's vectors are torch's.
+    for row in rows.values():
+        assert row[10:] == ["1.000/1.000/1.000", "1.000", "1.000", "+0.000/+0.000/+0.000", "+0.000"]
+    progress = err.getvalue()
+    assert "torch fp32: encoding corpus 'shop': 5/5 items" in progress and "onnx fp32: encoding corpus 'shop'" in progress
+
+
+def test_bench_encode_refuses_a_query_set_it_cannot_score(tmp_path):
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"text": "a red bicycle", "relevant": ["bike.txt"]}) + "\n"
+                       + json.dumps({"text": "a dog", "relevant": ["dog.txt"]}))
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "bike.txt").write_text("a red bicycle")
+    call_command("ingest", str(tmp_path / "shop"), "--corpus", "shop", stdout=io.StringIO(), stderr=io.StringIO())
+    run = ["bench_encode", "--runtimes", "torch:fp32", "--evaluate"]
+    with pytest.raises(CommandError, match=r"queries.jsonl line 2 relevant: no item named 'dog.txt' in corpus shop"):
+        call_command(*run, str(queries), "--corpus", "shop")
+    with pytest.raises(CommandError, match="--corpus: no corpus named 'shops'"):
+        call_command(*run, str(queries), "--corpus", "shops")
+    with pytest.raises(CommandError, match="missing.jsonl: No such file"):
+        call_command(*run, str(tmp_path / "missing.jsonl"), "--corpus", "shop")
