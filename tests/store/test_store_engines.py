@@ -40,12 +40,22 @@ def _titles_once_caught_up(text: str, corpus: Corpus, timeout_s: float = 180) ->
             time.sleep(1)
 
 
+def _binary_shared(folder, server_folder) -> None:
+    """Give a new server folder the session server's unpacked binary (hard links): the product unpacks the
+    package's binary into a folder only when its checksums are not there yet (~5 s of LZMA each time), and what
+    these tests prove starts after that."""
+    (folder / "bin").mkdir(parents=True)
+    for path in (server_folder / "bin").iterdir():
+        os.link(path, folder / "bin" / path.name)
+
+
 @pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
 def test_a_restarted_local_server_has_every_vector_and_answers_the_same(store_engine, deterministic_encoder,
-                                                                       settings, tmp_path):
+                                                                       settings, tmp_path, milvus_server_folder):
     # A server of its own: a restart replays every collection's log before it is whole again, and the
     # session's server carries every earlier test's writes (the tests after this one waited for them).
     folder = tmp_path / "restarted-server"
+    _binary_shared(folder, milvus_server_folder)
     settings.MILVUS_URI = f"local:{folder}"
     corpus = Corpus.objects.create(name="shop")
     ingest_files(corpus, {f"{index}.txt": f"red chair {index}".encode() for index in range(20)}
@@ -140,8 +150,9 @@ def _manage(*args: str, env: dict, timeout_s: float = 240) -> subprocess.Complet
                           timeout=timeout_s)
 
 
-def test_site_commands_and_searches_share_the_default_store_at_once(tmp_path):
+def test_site_commands_and_searches_share_the_default_store_at_once(tmp_path, milvus_server_folder):
     """The README's defaults (no MILVUS_URI): the site runs while ingest and search run beside it."""
+    _binary_shared(tmp_path / "data" / "milvus", milvus_server_folder)
     env = {key: value for key, value in os.environ.items() if key not in ("MILVUS_URI", "DJANGO_TEST_DB")}
     env |= {"MULTIMODAL_DATA_DIR": str(tmp_path / "data"), "MULTIMODAL_CLIP_MODEL": "tiny-random",
             "CELERY_BROKER_URL": "", "PYTHONUNBUFFERED": "1"}
