@@ -207,8 +207,11 @@ class MilvusCollection:
         index_params = milvus.prepare_index_params()
         index_params.add_index(field_name="vector", index_type=spec.index_type, metric_type="COSINE",
                                params=spec.build_params)
-        milvus.create_collection(self.name, schema=schema, index_params=index_params,
-                                 properties={RECORD_PROPERTY: json.dumps(self._record)})
+        milvus.create_collection(self.name, schema=schema, properties={RECORD_PROPERTY: json.dumps(self._record)})
+        # An empty collection's index is built once the engine has recorded it: pymilvus's wait for the build
+        # (what create_collection with index_params does) sleeps half a second before it first looks.
+        milvus.create_index(self.name, index_params, sync=False)
+        milvus.load_collection(self.name)
 
     @_engine_errors
     def record(self) -> dict | None:
