@@ -54,14 +54,14 @@ def keyword_search(text: str, *, items: QuerySet, limit: int) -> list[tuple[int,
 
 
 def _sqlite(terms, candidates_sql, candidates_params, limit):
-    rare = [term for term in terms if not _sqlite_term_is_common(term)]
+    # A lone word is its own query whether it is common or not: only several are counted.
+    rare = [term for term in terms if not _sqlite_term_is_common(term)] if len(terms) > 1 else terms
     phrase = ['"' + " ".join(terms) + '"'] if len(terms) > 1 else []
     if rare:
-        queries = [(" OR ".join([*(f'"{term}"' for term in rare), *phrase]), MAX_RANKED_MATCHES)]
+        matches = [" OR ".join([*(f'"{term}"' for term in rare), *phrase])]
     else:  # common words only: the items holding all of them (the phrase scoring extra), else any of them
         every = " AND ".join(f'"{term}"' for term in terms)
-        queries = [(" OR ".join([f"({every})", *phrase]), MAX_RANKED_MATCHES)] if len(terms) > 1 else []
-        queries.append((" OR ".join(f'"{term}"' for term in terms), MAX_RANKED_MATCHES))
+        matches = [" OR ".join([f"({every})", *phrase]), " OR ".join(f'"{term}"' for term in terms)]
     weights = ", ".join(str(weight) for weight in COLUMN_WEIGHTS)
     # The newest matches, up to the bound, with their bm25; then each is looked up in the
     # candidates by primary key (CROSS JOIN keeps the matches the outer loop). Bounding before the
@@ -75,8 +75,8 @@ def _sqlite(terms, candidates_sql, candidates_params, limit):
         f"  ON candidates.id = matches.id ORDER BY matches.score DESC, matches.id LIMIT %s"
     )
     with connection.cursor() as cursor:
-        for match, bound in queries:
-            cursor.execute(sql, [match, bound, *candidates_params, limit])
+        for match in matches:
+            cursor.execute(sql, [match, MAX_RANKED_MATCHES, *candidates_params, limit])
             if found := cursor.fetchall():
                 return [(int(item_id), float(score)) for item_id, score in found]
     return []
@@ -118,11 +118,10 @@ def _postgres(text, candidates_sql, candidates_params, limit):
         frequencies = [_postgres_items_with(cursor, lexeme) for lexeme in lexemes]
         rare = [_tsquery_lexeme(lexeme) for lexeme, items in zip(lexemes, frequencies) if items <= MAX_RANKED_MATCHES]
         if rare:
-            queries = [(" | ".join(rare), MAX_RANKED_MATCHES)]
+            matches = [" | ".join(rare)]
         else:  # common words only: the items holding all of them, else any of them (see the module's docstring)
             every = [_tsquery_lexeme(lexeme) for lexeme in lexemes]
-            queries = [(" & ".join(every), MAX_RANKED_MATCHES)] if len(every) > 1 else []
-            queries.append((" | ".join(every), MAX_RANKED_MATCHES))
+            matches = [" & ".join(every), " | ".join(every)] if len(every) > 1 else every
         sql = (
             f"WITH matches AS MATERIALIZED (SELECT multimodal_item.id, "
             f"    tsvector_to_array({POSTGRES_DOCUMENT}) AS words, "
@@ -144,8 +143,8 @@ def _postgres(text, candidates_sql, candidates_params, limit):
             f"  JOIN frequencies ON frequencies.word = ANY(matches.words) CROSS JOIN total "
             f"GROUP BY matches.id, matches.phrase ORDER BY score DESC, matches.id LIMIT %s"
         )
-        for match, bound in queries:
-            cursor.execute(sql, [text, match, bound, lexemes, frequencies, *candidates_params, limit])
+        for match in matches:
+            cursor.execute(sql, [text, match, MAX_RANKED_MATCHES, lexemes, frequencies, *candidates_params, limit])
             if found := cursor.fetchall():
                 return [(int(item_id), float(score)) for item_id, score in found]
         return []
