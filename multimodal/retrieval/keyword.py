@@ -6,16 +6,16 @@ what migration 0004 sets up. A query's words are OR-ed (any of them may match; r
 most) and the whole phrase counts extra, so an exact product code such as "SKU-0042" ranks its item
 first.
 
-The cost of a query is bounded whatever the corpus size: ranking computes a score per match (bm25
-reads each match's column sizes and, for the whole phrase, its positions: 5-10 µs a match in
-SQLite), and a word in most of a million items would be a million scores. So a word matching more
-than MAX_RANKED_MATCHES items is a common word: it is left out of a query that has rarer words
-(its weight there is next to nothing, yet it was nearly all the work; it still counts inside the
-whole-phrase match). A query of common words only asks for the items holding all of them (the
-whole phrase counting extra), or, when none does, any of them. At most the newest
-MAX_RANKED_MATCHES matches are ranked, and then kept if the search's filters let them through
-(each checked by primary key): a filter costs what the matches cost, not what the corpus holds,
-and a narrow filter with only common words may find fewer keyword matches.
+The cost of a query is bounded whatever the corpus size. A word matching more than
+MAX_RANKED_MATCHES items is a common word: it is left out of a query that has rarer words (its
+weight there is next to nothing, yet it was nearly all the work; it still counts inside the
+whole-phrase match), and those are ranked by bm25 (SQLite) over their few matches. A query of
+common words only asks for the items holding all of them, or, when none does, any of them; at most
+the newest MAX_RANKED_MATCHES matches are ranked, by each word's best column and the whole phrase,
+not bm25, which would first count every item holding each word (see `_sqlite_common`). Matches are
+then kept if the search's filters let them through (each checked by primary key): a filter costs
+what the matches cost, not what the corpus holds, and a narrow filter with only common words may
+find fewer keyword matches.
 """
 import re
 
@@ -25,7 +25,8 @@ from django.db.models import QuerySet
 
 MAX_TERMS = 32
 # A word in more items than this is a common word; and at most this many matches of a query are ranked
-# (the newest): bm25 over 2,000 matches takes 8-20 ms in SQLite (more when the whole phrase is scored too).
+# (the newest): bm25 reads each match's column sizes and, for the whole phrase, its positions (5-10 µs
+# a match in SQLite).
 MAX_RANKED_MATCHES = 2_000
 # Weights of the columns (title, body, extra) in both engines: a word in the title or a spec counts more.
 COLUMN_WEIGHTS = (5.0, 1.0, 3.0)
@@ -54,31 +55,79 @@ def keyword_search(text: str, *, items: QuerySet, limit: int) -> list[tuple[int,
 
 
 def _sqlite(terms, candidates_sql, candidates_params, limit):
-    # A lone word is its own query whether it is common or not: only several are counted.
-    rare = [term for term in terms if not _sqlite_term_is_common(term)] if len(terms) > 1 else terms
+    common = [_sqlite_term_is_common(term) for term in terms]
+    if all(common):
+        return _sqlite_common(terms, candidates_sql, candidates_params, limit)
+    rare = [term for term, is_common in zip(terms, common) if not is_common]
     phrase = ['"' + " ".join(terms) + '"'] if len(terms) > 1 else []
-    if rare:
-        matches = [" OR ".join([*(f'"{term}"' for term in rare), *phrase])]
-    else:  # common words only: the items holding all of them (the phrase scoring extra), else any of them
-        every = " AND ".join(f'"{term}"' for term in terms)
-        matches = [" OR ".join([f"({every})", *phrase]), " OR ".join(f'"{term}"' for term in terms)]
     weights = ", ".join(str(weight) for weight in COLUMN_WEIGHTS)
-    # The newest matches, up to the bound, with their bm25; then each is looked up in the
-    # candidates by primary key (CROSS JOIN keeps the matches the outer loop). Bounding before the
-    # filter keeps a selective filter (a spec, a month) from walking every match of a common word.
-    # ("MATCH ... AND rowid IN (candidates)" instead ran one full-text lookup per candidate, and
-    # "id IN (candidates)" built a table of every candidate.)
-    sql = (
-        f"WITH matches AS MATERIALIZED (SELECT rowid AS id, -bm25(multimodal_item_fts, {weights}) AS score "
-        f"  FROM multimodal_item_fts WHERE multimodal_item_fts MATCH %s ORDER BY rowid DESC LIMIT %s) "
-        f"SELECT matches.id, matches.score FROM matches CROSS JOIN ({candidates_sql}) AS candidates "
-        f"  ON candidates.id = matches.id ORDER BY matches.score DESC, matches.id LIMIT %s"
-    )
+    # The newest matches, up to the bound, with their bm25 (the matches of rare words only: few by
+    # definition); then each is looked up in the candidates by primary key (see _SQLITE_FILTERED).
+    sql = _SQLITE_FILTERED.format(
+        matches=f"SELECT rowid AS id, -bm25(multimodal_item_fts, {weights}) AS score FROM multimodal_item_fts "
+                f"WHERE multimodal_item_fts MATCH %s ORDER BY rowid DESC LIMIT %s",
+        candidates=candidates_sql, order="ORDER BY matches.score DESC, matches.id LIMIT %s")
     with connection.cursor() as cursor:
-        for match in matches:
-            cursor.execute(sql, [match, MAX_RANKED_MATCHES, *candidates_params, limit])
-            if found := cursor.fetchall():
-                return [(int(item_id), float(score)) for item_id, score in found]
+        cursor.execute(sql, [" OR ".join([*(f'"{term}"' for term in rare), *phrase]), MAX_RANKED_MATCHES,
+                             *candidates_params, limit])
+        return [(int(item_id), float(score)) for item_id, score in cursor.fetchall()]
+
+
+# A bounded list of matches ("matches": id[, score]) kept if the candidates hold them, each looked up
+# by primary key (CROSS JOIN keeps the matches the outer loop). Bounding before the filter keeps a
+# selective filter (a spec, a month) from walking every match of a common word. ("MATCH ... AND
+# rowid IN (candidates)" instead ran one full-text lookup per candidate, and "id IN (candidates)"
+# built a table of every candidate.)
+_SQLITE_FILTERED = ("WITH matches AS MATERIALIZED ({matches}) SELECT matches.* FROM matches "
+                    "CROSS JOIN ({candidates}) AS candidates ON candidates.id = matches.id {order}")
+
+
+def _sqlite_common(terms, candidates_sql, candidates_params, limit):
+    """A query of common words only: the newest matches holding all of them, else any of them, ranked
+    as the PostgreSQL engine ranks them (each word its best column's weight, the whole phrase doubling
+    the sum; common words' rarities are all capped alike, so they drop out), newest first among equals.
+
+    Not bm25: FTS5's bm25 first counts every item holding each word of the query, which for a word in
+    most of a million items cost 40 ms before the first match was scored. Here each word's columns are
+    found by queries that walk the matches' own stretch of the index (rowids from the oldest kept match
+    on), combined with the match so FTS5 skips what does not match it.
+    """
+    every = " AND ".join(f'"{term}"' for term in terms)
+    attempts = [(every, True)] + ([(" OR ".join(f'"{term}"' for term in terms), False)] if len(terms) > 1 else [])
+    sql = _SQLITE_FILTERED.format(
+        matches="SELECT rowid AS id FROM multimodal_item_fts WHERE multimodal_item_fts MATCH %s "
+                "ORDER BY rowid DESC LIMIT %s", candidates=candidates_sql, order="")
+    title_weight, body_weight, extra_weight = COLUMN_WEIGHTS
+    columns = sorted([("title", title_weight), ("body", body_weight), ("extra", extra_weight)], key=lambda c: c[1])
+    with connection.cursor() as cursor:
+        for match, holds_all in attempts:
+            cursor.execute(sql, [match, MAX_RANKED_MATCHES, *candidates_params])
+            ids = [item_id for item_id, in cursor.fetchall()]
+            if not ids:
+                continue
+            low = min(ids)
+
+            def rows_matching(expression: str) -> list[int]:
+                cursor.execute("SELECT rowid FROM multimodal_item_fts WHERE multimodal_item_fts MATCH %s "
+                               "AND rowid >= %s", [f"({expression}) AND ({match})", low])
+                return [rowid for rowid, in cursor.fetchall()]
+
+            scores = dict.fromkeys(ids, 0.0)
+            for term in terms:
+                # Lightest column first, so a heavier one found later overwrites it. When every match holds
+                # every word, a word in neither title nor extra is in the body: that column needs no query.
+                best = dict.fromkeys(ids, body_weight) if holds_all else {}
+                for column, weight in columns:
+                    if not (holds_all and weight <= body_weight):
+                        best.update((rowid, weight) for rowid in rows_matching(f'{{{column}}} : "{term}"'))
+                for rowid, weight in best.items():
+                    if rowid in scores:
+                        scores[rowid] += weight
+            if holds_all and len(terms) > 1:
+                for rowid in rows_matching('"' + " ".join(terms) + '"'):
+                    if rowid in scores:
+                        scores[rowid] *= 2
+            return sorted(scores.items(), key=lambda entry: (-entry[1], -entry[0]))[:limit]
     return []
 
 

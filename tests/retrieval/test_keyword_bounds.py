@@ -35,3 +35,21 @@ def test_a_query_of_common_words_finds_the_items_holding_all_of_them_however_old
     assert all({"chair", "vase"} & set(Item.objects.get(pk=pk).text.split()) for pk in either)
     assert len(_found("chair", corpus)) == 5
     assert set(_found("oak", corpus)) == {phrase, both}  # a rare word: every match
+
+
+def test_a_common_word_ranks_its_matches_by_the_column_holding_it_then_newest_first(monkeypatch):
+    monkeypatch.setattr(keyword, "MAX_RANKED_MATCHES", 5)
+    corpus = Corpus.objects.create(name="shop")
+
+    def item(title: str, text: str, external_id: str = "") -> int:
+        return Item.objects.create(corpus=corpus, kind=Item.Kind.PRODUCT, title=title, text=text,
+                                   external_id=external_id,
+                                   content_hash=hashlib.sha256(f"{title} {text} {external_id}".encode()).hexdigest()).pk
+
+    older = [item(f"note {number}", f"a chair, note {number}") for number in range(3)]
+    titled = item("Chair", "a seat")
+    coded = item("stool", "a seat", external_id="CHAIR-7")  # the word in a product code
+    newer = [item(f"note {number}", f"a chair, note {number}") for number in range(3, 5)]
+
+    # The newest 5 of 7 matches: the title above the product code above the bodies, newest first among equals.
+    assert _found("chair", corpus) == [titled, coded, newer[1], newer[0], older[2]]
