@@ -37,6 +37,14 @@ DEFAULT_PROXY_PORT = 19530
 PORT_BLOCK = 32  # ports reserved in the plan of one server (its parts, its etcd pair, its metrics)
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0
+# Milvus settings the product's server starts with (Milvus reads SECTION_KEY environment variables over its
+# milvus.yaml); the same variable in the environment wins. Milvus seals a segment once it holds
+# sealProportion of maxSize (512 MB): 0.23 by default, ~60k 512-d rows, so a million items were
+# searched as 15 HNSW graphs, each rebuilt again as compaction merged them. At 0.9 (~230k rows) a
+# 200k-item corpus was 2 segments instead of 5: its searches 19.1 ms p50 instead of 22.6, top-10
+# recall 1.000 instead of 0.963, its fill 3,300 items/s instead of 2,760 (same machine, one run
+# after the other); the last segment's index is built later, in one go (130 s instead of 88 s).
+SERVER_SETTINGS = {"DATACOORD_SEGMENT_SEALPROPORTION": "0.9"}
 
 
 # The last state file read per data folder: (its mtime in ns, "pid:started_at").
@@ -168,6 +176,7 @@ class LocalServer:
         (self.data_dir / PORTS_FILE).write_text(json.dumps({**ports, "metrics_port": metrics_port}))
         executable = self.data_dir / "bin" / "milvus"
         env = {
+            **SERVER_SETTINGS,
             **os.environ,
             "DEPLOY_MODE": "STANDALONE",
             "METRICS_PORT": str(metrics_port),

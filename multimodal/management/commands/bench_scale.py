@@ -123,7 +123,7 @@ def _rows(sizes: list[dict]) -> list[list]:
             + ("" if size["fill"].get("index_complete", True) else " (timed out: index incomplete)")),
     ]
     for shape in sizes[0]["end_to_end"]:
-        for stage in ("total", "encode", "keyword", "search", "fusion", "hydrate"):
+        for stage in ("total", "encode", "keyword", "search", "fusion", "explain", "hydrate"):
             label = f"end to end, {shape} parts" if stage == "total" else f"  {stage}"
             rows.append(row(label, lambda size, shape=shape, stage=stage: _both(size["end_to_end"][shape].get(stage))))
     rows += [
