@@ -42,6 +42,7 @@ def search_results_hydrate(outcome: SearchOutcome) -> list[dict]:
     items = (Item.objects.select_related("corpus", "parent").defer("text", "parent__text")
              .annotate(text_head=Substr("text", 1, settings.MULTIMODAL_MAX_TEXT_CHARS))
              .in_bulk(wanted))
+    outcome.explained()  # the page's explanations were worked out while the items were read
     terms = keyword_terms(" ".join(part.text for part in outcome.query.parts if part.text and part.weight > 0))
     results = []
     for hit in outcome.hits:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 from django.conf import settings
@@ -31,6 +32,9 @@ from .backgrounds import background_sample
 
 @dataclass
 class SearchOutcome:
+    """A page of results. Its explanations (``judgements``, and in "vector" fusion each hit's split into its
+    parts' shares) finish beside the caller's own work: call `explained` before reading them."""
+
     query: SearchQuery
     hits: list[fusion.Fused]  # this page, best first
     has_more: bool
@@ -38,6 +42,16 @@ class SearchOutcome:
     judgements: dict[int, relevance.Judgement] = field(default_factory=dict)  # item id -> how good a match (this page)
     total: int = 0  # results after filters, min_score and grouping, within the candidates read
     total_is_lower_bound: bool = False  # a list was read to its depth: there may be more
+    explaining: Callable[[], dict[int, relevance.Judgement]] | None = field(default=None, repr=False)
+
+    def explained(self) -> "SearchOutcome":
+        """This outcome with its page explained and judged (waits for that the first time it is called)."""
+        if self.explaining is not None:
+            tick = time.perf_counter()
+            finish, self.explaining = self.explaining, None
+            self.judgements.update(finish())
+            self.timings_ms["explain"] = self.timings_ms.get("explain", 0.0) + (time.perf_counter() - tick) * 1000
+        return self
 
 
 class _Clock:
@@ -128,28 +142,50 @@ def search_run(*, query: SearchQuery) -> SearchOutcome:
     clock.lap("group", ran=query.group or query.collapse != "none")
     start = (query.page - 1) * query.top_k
     page = fused[start:start + query.top_k]
-    judgements = {}
+    explaining = _page_explaining(page, searched, query, weights, sources)
+    clock.lap("explain")
+    return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings,
+                         total=len(fused), total_is_lower_bound=any(result.capped for result in searched),
+                         explaining=explaining)
+
+
+def _page_explaining(page: list[fusion.Fused], searched: list[_Searched], query: SearchQuery, weights: list[float],
+                     sources: list[str]) -> Callable[[], dict[int, relevance.Judgement]]:
+    """Start explaining and judging ``page``; the function returned finishes it and gives the judgements.
+
+    The page's stored vectors are asked of the store in a worker thread, so that the caller reads the
+    page's items from the database meanwhile (a store call costs 6-10 ms on a server, whatever it asks):
+    finishing waits for them, splits each result's cosine into its parts' shares ("vector" fusion) and
+    judges each result against its index's background. Backgrounds are read here: this thread holds the
+    database connection.
+    """
+    started = []
     for result in searched:
         found = {entry.item_id for entry in result.fused}
         in_route = [entry for entry in page if entry.item_id in found]
-        stored = result.index.collection.vectors([entry.item_id for entry in in_route]) if in_route else {}
-        if query.fusion == "vector":
-            _vector_explain(in_route, result.vectors, weights, sources, stored)
-        judgements.update(_page_judge(in_route, result, weights, sources, stored))
-    clock.lap("explain")
-    return SearchOutcome(query=query, hits=page, has_more=len(fused) > start + query.top_k, timings_ms=clock.timings,
-                         judgements=judgements, total=len(fused),
-                         total_is_lower_bound=any(result.capped for result in searched))
+        if in_route:
+            stored = _VECTOR_SIDE.submit(result.index.collection.vectors, [entry.item_id for entry in in_route])
+            started.append((result, in_route, stored,
+                            background_sample(index=result.index, corpus_ids=result.corpus_ids)))
+
+    def finish() -> dict[int, relevance.Judgement]:
+        judgements = {}
+        for result, in_route, stored, background in started:
+            vectors = stored.result()
+            if query.fusion == "vector":
+                _vector_explain(in_route, result.vectors, weights, sources, vectors)
+            judgements.update(_page_judge(in_route, result, weights, sources, vectors, background))
+        return judgements
+
+    return finish
 
 
 def _page_judge(page: list[fusion.Fused], result: _Searched, weights: list[float], sources: list[str],
-                stored: dict[int, dict[str, np.ndarray]]) -> dict[int, relevance.Judgement]:
+                stored: dict[int, dict[str, np.ndarray]], background: relevance.Background | None,
+                ) -> dict[int, relevance.Judgement]:
     """How good a match each result of ``page`` (all found in ``result``'s index) is: its stored vectors against
-    the index's background, its keyword score against the query's best keyword match."""
-    if not page:
-        return {}
-    judge = relevance.Judge(vectors=result.vectors, weights=weights, sources=sources,
-                            background=background_sample(index=result.index, corpus_ids=result.corpus_ids),
+    the index's ``background``, its keyword score against the query's best keyword match."""
+    judge = relevance.Judge(vectors=result.vectors, weights=weights, sources=sources, background=background,
                             good_z=settings.MULTIMODAL_RELEVANCE_GOOD_Z)
     keyword_best = max((score for _, score in result.keyword.hits), default=0.0) if result.keyword else 0.0
     judgements = {}
