@@ -17,6 +17,7 @@ then kept if the search's filters let them through (each checked by primary key)
 what the matches cost, not what the corpus holds, and a narrow filter with only common words may
 find fewer keyword matches.
 """
+import heapq
 import re
 
 from django.core.exceptions import EmptyResultSet
@@ -127,7 +128,7 @@ def _sqlite_common(terms, candidates_sql, candidates_params, limit):
                 for rowid in rows_matching('"' + " ".join(terms) + '"'):
                     if rowid in scores:
                         scores[rowid] *= 2
-            return sorted(scores.items(), key=lambda entry: (-entry[1], -entry[0]))[:limit]
+            return heapq.nlargest(limit, scores.items(), key=lambda entry: (entry[1], entry[0]))
     return []
 
 

@@ -202,7 +202,7 @@ def _links_of(item_ids: list[int]) -> tuple[dict[int, int], dict[int, tuple[int 
     duplicate group (`services.duplicates`)."""
     parents, duplicate_groups = {}, {}
     rows = Item.objects.filter(pk__in=item_ids).filter(
-        Q(parent__isnull=False) | Q(same_group__isnull=False) | Q(similar_group__isnull=False))
+        Q(parent__isnull=False) | Q(same_group__isnull=False) | Q(similar_group__isnull=False)).order_by()
     for pk, parent, same, similar in rows.values_list("pk", "parent_id", "same_group", "similar_group"):
         if parent is not None:
             parents[pk] = parent
