@@ -280,24 +280,15 @@ def items_ingest(
     return report
 
 
-def sources_ingest_batch(*, corpus: Corpus, sources: list[Source], report: IngestReport,
-                         heartbeat: Heartbeat | None = None, encode_batch_size: int | None = None) -> None:
-    """Decode, encode, save together and upsert one batch, adding its outcomes to ``report``.
-
-    The model encodes ``encode_batch_size`` inputs at a time (None: the whole batch at once).
-    Vectors go to every index the corpus may be searched in (`vectors_write`). They are not flushed:
-    callers flush once after their last batch.
-    """
-    encoder = encoders.get()
-    batch = _batch_decode(corpus=corpus, sources=sources, report=report, heartbeat=heartbeat)
-    _batch_save(corpus=corpus, batch=batch, encoded=_batch_encode(batch, encoder, encode_batch_size), report=report)
-
-
 def batches_ingest(*, corpus: Corpus, batches: Iterable[T], sources_of: Callable[[T], list[Source]],
                    report_of: Callable[[T], IngestReport], on_saved: Callable[[T, IngestReport], None],
                    alone: Callable[[T], bool] = lambda batch: False, heartbeat: Heartbeat | None = None,
                    encode_batch_size: int | None = None) -> None:
-    """`sources_ingest_batch` for each of ``batches``, each batch encoded while the next is read and decoded.
+    """Decode, encode, save together and upsert each of ``batches``, each encoded while the next is read and decoded.
+
+    Vectors go to every index the corpus may be searched in (`vectors_write`). They are not flushed:
+    callers flush once after their last batch. The model encodes ``encode_batch_size`` inputs at a time
+    (None: the whole batch at once).
 
     The model runs in a thread of its own (ONNX Runtime and PyTorch let go of the interpreter while
     they compute), one batch at a time: while it encodes batch N, this thread saves batch N-1 and reads

@@ -21,7 +21,7 @@ from multimodal import encoders, store
 from multimodal.models import ApiToken, Corpus, IngestJob, Item
 from multimodal.query.types import SearchQuery
 from multimodal.selectors import search_response
-from multimodal.services.ingest import IngestReport, ProductRow, Source, sources_ingest_batch
+from multimodal.services.ingest import ProductRow, Source, items_ingest
 
 from ..conftest import UPLOADER_PERMISSIONS, image_bytes, noise_png, permissions_grant, zip_bytes
 
@@ -201,9 +201,8 @@ def test_a_batch_of_rows_is_saved_with_as_many_queries_for_five_rows_as_for_fift
     def queries(numbers: range) -> int:
         sources = [Source(name=f"c.csv line {number}", key=number, row=ProductRow(
             title=f"Chair {number}", description="A red chair", external_id=f"C-{number}")) for number in numbers]
-        report = IngestReport()
         with CaptureQueriesContext(connection) as captured:
-            sources_ingest_batch(corpus=corpus, sources=sources, report=report)
+            report = items_ingest(corpus=corpus, sources=sources, batch_size=len(sources))
         assert report.landed == len(numbers)
         return len(captured)
 
