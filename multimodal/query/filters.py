@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import date, datetime, time as day_time, timedelta, timezone as dt_timezone
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from .. import store
@@ -40,11 +40,13 @@ def filters_where(query: SearchQuery) -> store.VectorFilter:
     return replace(where, item_ids=item_ids)
 
 
-def filters_items(query: SearchQuery, where: store.VectorFilter) -> QuerySet:
+def filters_items(query: SearchQuery, where: store.VectorFilter, *, item_by_item: bool = False) -> QuerySet:
     """The items ``where`` (from `filters_where`, maybe narrowed to some corpora) and the query's specs let through.
 
     Recordings, videos and documents are left out: they are searched through their children and have no vectors
-    of their own.
+    of their own. ``item_by_item`` is for a caller that only asks whether a bounded number of given items pass
+    (the keyword channel): each item's specs are then looked up by index, where otherwise the database reads
+    every item having the specs, which grows with the corpus (40 ms for two specs at a million items).
     """
     items = Item.objects.all()
     if where.corpus_ids is not None:
@@ -55,7 +57,9 @@ def filters_items(query: SearchQuery, where: store.VectorFilter) -> QuerySet:
         items = items.filter(created_at__gte=datetime.fromtimestamp(where.created_from, dt_timezone.utc))
     if where.created_to is not None:
         items = items.filter(created_at__lt=datetime.fromtimestamp(where.created_to, dt_timezone.utc))
-    if query.filters.specs:  # the same items as where.item_ids, without sending their ids back to the database
+    if query.filters.specs and item_by_item:
+        items = items.filter(_spec_held(query.filters.specs))
+    elif query.filters.specs:  # the same items as where.item_ids, without sending their ids back to the database
         items = items.filter(pk__in=_spec_items(query.filters.specs))
     if where.exclude_item_ids:
         items = items.exclude(pk__in=where.exclude_item_ids)
@@ -71,6 +75,14 @@ def _spec_items(specs: dict[str, str]) -> RawSQL:
     """
     lookup = "SELECT item_id FROM multimodal_item_spec WHERE name = %s AND value = lower(%s)"
     return RawSQL(" INTERSECT ".join([lookup] * len(specs)), [text for spec in specs.items() for text in spec])
+
+
+def _spec_held(specs: dict[str, str]) -> RawSQL:
+    """Whether an item has every spec name = value: one index seek per spec (see `_spec_items`)."""
+    held = ("EXISTS (SELECT 1 FROM multimodal_item_spec WHERE name = %s AND value = lower(%s) "
+            "AND item_id = multimodal_item.id)")
+    return RawSQL(" AND ".join([held] * len(specs)), [text for spec in specs.items() for text in spec],
+                  output_field=BooleanField())
 
 
 def _day_start(day: date | None) -> int | None:

@@ -285,7 +285,8 @@ def _keyword_ranking(query: SearchQuery, where: store.VectorFilter, depth: int) 
     if not query.keyword_on:
         return None
     return fusion.Ranking("keyword", query.keyword_weight,
-                          keyword_search(query.keyword_text, items=filters_items(query, where), limit=depth))
+                          keyword_search(query.keyword_text, items=filters_items(query, where, item_by_item=True),
+                                         limit=depth))
 
 
 def _route_fuse(query: SearchQuery, route: indexes.Route, depth: int, lists: _VectorLists,

@@ -104,3 +104,9 @@ def test_a_changed_description_is_searched_by_its_new_words_only(site):
     _catalogue(folder / "shop", chair_description="a comfy red chair in oak")
     ingester.run("ingest", str(folder / "shop"), "--corpus", "mixed")
     assert all(_keyword_rank(result) is None for result in _search(site, "walnut"))
+
+
+def test_a_spec_filter_composes_with_the_keyword_channel(site):
+    """Every chair matches "chair"; the keyword channel keeps only the one with the spec asked for."""
+    results = _search(site, "chair", "--spec", "colour=red", top_k=NOTES + 7)
+    assert [result["title"] for result in results] == ["red chair"] and _keyword_rank(results[0]) == 1

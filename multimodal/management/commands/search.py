@@ -33,14 +33,21 @@ class Command(BaseCommand):
         parser.add_argument("--top-k", type=int, default=10, help="how many results (default 10)")
         parser.add_argument("--page", type=int, default=1, help="which page of top-k results (default 1)")
         parser.add_argument("--corpus", default="", help="only these corpora, comma-separated")
+        parser.add_argument("--spec", action="append", default=[], metavar="NAME=VALUE",
+                            help="only products with this spec (e.g. colour=red; repeat for several)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the same JSON as /api/search")
 
-    def handle(self, *args, text, item, fusion, no_keyword, kind, modality, min_score, top_k, page, corpus,
+    def handle(self, *args, text, item, fusion, no_keyword, kind, modality, min_score, top_k, page, corpus, spec,
                as_json, **options):
         files = {name: self._file(name, options[name]) for name in UPLOAD_TYPES if options[name]}
         data = {"q": text, "item": item, "fusion": fusion, "hybrid": "false" if no_keyword else "", "kind": kind,
                 "modality": modality, "min_score": min_score, "top_k": top_k, "page": page, "corpus": corpus}
         data.update({f"{part}_weight": options[f"{part}_weight"] for part in PARTS})
+        for condition in spec:
+            name, equals, value = condition.partition("=")
+            if not equals:
+                raise CommandError(f"--spec {condition}: give NAME=VALUE, e.g. --spec colour=red")
+            data[f"spec.{name}"] = value
         try:
             response = search_response(query=query_parse({key: value for key, value in data.items()
                                                           if value not in (None, "")}, files))
