@@ -378,7 +378,7 @@ def _cosines_backfill(fused, keyword, keyword_cosines: dict[int, float], combine
     missing = [item_id for item_id, _ in keyword.hits if item_id not in known]
     fused.extend(fusion.Fused(item_id, keyword_cosines[item_id]) for item_id in missing if item_id in keyword_cosines)
     unscored = [item_id for item_id in missing if item_id not in keyword_cosines]
-    for item_id, by_modality in (collection.vectors(unscored) if unscored else {}).items():
+    for item_id, by_modality in collection.vectors(unscored).items():
         fused.append(fusion.Fused(item_id, max(float(np.dot(vector, combined)) for vector in by_modality.values())))
     return fused
 
