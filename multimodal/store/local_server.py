@@ -37,6 +37,7 @@ DEFAULT_PROXY_PORT = 19530
 PORT_BLOCK = 32  # ports reserved in the plan of one server (its parts, its etcd pair, its metrics)
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0
+PORT_ATTEMPTS = 3  # starts tried when another server takes the chosen gRPC port meanwhile
 # Milvus settings the product's server starts with (Milvus reads SECTION_KEY environment variables over its
 # milvus.yaml); the same variable in the environment wins. Milvus seals a segment once it holds
 # sealProportion of maxSize (512 MB): 0.23 by default, ~60k 512-d rows, so a million items were
@@ -53,6 +54,14 @@ _incarnations: dict[Path, tuple[int, str]] = {}
 
 class LocalServerError(RuntimeError):
     """The local server could not be started or stopped; the message says why and where to look."""
+
+
+class _PortTaken(LocalServerError):
+    """The server came up but another process answers on its gRPC port."""
+
+    def __init__(self, port: int):
+        super().__init__(f"the local Milvus server's port {port} is taken by another process")
+        self.port = port
 
 
 @dataclass(frozen=True)
@@ -152,13 +161,26 @@ class LocalServer:
             raise LocalServerError("the local Milvus server needs the 'milvus' package (pip install -r "
                                    "requirements.txt)") from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = milvus.MilvusServerConfig(data_dir=str(self.data_dir))
-        previous = self._ports_used() or _ports_fresh(config)
+        previous = self._ports_used() or _ports_fresh(milvus.MilvusServerConfig(data_dir=str(self.data_dir)))
         if self.port is not None:
             if not _port_free(self.port):
                 raise LocalServerError(f"port {self.port} (MILVUS_LOCAL_PORT) is taken by another program: "
                                        f"free it or choose another port")
             previous["proxy_port"] = self.port
+        for _ in range(PORT_ATTEMPTS):
+            try:
+                return self._launch(milvus, previous, timeout_s=timeout_s, on_wait=on_wait)
+            except _PortTaken as taken:
+                if self.port is not None:
+                    raise LocalServerError(f"port {self.port} (MILVUS_LOCAL_PORT) was taken by another program "
+                                           f"while the server started: free it or choose another port") from None
+                previous["proxy_port"] = taken.port + 1
+        raise LocalServerError(f"the local Milvus server found its port taken {PORT_ATTEMPTS} times while starting "
+                               f"(other servers starting at once?); try again")
+
+    def _launch(self, milvus, previous: dict[str, int], *, timeout_s: float, on_wait) -> ServerState:
+        """Start the server on ports searched upwards from ``previous`` and wait until it answers."""
+        config = milvus.MilvusServerConfig(data_dir=str(self.data_dir))
         # Each port is searched upwards from the one used last time (or the fresh plan) for a free one.
         for key, port in previous.items():
             if key != "metrics_port":
@@ -201,6 +223,7 @@ class LocalServer:
             return state
         except LocalServerError:
             _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
             (self.data_dir / STATE_FILE).unlink(missing_ok=True)
             raise
 
@@ -212,6 +235,10 @@ class LocalServer:
                 raise LocalServerError(f"the local Milvus server exited during start-up (code {exited}); "
                                        f"its log: {self.log_path}\n{self._log_tail()}")
             if _healthy(state.metrics_port) and _accepts(state.port):
+                if not _listens(state.pid, state.port):
+                    # Free when the ports were chosen, taken since by a server starting beside this one (its
+                    # proxy binds last): this one would stay up without a port and its clients reach the other.
+                    raise _PortTaken(state.port)
                 return state
             if on_wait:
                 on_wait()
@@ -285,6 +312,19 @@ def _accepts(port: int) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
+        return False
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` listens on ``port`` (True when that cannot be read: not ours to judge)."""
+    import psutil
+
+    try:
+        return any(connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+                   for connection in psutil.Process(pid).net_connections("tcp"))
+    except psutil.AccessDenied:
+        return True
+    except psutil.NoSuchProcess:
         return False
 
 

@@ -8,14 +8,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
+import milvus
 import pytest
 
 from multimodal import encoders, store
 from multimodal.models import Corpus
 from multimodal.query.types import SearchFilters, SearchQuery
 from multimodal.selectors import search_response
-from multimodal.store.local_server import LocalServer
+from multimodal.store.local_server import PORTS_FILE, LocalServer, _ports_fresh
 
 from ..conftest import image_bytes, ingest_files
 from ..live_services import ROOT, free_port, wait_until
@@ -205,3 +207,33 @@ def test_a_local_server_whose_port_is_taken_says_so_before_starting(tmp_path, se
         with pytest.raises(store.StoreUnavailable, match=f"port {port} .* is taken by another program"):
             store.collection("anything").exists()
     assert store.engine_status().running is False
+
+
+
+def test_a_server_whose_port_is_taken_while_it_starts_moves_to_another(tmp_path, milvus_server_folder):
+    # Another program (say, a server over another folder starting at the same moment) binds the gRPC port
+    # after this server chose it as free and before it bound it. The server comes up healthy without
+    # the port; callers of the port would reach, and write into, the other program.
+    from pymilvus import MilvusClient
+
+    folder = tmp_path / "server"
+    _binary_shared(folder, milvus_server_folder)
+    port = free_port()
+    (folder / PORTS_FILE).write_text(json.dumps({**_ports_fresh(milvus.MilvusServerConfig(data_dir=str(folder))),
+                                                 "proxy_port": port}))
+    server = LocalServer(folder)
+    with socket.socket() as squatter, ThreadPoolExecutor(max_workers=1) as pool:
+        starting = pool.submit(server.ensure_running)
+        # Its configuration is written once the ports are chosen, a moment before the binary starts.
+        wait_until(lambda: (folder / "configs" / "milvus.yaml").exists() or starting.done(), timeout_s=60,
+                   what="the server to choose its ports", interval_s=0.01)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        try:
+            state = starting.result()
+            assert state.port != port
+            client = MilvusClient(uri=state.address, timeout=10)  # this folder's server, fresh: no collections
+            assert client.list_collections() == []
+            client.close()
+        finally:
+            server.stop()
