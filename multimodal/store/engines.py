@@ -27,10 +27,12 @@ LOCAL_PREFIX = "local:"
 
 
 class Engine:
-    """Where the vectors live. ``flushes``: whether a flush after a batch of writes pays for itself."""
+    """Where the vectors live. ``flushes``: whether a flush after a batch of writes pays for itself;
+    ``lists_segments``: whether it says which segments its searches read (and under which index)."""
 
     name = ""
     flushes = False
+    lists_segments = True
 
     def __init__(self, uri: str):
         self.uri = uri
@@ -75,6 +77,7 @@ class LiteEngine(Engine):
     name = "milvus-lite"
     # Lite brute-forces rows that were never flushed: a flush after ingest keeps searches fast.
     flushes = True
+    lists_segments = False
 
     def status(self) -> EngineStatus:
         opened = self.uri in _clients
