@@ -573,7 +573,7 @@ def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, 
                     fill["keyword_rows"] = keyword_rows(corpus)
                     tick = time.perf_counter()
                     try:
-                        collection.wait_indexed(timeout_s=index_timeout_s)
+                        collection.wait_indexed(timeout_s=index_timeout_s, compact=True)
                         fill["index_complete"] = True
                     except store.StoreUnavailable as timed_out:
                         # Measured all the same (searches may brute-force part of the rows), and said so.

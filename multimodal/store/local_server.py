@@ -45,7 +45,10 @@ PORT_ATTEMPTS = 3  # starts tried when another server takes the chosen gRPC port
 # 200k-item corpus was 2 segments instead of 5: its searches 19.1 ms p50 instead of 22.6, top-10
 # recall 1.000 instead of 0.963, its fill 3,300 items/s instead of 2,760 (same machine, one run
 # after the other); the last segment's index is built later, in one go (130 s instead of 88 s).
-SERVER_SETTINGS = {"DATACOORD_SEGMENT_SEALPROPORTION": "0.9"}
+# A growing segment is written out each time its buffer fills (16 MB by default): a 230k-row segment
+# left ~24 stats files, past the count at which the server rewrites a segment and indexes it again
+# (at 1M: each sealed segment twice, searches slowed by the rebuilds). 64 MB writes it in ~7.
+SERVER_SETTINGS = {"DATACOORD_SEGMENT_SEALPROPORTION": "0.9", "DATANODE_SEGMENT_INSERTBUFSIZE": str(64 * 2 ** 20)}
 
 
 # The last state file read per data folder: (its mtime in ns, "pid:started_at").
