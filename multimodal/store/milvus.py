@@ -251,7 +251,7 @@ class MilvusCollection:
             return 0
         self.ensure()
         milvus = engines.client()
-        stored = self._stored_keys([row["pk"] for row in rows])
+        stored = self._stored_keys(milvus, [row["pk"] for row in rows])
         new_rows = [row for row in rows if row["pk"] not in stored]
         if new_rows:
             milvus.insert(self.name, new_rows)
@@ -259,7 +259,7 @@ class MilvusCollection:
             milvus.upsert(self.name, [row for row in rows if row["pk"] in stored])
         return len(rows)
 
-    def _stored_keys(self, keys: list[int]) -> set[int]:
+    def _stored_keys(self, milvus, keys: list[int]) -> set[int]:
         """Which of these row keys the collection holds, as this process sees it (its own writes at once,
         other processes' within about a second).
 
@@ -270,10 +270,10 @@ class MilvusCollection:
         both insert it; nothing in the product does (an item's vectors are written by its own job).
         """
         stored = set()
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start:start + _CHUNK]
-            stored.update(row["pk"] for row in engines.client().query(
-                self.name, filter=f"pk in {chunk}", output_fields=["pk"], consistency_level=READ_CONSISTENCY))
+        for start in range(0, len(keys), _CHUNK):  # by key, as `vectors` reads
+            rows = milvus.get(self.name, ids=keys[start:start + _CHUNK], output_fields=["pk"],
+                              consistency_level=READ_CONSISTENCY)
+            stored.update(row["pk"] for row in rows)
         return stored
 
     @_engine_errors

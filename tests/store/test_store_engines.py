@@ -209,7 +209,6 @@ def test_a_local_server_whose_port_is_taken_says_so_before_starting(tmp_path, se
     assert store.engine_status().running is False
 
 
-
 def test_a_server_whose_port_is_taken_while_it_starts_moves_to_another(tmp_path, milvus_server_folder):
     # Another program (say, a server over another folder starting at the same moment) binds the gRPC port
     # after this server chose it as free and before it bound it. The server comes up healthy without
