@@ -291,6 +291,9 @@ MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")
 MILVUS_COLLECTION_PREFIX = os.environ.get("MILVUS_COLLECTION_PREFIX", "mm")
 # Searches and vector reads give up after this long (a stalled store answers 503, not a hung request).
 MILVUS_READ_TIMEOUT_S = float(os.environ.get("MILVUS_READ_TIMEOUT_S") or 10)
+# A new connection waits this long for the store's first answer (pymilvus waits 10 s): a store busy
+# creating and loading collections for a job can take longer on a small machine than a search should.
+MILVUS_CONNECT_TIMEOUT_S = float(os.environ.get("MILVUS_CONNECT_TIMEOUT_S") or 30)
 MILVUS_INDEX_TYPE = os.environ.get("MILVUS_INDEX_TYPE", "HNSW").upper()
 # JSON objects; empty means the defaults for the index type (see multimodal/store).
 MILVUS_INDEX_PARAMS = json.loads(os.environ.get("MILVUS_INDEX_PARAMS") or "{}")

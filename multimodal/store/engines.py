@@ -203,7 +203,10 @@ def client():
         if uri not in _clients:
             with translated(engine):
                 address = engine.address()  # may start the server: ask which start answers after that
-                _clients[uri] = (MilvusClient(uri=address, token=settings.MILVUS_TOKEN or ""), engine.incarnation())
+                # Dedicated: pymilvus otherwise shares one connection per address for the whole process and
+                # closing a client leaves it open, so a client dropped after a failure would not connect again.
+                _clients[uri] = (MilvusClient(uri=address, token=settings.MILVUS_TOKEN or "", dedicated=True,
+                                              timeout=settings.MILVUS_CONNECT_TIMEOUT_S), engine.incarnation())
         return _clients[uri][0]
 
 

@@ -95,7 +95,9 @@ class PageProblems:
 
 def page_open(browser, live_server, **context_args):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900}, **context_args)
-    context.set_default_timeout(15_000)
+    # Generous: CI shares two cores among Chromium, the live server and Milvus, and a page that loads in
+    # a second here once stalled past 15 s there. A failure still names the step that did not happen.
+    context.set_default_timeout(30_000)
     page = context.new_page()
     page.problems = PageProblems(page)
     return context, page

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +129,40 @@ def test_a_stalled_server_fails_searches_in_seconds_instead_of_holding_them(stor
     assert "vector store" in response.json()["error"]
     assert waited_s < 15
     assert client.get("/api/search", {"q": "red chair", "hybrid": "false"}).json()["results"][0]["title"] == "red chair"
+
+
+@pytest.mark.parametrize("store_engine", ["server-hnsw"], indirect=True)
+def test_a_new_connection_waits_milvus_connect_timeout_s_for_a_busy_server(store_engine, milvus_server_folder,
+                                                                         deterministic_encoder, client, settings):
+    """A process's first connection to a server that answers late (busy loading collections for a job on a
+    small machine) waits MILVUS_CONNECT_TIMEOUT_S: a patient setting rides it out, a short one answers 503."""
+    corpus = Corpus.objects.create(name="shop")
+    ingest_files(corpus, {"red.txt": b"red chair", "blue.png": image_bytes((0, 0, 255))})
+    # The server's address as a server run elsewhere: a late answer is then the connection's alone to wait for.
+    settings.MILVUS_URI = LocalServer(milvus_server_folder).state().address
+    server_pid = LocalServer(milvus_server_folder).state().pid
+
+    def search_while_the_server_is_late(late_s: float):
+        store.close_all()  # a new process: its first store call connects
+        os.kill(server_pid, signal.SIGSTOP)
+        resume = threading.Timer(late_s, os.kill, (server_pid, signal.SIGCONT))
+        resume.start()
+        try:
+            started = time.monotonic()
+            return client.get("/api/search", {"q": "red chair", "hybrid": "false"}), time.monotonic() - started
+        finally:
+            resume.join()
+
+    settings.MILVUS_CONNECT_TIMEOUT_S = 1
+    response, waited_s = search_while_the_server_is_late(4)
+    assert response.status_code == 503, response.content[:300]
+    assert "vector store" in response.json()["error"]
+    assert waited_s < 3.5
+    settings.MILVUS_CONNECT_TIMEOUT_S = 20
+    response, waited_s = search_while_the_server_is_late(4)
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["results"][0]["title"] == "red chair"
+    assert waited_s >= 3.5
 
 
 def test_milvus_lite_open_in_another_process_is_refused_with_a_way_out(tmp_path, settings):
