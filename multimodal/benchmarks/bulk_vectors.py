@@ -3,6 +3,8 @@
 Imports nothing but the settings and the store, so a spawned worker needs no Django app setup.
 """
 import multiprocessing
+import os
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -28,6 +30,19 @@ class VectorWriters:
         self.limit = 1 if in_process else processes
         self.pending: deque = deque()
 
+    def ready(self) -> None:
+        """Wait until every writer process has started and connected to the store (a spawned interpreter
+        takes seconds to import its way there: a fill's clock starts after, as ingest's starts with a
+        running worker)."""
+        if self.limit == 1:
+            return
+        started: set[int] = set()
+        while len(started) < self.limit:
+            # A process takes tasks only once its initializer has connected: the pids that answer are ready.
+            started.update(future.result() for future in [self.pool.submit(os.getpid) for _ in range(self.limit)])
+            if len(started) < self.limit:
+                time.sleep(0.05)
+
     def write(self, **batch) -> None:
         while len(self.pending) >= self.limit:
             self.pending.popleft().result()
@@ -46,8 +61,9 @@ class VectorWriters:
 
 def _writer_start(uri: str) -> None:
     """A writer process is a fresh interpreter (spawned: never forked from one holding gRPC channels)
-    that needs the settings alone, pointed at the caller's engine."""
+    that needs the settings alone, pointed at the caller's engine; it connects before taking work."""
     settings.MILVUS_URI = uri
+    store.engine_start()
 
 
 def vectors_write(name: str, dim: int, *, corpus_id: int, item_ids, kinds, created_at, vectors) -> int:

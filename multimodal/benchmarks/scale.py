@@ -188,12 +188,13 @@ class SyntheticCorpus:
         thread writes the previous batch's rows (`RowWriter`) and ``writers`` other processes write the
         vectors of the batch before that, whose ids are known by then (`bulk_vectors.VectorWriters`).
         """
-        started = time.perf_counter()
         added = size - self.size
         item_ids, vectors = np.zeros(size, dtype=np.int64), np.zeros((size, self.dim), dtype=np.float32)
         item_ids[:self.size], vectors[:self.size] = self.item_ids, self.vectors
         self.item_ids, self.vectors = item_ids, vectors
         with VectorWriters(collection, processes=writers) as vector_writers, RowWriter() as row_writer:
+            vector_writers.ready()
+            started = time.perf_counter()
             def vectors_send(start, stop, ids, kinds, created):
                 self.item_ids[start:stop] = ids.result()
                 vector_writers.write(corpus_id=self.corpus.pk, item_ids=self.item_ids[start:stop], kinds=kinds,
@@ -555,6 +556,7 @@ def scale_benchmark(*, sizes: list[int], engines: list[str], queries: int = 50, 
               "database": connection.vendor, "engines": []}
     for uri in engines:
         with _engine(uri):
+            store.engine_start()  # a local server's start (~10 s) is not part of the fill
             collection = store.collection_for(encoder)
             engine = {"uri": uri, "engine": store.engine_status().engine, "sizes": []}
             faiss_index = FaissBaseline(encoder.dim) if faiss_items else None
