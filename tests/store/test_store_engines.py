@@ -139,8 +139,8 @@ def test_a_new_connection_waits_milvus_connect_timeout_s_for_a_busy_server(store
     corpus = Corpus.objects.create(name="shop")
     ingest_files(corpus, {"red.txt": b"red chair", "blue.png": image_bytes((0, 0, 255))})
     # The server's address as a server run elsewhere: a late answer is then the connection's alone to wait for.
-    settings.MILVUS_URI = LocalServer(milvus_server_folder).state().address
-    server_pid = LocalServer(milvus_server_folder).state().pid
+    server = LocalServer(milvus_server_folder).state()
+    settings.MILVUS_URI, server_pid = server.address, server.pid
 
     def search_while_the_server_is_late(late_s: float):
         store.close_all()  # a new process: its first store call connects
