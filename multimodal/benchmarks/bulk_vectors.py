@@ -1,7 +1,8 @@
-"""Writing many vectors to the store from worker processes, beside other work (bench_scale's fill).
+"""Writing many vectors to the store beside other work (bench_scale's fill).
 
 Imports nothing but the settings and the store, so a spawned worker needs no Django app setup.
 """
+import math
 import multiprocessing
 import os
 import time
@@ -12,23 +13,38 @@ from django.conf import settings
 
 from .. import store
 
+# The most rows one bulk load takes: about one segment of the local server's (it seals one at ~230k 512-d rows).
+LOAD_ROWS_MAX = 200_000
+
 
 class VectorWriters:
-    """Batches of vectors written to the store beside the caller's own work, at most one per writer pending.
+    """Vectors written to the store (`VectorCollection.load`) beside the caller's own work, at most one load
+    per writer pending.
 
-    pymilvus packs every row in Python (about a quarter of a millisecond each for 512 floats), so in
-    a thread the writes would share one core with the database's. A server engine gets worker
-    processes (each its own interpreter and client); Milvus Lite, which one process owns, a thread.
+    An engine that imports files (the local server) takes rows by the hundred thousand, from one thread:
+    its work is the server's. Otherwise the rows are upserted, which pymilvus packs row by row in Python
+    (about a quarter of a millisecond each at 512-d): in a thread that would share one core with the
+    caller's database work, so a server elsewhere gets ``processes`` worker processes (each its own
+    interpreter and client), and Milvus Lite, which one process owns, a thread.
     """
 
     def __init__(self, collection: store.VectorCollection, *, processes: int):
         self.collection = collection
-        in_process = processes < 1 or not store.engine_status().shared
+        self.imports = collection.loads_files()
+        in_process = self.imports or processes < 1 or not store.engine_status().shared
         self.pool = ThreadPoolExecutor(max_workers=1) if in_process else ProcessPoolExecutor(
             max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_writer_start,
             initargs=(str(settings.MILVUS_URI),))
         self.limit = 1 if in_process else processes
         self.pending: deque = deque()
+
+    def rows_per_load(self, added: int, batch_size: int) -> int:
+        """How many rows to gather before a load when ``added`` rows come ``batch_size`` at a time: a batch
+        when rows are upserted; for imports, about a quarter of the fill (loading overlaps the rest of
+        it), at most a segment's worth (each import makes segments of its own)."""
+        if not self.imports:
+            return batch_size
+        return min(LOAD_ROWS_MAX, max(batch_size, math.ceil(added / 4)))
 
     def ready(self) -> None:
         """Wait until every writer process has started and connected to the store (a spawned interpreter
@@ -43,10 +59,10 @@ class VectorWriters:
             if len(started) < self.limit:
                 time.sleep(0.05)
 
-    def write(self, **batch) -> None:
+    def write(self, columns: store.VectorColumns) -> None:
         while len(self.pending) >= self.limit:
             self.pending.popleft().result()
-        self.pending.append(self.pool.submit(vectors_write, self.collection.name, self.collection.dim, **batch))
+        self.pending.append(self.pool.submit(vectors_load, self.collection.name, self.collection.dim, columns))
 
     def __enter__(self) -> "VectorWriters":
         return self
@@ -66,10 +82,6 @@ def _writer_start(uri: str) -> None:
     store.engine_start()
 
 
-def vectors_write(name: str, dim: int, *, corpus_id: int, item_ids, kinds, created_at, vectors) -> int:
-    """Upsert one batch of text vectors through the store (in whichever process runs this)."""
-    return store.VectorCollection(name, dim).upsert([
-        store.VectorRecord(item_id=int(item_id), corpus_id=corpus_id, kind=kind, modality="text", vector=vector,
-                           created_at=created)
-        for item_id, kind, created, vector in zip(item_ids, kinds, created_at, vectors)
-    ])
+def vectors_load(name: str, dim: int, columns: store.VectorColumns) -> int:
+    """Load one batch of vectors through the store (in whichever process runs this)."""
+    return store.VectorCollection(name, dim).load(columns)

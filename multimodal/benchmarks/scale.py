@@ -185,8 +185,9 @@ class SyntheticCorpus:
         """Add items until there are ``size``: rows (the keyword index follows by trigger), then vectors.
 
         Three kinds of work overlap: this thread makes a batch's rows and vectors while a database
-        thread writes the previous batch's rows (`RowWriter`) and ``writers`` other processes write the
-        vectors of the batch before that, whose ids are known by then (`bulk_vectors.VectorWriters`).
+        thread writes the previous batch's rows (`RowWriter`) and the store loads the vectors of rows
+        written before, whose ids are known by then (`bulk_vectors.VectorWriters`: a batch at a time, or
+        hundreds of thousands when the engine imports files).
         """
         added = size - self.size
         item_ids, vectors = np.zeros(size, dtype=np.int64), np.zeros((size, self.dim), dtype=np.float32)
@@ -194,11 +195,24 @@ class SyntheticCorpus:
         self.item_ids, self.vectors = item_ids, vectors
         with VectorWriters(collection, processes=writers) as vector_writers, RowWriter() as row_writer:
             vector_writers.ready()
+            rows_per_load = vector_writers.rows_per_load(added, batch_size)
+            unloaded = self.size  # rows from here on have ids but no vectors in the store yet
+            kinds, created = [], []
             started = time.perf_counter()
-            def vectors_send(start, stop, ids, kinds, created):
+
+            def ids_known(start, stop, ids, batch_kinds, batch_created):
+                nonlocal unloaded
                 self.item_ids[start:stop] = ids.result()
-                vector_writers.write(corpus_id=self.corpus.pk, item_ids=self.item_ids[start:stop], kinds=kinds,
-                                     created_at=created, vectors=self.vectors[start:stop])
+                kinds.extend(batch_kinds)
+                created.extend(batch_created)
+                if stop - unloaded >= rows_per_load or stop == size:
+                    vector_writers.write(store.VectorColumns(
+                        item_ids=self.item_ids[unloaded:stop], corpus_ids=np.full(stop - unloaded, self.corpus.pk),
+                        kinds=kinds[:], created_at=np.asarray(created, dtype=np.int64),
+                        vectors=self.vectors[unloaded:stop]))
+                    unloaded = stop
+                    kinds.clear()
+                    created.clear()
                 self.size = stop
                 if on_progress:
                     on_progress(stop)
@@ -206,13 +220,13 @@ class SyntheticCorpus:
             written = None
             for start in range(self.size, size, batch_size):
                 stop = min(start + batch_size, size)
-                rows, kinds, created = self.rows_for(start, stop)
+                rows, batch_kinds, batch_created = self.rows_for(start, stop)
                 self.vectors[start:stop] = self.vectors_for(start, stop)
                 if written:
-                    vectors_send(*written)
-                written = (start, stop, row_writer.write(rows, corpus_id=self.corpus.pk), kinds, created)
+                    ids_known(*written)
+                written = (start, stop, row_writer.write(rows, corpus_id=self.corpus.pk), batch_kinds, batch_created)
             if written:
-                vectors_send(*written)
+                ids_known(*written)
         seconds = time.perf_counter() - started
         return {"items": added, "seconds": seconds, "items_per_s": added / seconds if seconds else None}
 

@@ -21,11 +21,12 @@ from django.conf import settings
 from . import engines
 from .milvus import MilvusCollection as VectorCollection
 from .milvus import collection_names, forget_ensured
-from .types import SLOTS, EngineStatus, StoreError, StoreUnavailable, VectorFilter, VectorHit, VectorRecord
+from .types import (SLOTS, EngineStatus, StoreError, StoreUnavailable, VectorColumns, VectorFilter, VectorHit,
+                    VectorRecord)
 
 __all__ = [
-    "SLOTS", "EngineStatus", "StoreError", "StoreUnavailable", "VectorCollection", "VectorFilter", "VectorHit",
-    "VectorRecord", "close_all", "collection", "collection_for", "collection_name", "collections_with_prefix",
+    "SLOTS", "EngineStatus", "StoreError", "StoreUnavailable", "VectorCollection", "VectorColumns", "VectorFilter",
+    "VectorHit", "VectorRecord", "close_all", "collection", "collection_for", "collection_name", "collections_with_prefix",
     "engine_serving", "engine_start", "engine_status", "engine_stop", "items_delete_everywhere", "unavailable_message",
 ]
 

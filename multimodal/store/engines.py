@@ -63,6 +63,11 @@ class Engine:
         client opened against another start is replaced, and the collections it loaded are opened again."""
         return None
 
+    def import_folder(self) -> Path | None:
+        """A folder on this machine whose files the engine can import (bulk loads), or None when it reads no
+        files of ours (Milvus Lite; a server elsewhere, whose object storage this process cannot write)."""
+        return None
+
     def unavailable(self, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"the vector store ({self.name} at {self.uri}) failed: {_first_line(exc)}",
                                 engine=self.name)
@@ -153,6 +158,10 @@ class LocalEngine(Engine):
 
     def stop(self) -> bool:
         return self.server.stop()
+
+    def import_folder(self) -> Path:
+        # The server stores on this machine's disk (local storage) and reads an import's files by absolute path.
+        return self.server.data_dir / "import"
 
     @contextmanager
     def serving(self):

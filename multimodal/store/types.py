@@ -34,6 +34,28 @@ class VectorRecord:
 
 
 @dataclass(frozen=True)
+class VectorColumns:
+    """Many rows of one modality as columns, for a bulk load (`VectorCollection.load`): row i is item
+    ``item_ids[i]`` of corpus ``corpus_ids[i]``, its kind, creation time (Unix seconds) and vector."""
+
+    item_ids: np.ndarray  # int64, one per row
+    corpus_ids: np.ndarray  # int64
+    kinds: list[str]
+    created_at: np.ndarray  # int64
+    vectors: np.ndarray  # float32, rows x dim
+    modality: str = "text"  # a key of SLOTS, the same for every row
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def records(self) -> list[VectorRecord]:
+        return [VectorRecord(item_id=int(item_id), corpus_id=int(corpus_id), kind=kind, modality=self.modality,
+                             vector=vector, created_at=int(created))
+                for item_id, corpus_id, kind, created, vector
+                in zip(self.item_ids, self.corpus_ids, self.kinds, self.created_at, self.vectors)]
+
+
+@dataclass(frozen=True)
 class VectorHit:
     item_id: int
     score: float  # cosine similarity, higher is closer
