@@ -278,7 +278,7 @@ class MilvusCollection:
         none passes through the server's write-ahead log (100k rows: ~9 s of the server's time, next to
         nothing of this process's). Each call makes segments of its own, so give it rows by the hundred
         thousand, not a few. Returns once reads see the rows (in any process), which for an import is once
-        the server has indexed its segments (10k 512-d rows: ~6 s more; 200k: most of a minute); with
+        the server serves its segments (a few seconds after the import); with
         ``readable=False``, once the rows are stored (a fill that waits for its indexes at the end,
         `wait_indexed`, loses no time meanwhile). Other engines take the rows as upserts.
         """
@@ -327,8 +327,9 @@ class MilvusCollection:
         return len(columns)
 
     def _wait_visible(self, keys: np.ndarray, deadline: float) -> None:
-        """Wait until reads see an import's rows: the server serves a new segment once it has indexed it. An
-        import fills its segments in row order, so rows spread over it stand for them all."""
+        """Wait until reads see an import's rows: the server serves new segments when its query coordinator
+        next updates what it serves. An import fills its segments in row order, so rows spread over it stand
+        for them all."""
         sample = sorted({int(keys[position]) for position in np.linspace(0, len(keys) - 1, num=16).astype(int)})
         while len(engines.client().get(self.name, ids=sample, output_fields=["pk"],
                                        consistency_level=COUNT_CONSISTENCY)) < len(sample):
@@ -442,7 +443,7 @@ class MilvusCollection:
 
     def _indexes_loaded(self, milvus, total_rows: int) -> bool:
         """Whether the segments searches read hold ``total_rows`` rows under their index. A server's query
-        node loads a segment's new index some 10 s after it is built; until then it scans the segment
+        node loads a segment's new index seconds after it is built; until then it scans the segment
         (100k rows: 20-170 ms a search instead of 8-13). A segment too small to index is scanned for good."""
         if not engines.current().lists_segments:  # Milvus Lite: searches what it has indexed
             return True

@@ -62,6 +62,7 @@ def test_loaded_rows_are_counted_searched_filtered_and_read_back(collection):
     assert _import_files_left() == []
 
 
+@pytest.mark.engines("lite", "server-hnsw")  # refused before the engine sees it: the index type plays no part
 @pytest.mark.parametrize("refused, reason", [
     (_columns(40, first_id=1000, kinds=["x" * 40] * 40), "kind 'xxx.*longer than 32 characters"),
     (store.VectorColumns(item_ids=np.arange(1000, 1040), corpus_ids=np.ones(40), kinds=["text"] * 40,
