@@ -292,7 +292,7 @@ class MilvusCollection:
         from pymilvus.client.types import BulkInsertState
 
         fields = {
-            "pk": np.asarray(columns.item_ids, dtype=np.int64) * SLOTS_PER_ITEM + SLOTS[columns.modality],
+            "pk": _row_key(np.asarray(columns.item_ids, dtype=np.int64), columns.modality),
             "item_id": np.asarray(columns.item_ids, dtype=np.int64),
             "corpus_id": np.asarray(columns.corpus_ids, dtype=np.int64),
             "kind": np.asarray(columns.kinds, dtype=str),

@@ -1,5 +1,7 @@
 """Bulk loads (`VectorCollection.load`): rows by the thousand, imported from files by the local server and
 upserted by Milvus Lite, then searched, filtered and read like any others."""
+import io
+
 import numpy as np
 import pytest
 from django.core.management import call_command
@@ -84,7 +86,6 @@ def test_a_load_that_does_not_fit_fails_whole_naming_the_problem_and_leaves_no_r
 @pytest.mark.engines("server-hnsw")
 @pytest.mark.django_db(transaction=True)  # committed: the fill writes rows from a thread of its own
 def test_bench_scale_on_the_local_server_loads_its_vectors_by_import(settings):
-    import io
     out = io.StringIO()
     call_command("bench_scale", "--items", "400", "--queries", "3", "--faiss-items", "0",
                  "--engine", settings.MILVUS_URI, stdout=out, stderr=io.StringIO())

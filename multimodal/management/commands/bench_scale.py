@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--writers", type=int, default=2,
                             help="processes upserting vectors to a remote server while rows are written (default 2; "
                                  "0: a thread, as always with Milvus Lite; the local server imports them from "
-                                 "files, from one thread)")
+                                 "files instead)")
         parser.add_argument("--faiss-items", type=int, default=200_000,
                             help="build the faiss HNSW baseline up to this many items (default 200000; 0: never): "
                                  "its build takes ~1.6 ms per 512-d vector on two cores")
